@@ -1,0 +1,32 @@
+# Quickstart: `make demo` (the whole pipeline on Amazon 2014 Beauty) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATASET ?= beauty
+# Real data: SEMID_DATA_DIR when set, else ../shared/data when it exists, else data/ (downloaded).
+SEMID_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
+export SEMID_DATA_DIR
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/semid run --dataset $(DATASET) --data-dir "$(SEMID_DATA_DIR)" --download-missing
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_prepare.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,24 @@
+"""The ``semid`` command line: one subcommand per stage, plus ``run`` for the whole pipeline.
+
+Each module in this package registers its subcommands on :data:`app`; they stay thin and call
+the stage functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from semid.cli.common import app
+
+# Modules that register subcommands on `app`, in the order they appear in --help.
+COMMAND_MODULES = ["semid.cli.data", "semid.cli.download", "semid.cli.pipeline"]
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,62 @@
+"""Shared pieces of the CLI: the app, common options and error reporting."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from semid import log
+from semid.errors import SemidError
+
+app = typer.Typer(
+    name="semid",
+    help="Semantic IDs for recommendation: Amazon Reviews data → Semantic IDs → TIGER and SID ranking.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config values", exists=False)]
+Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides as key=value", show_default=False)]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="named dataset: beauty, sports, scientific, office, toy")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="where raw and benchmark files live [env: SEMID_DATA_DIR]")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="run folder [default: runs/<dataset>]")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="recompute even when outputs are up to date")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
+
+
+def data_dir(value: Path | None) -> Path | None:
+    if value is not None:
+        return value
+    env = os.environ.get("SEMID_DATA_DIR")
+    return Path(env) if env else None
+
+
+def run_dir(out: Path | None, dataset: str) -> Path:
+    return out if out is not None else Path("runs") / dataset
+
+
+def reports_errors(fn: F) -> F:
+    """Print SemidError (and config errors) as one clear line and exit 2, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        log.setup(verbose=bool(kwargs.get("verbose")))
+        try:
+            return fn(*args, **kwargs)
+        except SemidError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            typer.secho("interrupted; finished stages are kept and reused on the next run", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,56 @@
+"""``semid prepare``: read, clean, filter and split a dataset into the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from semid import config as cfgmod
+from semid.cli.common import (ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app,
+                              data_dir, reports_errors, run_dir)
+
+
+@app.command()
+@reports_errors
+def prepare(
+    overrides: Overrides = None,
+    dataset: DatasetOpt = None,
+    data_dir_: DataDirOpt = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="amazon2014|amazon2018|amazon2023|p5|gram|unisrec|csv|toy")] = None,
+    path: Annotated[Path | None, typer.Option("--path", help="folder (or file) of a dataset in --format")] = None,
+    out: OutOpt = None,
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Read a dataset, clean it, k-core filter it, build item text and split it (→ RUN/data)."""
+    from semid.data import prepare as stage
+    from semid.data.config import PrepareConfig
+
+    cfg = cfgmod.load(PrepareConfig, config, overrides, section="prepare", dataset=dataset, format=fmt)
+    folder = stage.run(cfg, run_dir(out, cfg.dataset), data_dir=data_dir(data_dir_), path=path, force=force)
+    _print_stats(folder)
+
+
+def _print_stats(folder: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from semid.artifacts import read_json
+
+    s = read_json(folder / "stats.json")
+    t = Table(title=f"prepared: {folder}", show_header=False)
+    for key in ("users", "items", "interactions"):
+        t.add_row(key, f"{s[key]:,}")
+    t.add_row("sequence length", "min {min}, median {p50:g}, mean {mean}, max {max}".format(**s["sequence_length"]))
+    t.add_row("items with title", f"{s['item_text']['items_with_title']:,}")
+    t.add_row("split", f"{s['split']['protocol']}: train {s['split']['train_rows']:,}, "
+                       f"val {s['split']['val_rows']:,}, test {s['split']['test_rows']:,} rows")
+    if s["split"]["test_cold_rows"]:
+        t.add_row("cold-start test rows", f"{s['split']['test_cold_rows']:,} ({s['split']['test_cold_items']:,} items)")
+    for reason, n in {**s["dropped_rows"], **s["skipped_lines"]}.items():
+        if n:
+            t.add_row(f"dropped: {reason}", f"{n:,}")
+    Console(stderr=True).print(t)

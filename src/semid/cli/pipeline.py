@@ -1,0 +1,46 @@
+"""``semid run``: the whole pipeline, reusing finished stages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from semid import config as cfgmod
+from semid.cli.common import (ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app,
+                              data_dir, reports_errors, run_dir)
+
+
+@app.command("run")
+@reports_errors
+def run_cmd(
+    overrides: Overrides = None,
+    dataset: DatasetOpt = None,
+    data_dir_: DataDirOpt = None,
+    out: OutOpt = None,
+    config: ConfigOpt = None,
+    until: Annotated[str | None, typer.Option("--until", help="stop after this stage")] = None,
+    download_missing: Annotated[bool, typer.Option("--download-missing", help="download the dataset when it is not in --data-dir")] = False,
+    mirror: Annotated[str | None, typer.Option("--mirror", help="base URL to download from instead of the official one")] = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run every stage (prepare → …) on one dataset; finished stages are reused.
+
+    Overrides name the stage: `prepare.k_core=10`.
+    """
+    from pathlib import Path
+
+    from semid.pipeline import STAGES, Context, RunConfig, run_all
+
+    fixed = {"prepare": {"dataset": dataset}} if dataset else {}
+    cfg = cfgmod.load(RunConfig, config, overrides, **fixed)
+    if until is not None and until not in [n for n, _ in STAGES]:
+        raise cfgmod.ConfigError(f"--until {until!r} is not a stage; stages: {', '.join(n for n, _ in STAGES)}")
+    ddir = data_dir(data_dir_)
+    if ddir is None and download_missing:
+        ddir = Path("data")
+    rdir = run_dir(out, cfg.prepare.dataset)
+    done = run_all(cfg, rdir, Context(data_dir=ddir, force=force, download_missing=download_missing, mirror=mirror),
+                   until=until)
+    typer.echo(f"run folder: {rdir}  (stages: {', '.join(done)})")
