@@ -44,7 +44,7 @@ def generate(folder: Path, n: int, seed: int = 0) -> Path:
     users = np.array([f"A{i:012X}" for i in range(n_users)])
     items = np.array([f"B0{i:08d}" for i in range(n_items)])
     # A pool of texts and names sampled per row: the parser's cost depends on bytes, not variety.
-    pool = [" ".join(rng.choice(WORDS, size=rng.integers(20, 70))).capitalize() + ". \"Quoted\" café."
+    pool = [" ".join(rng.choice(WORDS, size=rng.integers(10, 50))).capitalize() + ". \"Quoted\" café."
             for _ in range(5000)]
     names = [f"Reviewer {i}" for i in range(5000)]
     path = folder / f"{CATEGORY}_5.json.gz"

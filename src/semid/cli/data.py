@@ -45,7 +45,10 @@ def _print_stats(folder: Path) -> None:
     for key in ("users", "items", "interactions"):
         t.add_row(key, f"{s[key]:,}")
     t.add_row("sequence length", "min {min}, median {p50:g}, mean {mean}, max {max}".format(**s["sequence_length"]))
-    t.add_row("items with title", f"{s['item_text']['items_with_title']:,}")
+    text = s["item_text"]
+    titles = s["reader_notes"].get("title_source_counts", {}).get("title", text["items_with_title"])
+    t.add_row("item text", f"{text['items_with_text']:,} items ({titles:,} with a real title, "
+                           f"{text['items_with_brand']:,} with brand, {text['items_with_categories']:,} with categories)")
     t.add_row("split", f"{s['split']['protocol']}: train {s['split']['train_rows']:,}, "
                        f"val {s['split']['val_rows']:,}, test {s['split']['test_rows']:,} rows")
     if s["split"]["test_cold_rows"]:

@@ -1,0 +1,1 @@
+"""Item embeddings: a sentence encoder over the prepared item texts (``semid embed``)."""
