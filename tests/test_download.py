@@ -107,8 +107,8 @@ def test_catalogue_names():
     assert dataset_folder("office") == "amazon2014_office"
     assert dataset_folder("amazon2023:All_Beauty") == "amazon2023_all_beauty"
     urls = [f.url for f in files_for("sports")]
-    assert urls == ["http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/reviews_Sports_and_Outdoors_5.json.gz",
-                    "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/meta_Sports_and_Outdoors.json.gz"]
+    snap = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
+    assert urls == [snap + "reviews_Sports_and_Outdoors_5.json.gz", snap + "meta_Sports_and_Outdoors.json.gz"]
     assert [f.path for f in files_for("amazon2023:All_Beauty")] == [
         "review_categories/All_Beauty.jsonl.gz", "meta_categories/meta_All_Beauty.jsonl.gz"]
     assert len(files_for("beauty", meta=False)) == 1
