@@ -1,0 +1,64 @@
+"""Cleaning and filtering of the interaction table: order, deduplication, iterative k-core."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import polars as pl
+
+from semid.log import log
+
+
+def order_events(df: pl.DataFrame) -> pl.DataFrame:
+    """Sort each user's events by time, stably: equal (or missing) timestamps keep file order.
+
+    Users stay in the order they first appear in the file; ``_order`` records the file order.
+    """
+    df = df.with_row_index("_order")
+    first = df.group_by("user", maintain_order=True).agg(pl.col("_order").min().alias("_first"))
+    return (df.join(first, on="user", how="left")
+              .sort(["_first", "timestamp", "_order"], nulls_last=True, maintain_order=True)
+              .drop("_first"))
+
+
+def drop_missing(df: pl.DataFrame, dropped: Counter[str]) -> pl.DataFrame:
+    keep = df.filter(pl.col("user").is_not_null() & pl.col("item").is_not_null()
+                     & (pl.col("user") != "") & (pl.col("item") != ""))
+    dropped["missing user or item"] += df.height - keep.height
+    return keep
+
+
+def filter_rating(df: pl.DataFrame, min_rating: float | None, dropped: Counter[str]) -> pl.DataFrame:
+    if min_rating is None or "rating" not in df.columns:
+        return df
+    keep = df.filter(pl.col("rating").is_null() | (pl.col("rating") >= min_rating))
+    dropped[f"rating below {min_rating}"] += df.height - keep.height
+    return keep
+
+
+def dedup(df: pl.DataFrame, dropped: Counter[str]) -> pl.DataFrame:
+    """Keep the earliest of repeated (user, item) events (``df`` must already be in time order)."""
+    keep = df.unique(subset=["user", "item"], keep="first", maintain_order=True)
+    dropped["repeated (user, item) event"] += df.height - keep.height
+    return keep
+
+
+def k_core(df: pl.DataFrame, k_user: int, k_item: int, dropped: Counter[str]) -> pl.DataFrame:
+    """Iteratively drop users with fewer than ``k_user`` and items with fewer than ``k_item``
+    events until every remaining user and item has enough."""
+    if k_user <= 1 and k_item <= 1:
+        return df
+    start, rounds = df.height, 0
+    while True:
+        rounds += 1
+        ok_users = df.group_by("user").len().filter(pl.col("len") >= k_user).select("user")
+        ok_items = df.group_by("item").len().filter(pl.col("len") >= k_item).select("item")
+        if ok_users.height == df["user"].n_unique() and ok_items.height == df["item"].n_unique():
+            break
+        df = df.join(ok_users, on="user", how="semi", maintain_order="left").join(
+            ok_items, on="item", how="semi", maintain_order="left")
+        if df.height == 0:
+            break
+    dropped[f"k-core (users < {k_user} or items < {k_item} events)"] += start - df.height
+    log.debug("k-core converged after %d rounds: %d → %d events", rounds, start, df.height)
+    return df

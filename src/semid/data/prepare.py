@@ -1,0 +1,196 @@
+"""The ``prepare`` stage: source files → ``<run>/data/`` (items, interactions, splits, stats).
+
+    semid prepare --dataset beauty --data-dir ../shared/data
+    semid prepare --format amazon2018 --path ~/amazon/Magazine_Subscriptions k_core=3
+
+Outputs: ``items.parquet`` (item_id, asin, title, brand, categories, price, description, text),
+``users.parquet`` (user_id, user), ``interactions.parquet`` (user_id, item_id, timestamp,
+position), ``train/val/test.parquet`` (see :mod:`semid.data.split`), the same as CSV, and
+``stats.json`` with counts, the sequence-length distribution and every dropped row by reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from semid import artifacts
+from semid.data import filtering, split
+from semid.data.config import PrepareConfig
+from semid.data.datasets import resolve
+from semid.data.itemtext import add_text
+from semid.data.readers import get_reader
+from semid.errors import DataError
+from semid.log import log
+
+STAGE_DIR = "data"
+TABLES = ("items", "users", "interactions", "train", "val", "test")
+
+
+def stage_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / STAGE_DIR
+
+
+def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path: Path | None = None,
+        force: bool = False) -> Path:
+    """Prepare a dataset into ``<run_dir>/data``; reuse it when config and source files are unchanged."""
+    out = stage_dir(run_dir)
+    fmt, folder, category = resolve(cfg.dataset, cfg.format, path, data_dir)
+    if category and cfg.category is None:
+        cfg = cfg.model_copy(update={"category": category})
+    config = {**cfg.model_dump(mode="json"), "format": fmt}
+    k_user, k_item = cfg.resolved_k(fmt)
+    if not force and (old := artifacts.load_manifest(out)) is not None:
+        inputs = _refingerprint(old.get("input_stats", {}))
+        if inputs is not None and artifacts.is_fresh(out, config, inputs):
+            log.info("prepare: %s is up to date (reused; --force to redo)", out)
+            return out
+    log.info("prepare: reading %s (%s format)", folder or "synthetic toy data", fmt)
+    source = get_reader(fmt)(folder, cfg)
+    inputs = {str(p): artifacts.fingerprint_file(p) for p in source.files}
+    with artifacts.StageRun("prepare", out, config, inputs, seed=cfg.seed) as stage:
+        stats = build(source, cfg, out, k_user, k_item, cfg.resolved_dedup(fmt))
+        stats["source"] = {"format": fmt, "folder": str(folder) if folder else None, "dataset": cfg.dataset,
+                           "files": [str(p) for p in source.files]}
+        artifacts.write_json(out / "stats.json", stats)
+        stage.extra["input_stats"] = {str(p): _stat(p) | {"hash": inputs[str(p)]} for p in source.files}
+        stage.extra["counts"] = {k: stats[k] for k in ("users", "items", "interactions")}
+    log.info("prepare: %d users, %d items, %d interactions → %s",
+             stats["users"], stats["items"], stats["interactions"], out)
+    return out
+
+
+def build(source, cfg: PrepareConfig, out: Path, k_user: int, k_item: int, dedup: bool) -> dict[str, Any]:
+    dropped: Counter[str] = Counter()
+    inter = source.interactions
+    raw_events = inter.height
+    if raw_events == 0:
+        raise DataError("the source holds no interactions", path=source.files[0] if source.files else None)
+    inter = filtering.drop_missing(inter, dropped)
+    inter = filtering.filter_rating(inter, cfg.min_rating, dropped)
+    inter = filtering.order_events(inter)
+    if dedup:
+        inter = filtering.dedup(inter, dropped)
+
+    items = source.items.unique(subset=["asin"], keep="first", maintain_order=True)
+    items = add_text(items, cfg.text_template, cfg.text_sep, cfg.text_max_words)
+    inter, items, text_stats = _missing_text(inter, items, cfg, dropped)
+    inter = filtering.k_core(inter, k_user, k_item, dropped)
+    if inter.height == 0:
+        raise DataError(f"no interactions left after filtering ({dict(dropped)}); lower k_core or check the data")
+
+    users = inter.select("user").unique(maintain_order=True).with_row_index("user_id")
+    item_ids = inter.select(pl.col("item").alias("asin")).unique(maintain_order=True).with_row_index("item_id")
+    inter = (inter.join(users, on="user", how="left", maintain_order="left")
+                  .join(item_ids, left_on="item", right_on="asin", how="left", maintain_order="left")
+                  .with_columns(pl.int_range(pl.len()).over("user_id").alias("position"))
+                  .select(pl.col("user_id").cast(pl.Int32), pl.col("item_id").cast(pl.Int32),
+                          "timestamp", pl.col("position").cast(pl.Int32)))
+    items = (item_ids.join(items, on="asin", how="left", maintain_order="left")
+                     .select(pl.col("item_id").cast(pl.Int32), "asin", "title", "brand", "categories",
+                             "price", "description", "text"))
+
+    if cfg.split == "loo":
+        train, val, test, split_info = split.leave_one_out(inter)
+    else:
+        train, val, test, split_info = split.temporal(inter, cfg.temporal_test_share, cfg.temporal_val_share,
+                                                      cfg.temporal_cut)
+    if cfg.holdout_items_share > 0:
+        train, hold = split.hold_out_items(train, items.height, cfg.holdout_items_share, cfg.seed)
+        split_info |= hold
+    val, test = split.mark_cold(val, train), split.mark_cold(test, train)
+
+    tables = {"items": items, "users": users.select(pl.col("user_id").cast(pl.Int32), "user"),
+              "interactions": inter, "train": train, "val": val, "test": test}
+    for name, df in tables.items():
+        _write(out, name, df, cfg.write_csv)
+    stats = _stats(source, raw_events, inter, items, tables, dropped, text_stats, split_info)
+    stats["k_core"] = {"users": k_user, "items": k_item}
+    stats["dedup"] = dedup
+    return stats
+
+
+def _missing_text(inter: pl.DataFrame, items: pl.DataFrame, cfg: PrepareConfig, dropped: Counter[str]):
+    """Apply the ``missing_text`` policy to items that are in the interactions but have no text."""
+    used = inter.select(pl.col("item").unique().alias("asin"))
+    items = used.join(items, on="asin", how="left")
+    no_text = items.filter(pl.col("text").is_null())["asin"]
+    stats = {"items_without_text": no_text.len(), "missing_text_policy": cfg.missing_text}
+    if no_text.len() == 0:
+        return inter, items, stats
+    if cfg.missing_text == "error":
+        raise DataError(f"{no_text.len()} items have no text (e.g. {', '.join(no_text.head(5).to_list())}); "
+                        "set missing_text=placeholder or missing_text=drop")
+    if cfg.missing_text == "drop":
+        keep = inter.filter(~pl.col("item").is_in(no_text.implode()))
+        dropped["item without text"] += inter.height - keep.height
+        return keep, items.filter(pl.col("text").is_not_null()), stats
+    items = items.with_columns(pl.coalesce("text", pl.lit("item ") + pl.col("asin")).alias("text"))
+    return inter, items, stats
+
+
+def _stats(source, raw_events, inter, items, tables, dropped, text_stats, split_info) -> dict[str, Any]:
+    lengths = inter.group_by("user_id").len()["len"]
+    q = {f"p{int(p * 100)}": float(lengths.quantile(p, "nearest")) for p in (0.25, 0.5, 0.75, 0.9, 0.99)}
+    filled = {f"items_with_{c}": int(items.filter(pl.col(c).is_not_null() & (
+        pl.col(c).list.len() > 0 if items.schema[c] == pl.List(pl.String) else pl.col(c) != "")).height)
+        for c in ("title", "brand", "categories", "price", "description", "text")}
+    ts = inter["timestamp"].drop_nulls()
+    return {
+        "users": int(lengths.len()),
+        "items": int(items.height),
+        "interactions": int(inter.height),
+        "density": round(inter.height / max(1, lengths.len() * items.height), 6),
+        "has_timestamps": ts.len() == inter.height,
+        "time_range": [int(ts.min()), int(ts.max())] if ts.len() else None,
+        "sequence_length": {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 3),
+                            **q, "max": int(lengths.max())},
+        "source_events": int(raw_events),
+        "dropped_rows": {k: int(v) for k, v in dropped.items()},
+        "skipped_lines": {k: int(v) for k, v in source.skipped.items()},
+        "item_text": {**filled, **text_stats},
+        "reader_notes": source.notes,
+        "split": {**split_info, **{f"{n}_rows": tables[n].height for n in ("train", "val", "test")},
+                  "val_cold_rows": int(tables["val"]["cold"].sum()),
+                  "test_cold_rows": int(tables["test"]["cold"].sum()),
+                  "test_cold_items": int(tables["test"].filter("cold")["target"].n_unique())},
+    }
+
+
+def _write(out: Path, name: str, df: pl.DataFrame, csv: bool) -> None:
+    with artifacts.atomic_path(out / f"{name}.parquet") as tmp:
+        df.write_parquet(tmp)
+    if csv:
+        flat = df.with_columns([pl.col(c).cast(pl.List(pl.String)).list.join(" > " if c == "categories" else " ")
+                                for c, t in df.schema.items() if isinstance(t, pl.List)])
+        with artifacts.atomic_path(out / f"{name}.csv") as tmp:
+            flat.write_csv(tmp)
+
+
+def _stat(path: Path) -> dict[str, int]:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _refingerprint(input_stats: dict[str, dict]) -> dict[str, str] | None:
+    """Input fingerprints for the files a previous run read; only files whose size or mtime
+    changed are hashed again. None when one of them is gone."""
+    out = {}
+    for p, old in input_stats.items():
+        if not os.path.isfile(p):
+            return None
+        now = _stat(Path(p))
+        out[p] = old["hash"] if now == {k: old[k] for k in ("size", "mtime_ns")} else artifacts.fingerprint_file(Path(p))
+    return out
+
+
+def load_table(run_dir: Path, name: str) -> pl.DataFrame:
+    """Read one table of a prepared run, with a clear error when ``prepare`` has not run."""
+    path = stage_dir(run_dir) / f"{name}.parquet"
+    if not path.is_file():
+        raise DataError(f"{path} not found: run `semid prepare --out {run_dir}` first")
+    return pl.read_parquet(path)
