@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -100,11 +101,11 @@ def hardware() -> dict[str, Any]:
         import psutil
 
         info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
-    with contextlib.suppress(Exception):
-        import torch
-
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
+    torch = sys.modules.get("torch")  # only a stage that uses torch pays for importing it
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            if torch.cuda.is_available():
+                info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 

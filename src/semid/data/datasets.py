@@ -34,6 +34,13 @@ NAMED: dict[str, list[Layout]] = {
 }
 
 
+# file patterns that identify a format in a folder given by --path, most specific first
+DETECT = [("reviews_*.json*", "amazon2014"), ("*.jsonl*", "amazon2023"), ("*_5.json*", "amazon2018"),
+          ("meta_*.json*", "amazon2018"), ("p5/sequential_data.txt", "p5"), ("sequential_data.txt", "p5"),
+          ("gram/user_sequence.txt", "gram"), ("user_sequence.txt", "gram"), ("*.inter", "unisrec"),
+          ("*.csv", "csv")]
+
+
 def resolve(dataset: str, fmt: str | None, path: Path | None, data_dir: Path | None) -> tuple[str, Path | None, str | None]:
     """Return ``(format, folder, category)`` for a dataset, or raise a DataError saying how to get it."""
     if fmt == "toy" or (dataset == "toy" and fmt is None):
@@ -43,10 +50,9 @@ def resolve(dataset: str, fmt: str | None, path: Path | None, data_dir: Path | N
         if not path.exists():
             raise DataError("--path does not exist", path=path)
         if fmt is None:
-            for layouts in NAMED.values():
-                for lay in layouts:
-                    if any(path.glob(lay.marker)):
-                        return lay.format, path, None
+            for marker, guess in DETECT:
+                if any(path.glob(marker)):
+                    return guess, path, None
             raise DataError("cannot tell the format of this folder; pass --format "
                             "amazon2014|amazon2018|amazon2023|p5|gram|unisrec|csv", path=path)
         return fmt, path, None

@@ -9,6 +9,21 @@ import polars as pl
 from semid.log import log
 
 
+def encode(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Replace the ``user`` and ``item`` strings by UInt32 codes, one per distinct string.
+
+    Sorting, deduplication and the k-core then run on integers (several times faster and a
+    fraction of the memory on a large dump); the names stay in two small tables
+    ``(code, user)`` and ``(code, asin)``.
+    """
+    df = df.with_columns(pl.col("user").cast(pl.Categorical).to_physical().alias("_u"),
+                         pl.col("item").cast(pl.Categorical).to_physical().alias("_i"))
+    users = df.select(pl.col("_u").alias("code"), "user").unique("code")
+    items = df.select(pl.col("_i").alias("code"), pl.col("item").alias("asin")).unique("code")
+    df = df.drop("user", "item").rename({"_u": "user", "_i": "item"})
+    return df.select("user", "item", pl.exclude("user", "item")), users, items
+
+
 def order_events(df: pl.DataFrame) -> pl.DataFrame:
     """Sort each user's events by time, stably: equal (or missing) timestamps keep file order.
 
@@ -23,7 +38,7 @@ def order_events(df: pl.DataFrame) -> pl.DataFrame:
 
 def drop_missing(df: pl.DataFrame, dropped: Counter[str]) -> pl.DataFrame:
     keep = df.filter(pl.col("user").is_not_null() & pl.col("item").is_not_null()
-                     & (pl.col("user") != "") & (pl.col("item") != ""))
+                     & (pl.col("user").str.len_bytes() > 0) & (pl.col("item").str.len_bytes() > 0))
     dropped["missing user or item"] += df.height - keep.height
     return keep
 

@@ -45,6 +45,19 @@ def build_text(row: dict, template: list[str], sep: str, max_words: int) -> str 
     return " ".join(words[:max_words])
 
 
+def has_any_text(items: pl.DataFrame, template: list[str]) -> pl.Expr:
+    """Whether an item has anything for the template (or a ready-made text): a cheap check
+    before filtering, so the text itself is only built for the items that survive it."""
+    checks = []
+    for name in {*template_fields(template), "text"} & set(items.columns):
+        col = pl.col(name)
+        if isinstance(items.schema[name], pl.List):
+            checks.append(col.list.eval(pl.element().str.strip_chars().str.len_bytes() > 0).list.any().fill_null(False))
+        else:
+            checks.append(col.str.strip_chars().str.len_bytes().fill_null(0) > 0)
+    return pl.any_horizontal(checks) if checks else pl.lit(False)
+
+
 def add_text(items: pl.DataFrame, template: list[str], sep: str, max_words: int) -> pl.DataFrame:
     """Add (or replace) the ``text`` column; null where an item has no text at all."""
     unknown = set(template_fields(template)) - set(items.columns)

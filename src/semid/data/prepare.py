@@ -22,7 +22,7 @@ from semid import artifacts
 from semid.data import filtering, split
 from semid.data.config import PrepareConfig
 from semid.data.datasets import resolve
-from semid.data.itemtext import add_text
+from semid.data.itemtext import add_text, has_any_text
 from semid.data.readers import get_reader
 from semid.errors import DataError
 from semid.log import log
@@ -71,28 +71,34 @@ def build(source, cfg: PrepareConfig, out: Path, k_user: int, k_item: int, dedup
     if raw_events == 0:
         raise DataError("the source holds no interactions", path=source.files[0] if source.files else None)
     inter = filtering.drop_missing(inter, dropped)
+    inter, user_names, item_names = filtering.encode(inter)
+    source.interactions = None  # the string columns are no longer needed: free them early
     inter = filtering.filter_rating(inter, cfg.min_rating, dropped)
     inter = filtering.order_events(inter)
     if dedup:
         inter = filtering.dedup(inter, dropped)
 
     items = source.items.unique(subset=["asin"], keep="first", maintain_order=True)
-    items = add_text(items, cfg.text_template, cfg.text_sep, cfg.text_max_words)
-    inter, items, text_stats = _missing_text(inter, items, cfg, dropped)
+    items = items.with_columns(has_any_text(items, cfg.text_template).alias("_has_text"))
+    inter, text_stats = _missing_text(inter, items, item_names, cfg, dropped)
     inter = filtering.k_core(inter, k_user, k_item, dropped)
     if inter.height == 0:
         raise DataError(f"no interactions left after filtering ({dict(dropped)}); lower k_core or check the data")
 
-    users = inter.select("user").unique(maintain_order=True).with_row_index("user_id")
-    item_ids = inter.select(pl.col("item").alias("asin")).unique(maintain_order=True).with_row_index("item_id")
-    inter = (inter.join(users, on="user", how="left", maintain_order="left")
-                  .join(item_ids, left_on="item", right_on="asin", how="left", maintain_order="left")
+    # final ids: users in order of first appearance, items in order of first use
+    users = (inter.select(pl.col("user").alias("code")).unique(maintain_order=True).with_row_index("user_id")
+                  .join(user_names, on="code", how="left", maintain_order="left"))
+    item_ids = (inter.select(pl.col("item").alias("code")).unique(maintain_order=True).with_row_index("item_id")
+                     .join(item_names, on="code", how="left", maintain_order="left"))
+    inter = (inter.join(users.select(pl.col("code").alias("user"), "user_id"), on="user", how="left", maintain_order="left")
+                  .join(item_ids.select(pl.col("code").alias("item"), "item_id"), on="item", how="left", maintain_order="left")
                   .with_columns(pl.int_range(pl.len()).over("user_id").alias("position"))
                   .select(pl.col("user_id").cast(pl.Int32), pl.col("item_id").cast(pl.Int32),
                           "timestamp", pl.col("position").cast(pl.Int32)))
-    items = (item_ids.join(items, on="asin", how="left", maintain_order="left")
+    items = item_ids.select("item_id", "asin").join(items, on="asin", how="left", maintain_order="left")
+    items = (add_text(items, cfg.text_template, cfg.text_sep, cfg.text_max_words)
                      .select(pl.col("item_id").cast(pl.Int32), "asin", "title", "brand", "categories",
-                             "price", "description", "text"))
+                             "price", "description", pl.coalesce("text", pl.lit("item ") + pl.col("asin")).alias("text")))
 
     if cfg.split == "loo":
         train, val, test, split_info = split.leave_one_out(inter)
@@ -104,7 +110,7 @@ def build(source, cfg: PrepareConfig, out: Path, k_user: int, k_item: int, dedup
         split_info |= hold
     val, test = split.mark_cold(val, train), split.mark_cold(test, train)
 
-    tables = {"items": items, "users": users.select(pl.col("user_id").cast(pl.Int32), "user"),
+    tables = {"items": items, "users": users.select(pl.col("user_id").cast(pl.Int32), pl.col("user").cast(pl.String)),
               "interactions": inter, "train": train, "val": val, "test": test}
     for name, df in tables.items():
         _write(out, name, df, cfg.write_csv)
@@ -114,23 +120,23 @@ def build(source, cfg: PrepareConfig, out: Path, k_user: int, k_item: int, dedup
     return stats
 
 
-def _missing_text(inter: pl.DataFrame, items: pl.DataFrame, cfg: PrepareConfig, dropped: Counter[str]):
-    """Apply the ``missing_text`` policy to items that are in the interactions but have no text."""
-    used = inter.select(pl.col("item").unique().alias("asin"))
-    items = used.join(items, on="asin", how="left")
-    no_text = items.filter(pl.col("text").is_null())["asin"]
-    stats = {"items_without_text": no_text.len(), "missing_text_policy": cfg.missing_text}
-    if no_text.len() == 0:
-        return inter, items, stats
+def _missing_text(inter: pl.DataFrame, items: pl.DataFrame, item_names: pl.DataFrame, cfg: PrepareConfig,
+                  dropped: Counter[str]) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Apply the ``missing_text`` policy to items that are in the interactions but have no text.
+
+    ``placeholder`` items get the text "item <asin>" when the final items table is built."""
+    with_text = items.filter(pl.col("_has_text")).select("asin")
+    used = inter.select(pl.col("item").unique().alias("code")).join(item_names, on="code", how="left")
+    no_text = used.join(with_text, on="asin", how="anti")
+    stats = {"items_without_text": no_text.height, "missing_text_policy": cfg.missing_text}
+    if no_text.height == 0 or cfg.missing_text == "placeholder":
+        return inter, stats
     if cfg.missing_text == "error":
-        raise DataError(f"{no_text.len()} items have no text (e.g. {', '.join(no_text.head(5).to_list())}); "
+        raise DataError(f"{no_text.height} items have no text (e.g. {', '.join(sorted(no_text['asin'].head(5)))}); "
                         "set missing_text=placeholder or missing_text=drop")
-    if cfg.missing_text == "drop":
-        keep = inter.filter(~pl.col("item").is_in(no_text.implode()))
-        dropped["item without text"] += inter.height - keep.height
-        return keep, items.filter(pl.col("text").is_not_null()), stats
-    items = items.with_columns(pl.coalesce("text", pl.lit("item ") + pl.col("asin")).alias("text"))
-    return inter, items, stats
+    keep = inter.join(no_text.select(pl.col("code").alias("item")), on="item", how="anti", maintain_order="left")
+    dropped["item without text"] += inter.height - keep.height
+    return keep, stats
 
 
 def _stats(source, raw_events, inter, items, tables, dropped, text_stats, split_info) -> dict[str, Any]:

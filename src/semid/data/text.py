@@ -10,18 +10,18 @@ from __future__ import annotations
 import html
 import re
 
-# Whole script/style elements: their content is code, not text.
-_SCRIPT = re.compile(r"<(script|style)\b.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
-_COMMENT = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
-# A tag needs a name right after "<", so "5 < 6 > 4" is left alone.
-_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<![A-Za-z][^<>]*>")
-# Fragments cut out of a page: a tag that never closes (`<span class="..."`) at the end, or the
-# tail of one (`... Magazines" />`) at the start.
-_OPEN_TAIL = re.compile(r"</?[A-Za-z][^<>]*$")
-_CLOSE_HEAD = re.compile(r'^[^<>]*"(\s*/>|>)')
+# Markup, one alternative each (tried in this order at every position):
+_MARKUP = re.compile(
+    r"<(script|style)\b.*?(</\1\s*>|$)"  # whole script/style elements: their content is code
+    r"|<!--.*?(-->|$)"                     # comments
+    r"|</?[A-Za-z][^<>]*>|<![A-Za-z][^<>]*>"  # tags; a name must follow "<", so "5 < 6 > 4" stays
+    r"|</?[A-Za-z][^<>]*$"                 # a tag cut off at the end: `<span class="a-size-medium"`
+    r'|^[^<>]*"(\s*/>|>)',                # the cut-off tail of one at the start: ` Magazines" />`
+    re.IGNORECASE | re.DOTALL)
+# What html.unescape would change ("F&W", "AT&T" and "Tom & Jerry" are not entities).
+_ENTITY = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]+);?")
 # A CSS rule (`.a-box-inner{background-color:#fff}`): a selector, then a brace with a property.
 _CSS = re.compile(r"^\s*(?:[#.@][\w-]|[a-z][\w-]*\s*(?=[.#{]))[^{}]*\{[^{}]*:")
-_SPACE = re.compile(r"\s+")
 
 
 def clean_html(s: str | None) -> str | None:
@@ -32,17 +32,15 @@ def clean_html(s: str | None) -> str | None:
     if s is None:
         return None
     s = str(s)
+    if "<" not in s and ">" not in s and "&" not in s and "{" not in s:  # plain text: the common case
+        return " ".join(s.split()) or None
     # Repeated: some values hold escaped tags (`&lt;b&gt;`), a few are escaped twice.
     for _ in range(3):
-        s = _SCRIPT.sub(" ", s)
-        s = _COMMENT.sub(" ", s)
-        s = _TAG.sub(" ", s)
-        s = _OPEN_TAIL.sub(" ", s)
-        s = _CLOSE_HEAD.sub(" ", s)
-        if "&" not in s:
+        if "<" in s or ">" in s:
+            s = _MARKUP.sub(" ", s)
+        if "&" not in s or not _ENTITY.search(s):
             break
         s = html.unescape(s)
-    if _CSS.match(s):
+    if "{" in s and _CSS.match(s):
         return None
-    s = _SPACE.sub(" ", s).strip()
-    return s or None
+    return " ".join(s.split()) or None
