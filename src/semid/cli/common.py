@@ -27,8 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config values", exists=False)]
 Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides as key=value", show_default=False)]
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="named dataset: beauty, sports, scientific, office, toy")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="where raw and benchmark files live [env: SEMID_DATA_DIR]")]
-OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="run folder [default: runs/<dataset>]")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="where raw and benchmark files live (env: SEMID_DATA_DIR)")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="run folder (default: runs/<dataset>)")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="recompute even when outputs are up to date")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
 

@@ -1,0 +1,28 @@
+"""``semid embed``: sentence embeddings of the prepared item texts."""
+
+from __future__ import annotations
+
+from semid import config as cfgmod
+from semid.cli.common import ConfigOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, reports_errors, run_dir
+
+
+@app.command("embed")
+@reports_errors
+def embed_cmd(
+    overrides: Overrides = None,
+    dataset: DatasetOpt = None,
+    out: OutOpt = None,
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Embed every item's text (→ RUN/embed/item_embeddings.npy); cached by (model, texts)."""
+    from semid.artifacts import load_manifest
+    from semid.embed import encode
+    from semid.embed.config import EmbedConfig
+
+    cfg = cfgmod.load(EmbedConfig, config, overrides, section="embed")
+    folder = encode.run(cfg, run_dir(out, dataset or "beauty"), force=force)
+    m = load_manifest(folder) or {}
+    cache = "cache hit" if m.get("cache_hit") else f"encode {m.get('encode_s')} s"
+    print(f"{folder / encode.EMBEDDINGS}: {m.get('n_texts')} × {m.get('dim')} ({m.get('model')}, {cache})")

