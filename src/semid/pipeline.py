@@ -14,13 +14,21 @@ from pydantic import Field
 
 from semid.config import StageConfig
 from semid.data.config import PrepareConfig
+from semid.embed.config import EmbedConfig
+from semid.evaluate.stage import EvaluateConfig
+from semid.ids.config import IdsConfig
 from semid.log import log
+from semid.tiger.config import TigerConfig
 
 
 class RunConfig(StageConfig):
     """The whole pipeline's config: one section per stage (YAML recipes live in ``configs/``)."""
 
     prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="the prepare stage")
+    embed: EmbedConfig = Field(default_factory=EmbedConfig, description="the embed stage (item texts → vectors)")
+    ids: IdsConfig = Field(default_factory=IdsConfig, description="the Semantic ID stage (train + analyze)")
+    tiger: TigerConfig = Field(default_factory=TigerConfig, description="TIGER training (preset cpu by default)")
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="evaluation of the trained model on test")
 
 
 @dataclass
@@ -48,8 +56,40 @@ def _prepare(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
         return prepare.run(cfg.prepare, run_dir, data_dir=ctx.data_dir, path=ctx.path, force=ctx.force)
 
 
+def _embed(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
+    from semid.embed import encode
+
+    return encode.run(cfg.embed, run_dir, force=ctx.force)
+
+
+def _ids(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
+    from semid.ids import stage
+
+    folder = stage.train(cfg.ids, run_dir, force=ctx.force)
+    stage.analyze(cfg.ids, run_dir, force=ctx.force)
+    return folder
+
+
+def _tiger(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
+    from semid.ids.stage import ids_dir
+    from semid.tiger import stage
+
+    return stage.run(cfg.tiger, run_dir, ids=ids_dir(run_dir, cfg.ids), force=ctx.force)
+
+
+def _evaluate(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
+    from semid.evaluate import stage
+
+    ev = cfg.evaluate if cfg.evaluate.model == cfg.tiger.name else cfg.evaluate.model_copy(update={"model": cfg.tiger.name})
+    return stage.run(ev, run_dir, force=ctx.force)
+
+
 STAGES: list[tuple[str, Callable[[RunConfig, Path, Context], Path]]] = [
     ("prepare", _prepare),
+    ("embed", _embed),
+    ("ids", _ids),
+    ("tiger", _tiger),
+    ("evaluate", _evaluate),
 ]
 
 

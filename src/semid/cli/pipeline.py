@@ -43,4 +43,8 @@ def run_cmd(
     rdir = run_dir(out, cfg.prepare.dataset)
     done = run_all(cfg, rdir, Context(data_dir=ddir, force=force, download_missing=download_missing, mirror=mirror),
                    until=until)
+    if "evaluate" in done:
+        from semid.evaluate.results import run_table
+
+        typer.echo(run_table(done["evaluate"], cfg.prepare.dataset))
     typer.echo(f"run folder: {rdir}  (stages: {', '.join(done)})")

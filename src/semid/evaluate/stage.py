@@ -1,0 +1,157 @@
+"""The ``evaluate`` stage: rank the full catalogue for every user of a split and score it.
+
+    semid evaluate --out runs/beauty                           # models/tiger on test, beam 20
+    semid evaluate --out runs/beauty split=val beam_size=50
+    semid evaluate --out runs/beauty constrained=false          # free beam search: invalid-ID rate
+    semid evaluate --out runs/beauty cold_start_eps=0.1         # TIGER §4.4 cold-start mode
+
+Every model folder names its kind in ``config.json``; :data:`RANKERS` maps a kind to the function
+that loads it as a ranker ``rank(histories, users) -> (items [U, K], invalid [U, K] | None)``, so
+one protocol serves every model. Writes ``<model folder>/metrics.json`` (other settings:
+``metrics-<tag>.json``): the numbers, 95% bootstrap CIs over users, and the protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from semid import artifacts
+from semid.config import StageConfig
+from semid.data.prepare import load_table
+from semid.errors import DataError
+from semid.evaluate import bootstrap
+from semid.evaluate import metrics as M
+from semid.log import log
+
+# model kind → "module:function" building its ranker (other models add theirs)
+RANKERS = {"tiger": "semid.tiger.stage:ranker"}
+
+
+class EvaluateConfig(StageConfig):
+    model: str = Field("tiger", description="model folder under RUN/models")
+    split: Literal["test", "val"] = Field("test", description="which split's targets to rank")
+    beam_size: int = Field(20, ge=1, description="beam size (generative models)")
+    top_k: int = Field(20, ge=1, description="list length scored (at least the largest K)")
+    ks: list[int] = Field(default_factory=lambda: list(M.KS), description="cut-offs of recall/ndcg/coverage")
+    constrained: bool = Field(True, description="generative models: constrain decoding to valid IDs (trie)")
+    cold_start_eps: float | None = Field(None, ge=0, le=1, description="cold-start mode: max share of items unseen in training in the top K")
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples of users for 95% CIs (0 = none)")
+    max_users: int | None = Field(None, ge=1, description="score a random sample of this many users (unset = all)")
+    batch_users: int = Field(256, ge=1, description="users per decoding batch")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to run the model")
+    tag: str | None = Field(None, description="suffix of the metrics file (unset: derived from the settings)")
+    seed: int = Field(0, description="seed of the user sample and the bootstrap")
+
+
+def metrics_name(cfg: EvaluateConfig) -> str:
+    parts = [] if cfg.split == "test" else [cfg.split]
+    if cfg.beam_size != 20:
+        parts.append(f"beam{cfg.beam_size}")
+    if not cfg.constrained:
+        parts.append("free")
+    if cfg.cold_start_eps is not None:
+        parts.append(f"cold{cfg.cold_start_eps:g}")
+    if cfg.max_users:
+        parts.append(f"users{cfg.max_users}")
+    tag = cfg.tag or "-".join(parts)
+    return f"metrics-{tag}.json" if tag else "metrics.json"
+
+
+def _device(name: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def run(cfg: EvaluateConfig, run_dir: Path, *, force: bool = False) -> Path:
+    """Score ``RUN/models/<model>`` on a split; returns the metrics file."""
+    run_dir = Path(run_dir)
+    folder = run_dir / "models" / cfg.model
+    meta_file = folder / "config.json"
+    if not meta_file.is_file():
+        raise DataError(f"{meta_file} not found: train the model first (`semid train {cfg.model} --out {run_dir}`)")
+    meta = artifacts.read_json(meta_file)
+    kind = meta.get("kind", cfg.model)
+    if kind not in RANKERS:
+        raise DataError(f"no ranker registered for model kind {kind!r} (known: {', '.join(RANKERS)})")
+    out = folder / metrics_name(cfg)
+    split_file = run_dir / "data" / f"{cfg.split}.parquet"
+    inputs = artifacts.fingerprint_inputs({"split": split_file, **{f.name: f for f in sorted(folder.glob("*.safetensors"))}})
+    config = cfg.model_dump(mode="json")
+    if not force and out.is_file():
+        old = artifacts.read_json(out)
+        if old.get("config") == config and old.get("inputs") == inputs:
+            log.info("evaluate: %s is up to date (reused; --force to redo)", out)
+            return out
+
+    df = load_table(run_dir, cfg.split)
+    train = load_table(run_dir, "train")
+    n_items = load_table(run_dir, "items").height
+    if cfg.max_users and cfg.max_users < df.height:
+        df = df.sample(cfg.max_users, seed=cfg.seed).sort("user_id")
+    seen = np.zeros(n_items, dtype=bool)
+    seen[np.concatenate([train["target"].to_numpy(), train["history"].explode().drop_nulls().to_numpy()])] = True
+    device = _device(cfg.device)
+    module, fn = RANKERS[kind].split(":")
+    rank, info = getattr(importlib.import_module(module), fn)(
+        folder, beam_size=cfg.beam_size, top_k=cfg.top_k, constrained=cfg.constrained, cold_items=~seen,
+        cold_start_eps=cfg.cold_start_eps, batch_users=cfg.batch_users, device=device)
+
+    log.info("evaluate: %s on %d %s users (beam %d, %s)", cfg.model, df.height, cfg.split, cfg.beam_size,
+             "constrained" if cfg.constrained else "free")
+    t0 = time.perf_counter()
+    items, invalid = rank(df["history"].to_list(), df["user_id"].to_numpy().astype(np.int64))
+    rank_s = time.perf_counter() - t0
+    targets = df["target"].to_numpy()
+    result = score(items, targets, n_items, cfg.ks, invalid, cfg.bootstrap, cfg.seed)
+    cold = df["cold"].to_numpy() if "cold" in df.columns else np.zeros(df.height, dtype=bool)
+    groups = {}
+    if cold.any():
+        groups["cold_targets"] = {"users": int(cold.sum()),
+                                  **score(items[cold], targets[cold], n_items, cfg.ks, None, 0, cfg.seed)["metrics"]}
+    record = {
+        "model": cfg.model, "kind": kind, "dataset": _dataset(run_dir), "split": cfg.split, "users": int(df.height),
+        **result, "groups": groups,
+        "protocol": {"ranking": "full catalogue", "targets_per_user": 1, "history_items": info.get("max_items", "model's"),
+                     "beam_size": cfg.beam_size, "top_k": cfg.top_k, "constrained": cfg.constrained,
+                     "cold_start_eps": cfg.cold_start_eps, "mrr": f"MRR@{cfg.top_k} (0 when the target is not in the list)",
+                     "bootstrap": f"{cfg.bootstrap} resamples of users, percentile 95% CI",
+                     "split": _split_protocol(run_dir)},
+        "model_info": info, "seeds": {"evaluate": cfg.seed, "model": info.get("seed")},
+        "rank_wall_s": round(rank_s, 2), "users_per_s": round(df.height / max(rank_s, 1e-9), 1),
+        "hardware": artifacts.hardware() | {"device": device}, "versions": artifacts.package_versions(),
+        "config": config, "inputs": inputs, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    artifacts.write_json(out, record)
+    m = result["metrics"]
+    log.info("evaluate: recall@10 %.4f, ndcg@10 %.4f, mrr %.4f, coverage@10 %.3f (%.1f users/s) → %s",
+             m.get("recall@10", 0), m.get("ndcg@10", 0), m["mrr"], m.get("coverage@10", 0), record["users_per_s"], out)
+    return out
+
+
+def score(items: np.ndarray, targets: np.ndarray, n_items: int, ks, invalid, n_boot: int, seed: int) -> dict[str, Any]:
+    metrics = M.compute(items, targets, n_items, ks, invalid)
+    ci = bootstrap.confidence_intervals(M.per_user(items, targets, ks), n_boot=n_boot, seed=seed)
+    return {"metrics": metrics, "ci95": ci}
+
+
+def _dataset(run_dir: Path) -> str:
+    manifest = artifacts.load_manifest(run_dir / "data") or {}
+    return str(manifest.get("config", {}).get("dataset", run_dir.name))
+
+
+def _split_protocol(run_dir: Path) -> str | None:
+    stats = run_dir / "data" / "stats.json"
+    return artifacts.read_json(stats).get("split", {}).get("protocol") if stats.is_file() else None
+
+
+def load_metrics(path: Path) -> dict[str, Any]:
+    return artifacts.read_json(path)
+
+
+__all__ = ["EvaluateConfig", "RANKERS", "run", "score", "metrics_name"]

@@ -1,0 +1,1 @@
+"""TIGER generative retrieval: model, data, training, trie-constrained beam search."""

@@ -1,0 +1,157 @@
+"""The ``tiger`` stage: train on a run's data and Semantic IDs → ``<run>/models/<name>/``.
+
+    semid train tiger --out runs/beauty                  # preset cpu
+    semid train tiger --out runs/beauty preset=paper     # the paper's recipe
+    semid train tiger --out runs/beauty --resume         # continue from checkpoints/last.ckpt
+
+Outputs: ``model.safetensors`` + ``config.json`` (model arguments, resolved config, tokenizer
+shape: the model rebuilds from these alone), ``sid_codes.safetensors`` (the item → ID table it
+was trained with), ``checkpoints/{last,best}.ckpt``, ``logs/metrics.csv``, ``manifest.json``.
+:func:`ranker` turns the folder into a ranker for :mod:`semid.evaluate.stage`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from semid import artifacts
+from semid.data.prepare import load_table
+from semid.data.prepare import stage_dir as data_dir
+from semid.errors import DataError
+from semid.ids.tokens import SIDTokenizer
+from semid.log import log
+from semid.tiger.config import TigerConfig
+
+MODELS_DIR = "models"
+WEIGHTS, CONFIG, CODES = "model.safetensors", "config.json", "sid_codes.safetensors"
+
+
+def model_dir(run_dir: Path, name: str = "tiger") -> Path:
+    return Path(run_dir) / MODELS_DIR / name
+
+
+def resolve_ids(run_dir: Path, cfg: TigerConfig, default: Path | None = None) -> Path:
+    """The Semantic-ID folder to train on: ``cfg.ids``, else ``default``, else the only one."""
+    root = Path(run_dir) / "ids"
+    if cfg.ids:
+        folder = root / cfg.ids
+        if not (folder / "semantic_ids.parquet").is_file():
+            raise DataError(f"{folder}/semantic_ids.parquet not found: run `semid ids train --out {run_dir}` first")
+        return folder
+    if default is not None and (Path(default) / "semantic_ids.parquet").is_file():
+        return Path(default)
+    found = sorted(p.parent for p in root.glob("*/semantic_ids.parquet")) if root.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(f"no Semantic IDs under {root}: run `semid ids train --out {run_dir}` first")
+    raise DataError(f"several Semantic IDs under {root} ({', '.join(p.name for p in found)}): pick one with ids=<name>")
+
+
+def run(cfg: TigerConfig, run_dir: Path, *, ids: Path | None = None, force: bool = False,
+        resume: bool = False) -> Path:
+    from semid.ids.stage import load_semantic_ids
+    from semid.tiger import data, train
+
+    ids_folder = resolve_ids(run_dir, cfg, ids)
+    out = model_dir(run_dir, cfg.name)
+    inputs = artifacts.fingerprint_inputs({
+        "train": data_dir(run_dir) / "train.parquet", "val": data_dir(run_dir) / "val.parquet",
+        "semantic_ids": ids_folder / "semantic_ids.parquet"})
+    config = cfg.model_dump(mode="json") | {"ids_folder": ids_folder.name}
+    if not force and not resume and artifacts.is_fresh(out, config, inputs):
+        log.info("tiger: %s is up to date (reused; --force to retrain)", out)
+        return out
+
+    codes, _, k = load_semantic_ids(ids_folder)
+    tok = SIDTokenizer.from_codes(codes, codebook_size=k)
+    train_df, val_df = load_table(run_dir, "train"), load_table(run_dir, "val")
+    if len(codes) != load_table(run_dir, "items").height:
+        raise DataError(f"{ids_folder} holds IDs for {len(codes)} items but the run has a different catalogue")
+    seqs = data.sequences(train_df)
+    hist, targets = data.eval_histories(val_df, tok.item_tokens.numpy(), cfg.max_items)
+    log.info("tiger: %s IDs (%d levels × %d + dedup %d), %d items; preset %s, encoder %s",
+             ids_folder.name, tok.num_levels, tok.codebook_size, tok.dedup_size, tok.num_items, cfg.preset,
+             cfg.encoder_mask)
+    with artifacts.StageRun("tiger", out, config, inputs, seed=cfg.seed) as stage:
+        summary = train.fit(cfg, tok, seqs, train_df["user_id"].to_numpy().astype(np.int64),
+                            (hist, targets, val_df["user_id"].to_numpy().astype(np.int64)), out, resume=resume)
+        _, args, state = train.load_checkpoint_weights(Path(summary["best_checkpoint"]))
+        save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS))
+        save_file({"codes": torch.from_numpy(np.ascontiguousarray(codes))}, str(out / CODES))
+        artifacts.write_json(out / CONFIG, {"kind": "tiger", "args": args, "config": config,
+                                            "tokenizer": tok.spec(), "ids": str(ids_folder), "training": summary})
+        stage.outputs = [WEIGHTS, CODES, CONFIG]
+        stage.extra["training"] = summary
+    log.info("tiger: best validation Recall@10 %.4f (on %d users) after %d steps in %.0f s → %s",
+             summary["best_val_recall@10"] or 0.0, summary["val_users"], summary["steps"], summary["train_wall_s"], out)
+    return out
+
+
+def load(folder: Path, device: str | torch.device = "cpu"):
+    """(model in eval mode, tokenizer, config.json dict) of a trained TIGER folder."""
+    from semid.tiger.model import ModelArgs, Tiger
+
+    folder = Path(folder)
+    if not (folder / WEIGHTS).is_file():
+        raise DataError(f"{folder / WEIGHTS} not found: run `semid train tiger` first")
+    meta = artifacts.read_json(folder / CONFIG)
+    args = meta["args"]
+    args["level_ranges"] = [tuple(r) for r in args["level_ranges"]]
+    model = Tiger(ModelArgs(**args))
+    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    codes = load_file(str(folder / CODES))["codes"].numpy()
+    spec = meta["tokenizer"]
+    tok = SIDTokenizer(codes, codebook_size=spec["codebook_size"], dedup_size=spec["dedup_size"])
+    return model.to(device).eval(), tok, meta
+
+
+def ranker(folder: Path, *, beam_size: int, top_k: int, constrained: bool = True, cold_items: np.ndarray | None = None,
+           cold_start_eps: float | None = None, batch_users: int = 256, device: str = "cpu"):
+    """A ranker for :mod:`semid.evaluate.stage`: ``rank(histories, users) -> (items [U, k], invalid [U, k])``.
+
+    ``cold_start_eps`` (with ``cold_items``, bool [N]): TIGER §4.4, at most ``floor(eps * k)``
+    items unseen in training in each top k.
+    """
+    from semid.tiger import data
+    from semid.tiger.beam import beam_search, cap_cold
+    from semid.tiger.trie import PrefixTrie
+
+    model, tok, meta = load(folder, device)
+    trie = PrefixTrie(tok).to(device) if constrained else None
+    item_tokens = tok.item_tokens.numpy()
+    max_items, buckets = meta["args"]["max_items"], meta["args"]["user_buckets"]
+    search_k = max(top_k, beam_size) if cold_start_eps is not None else top_k
+    cold_t = torch.as_tensor(cold_items, device=device) if cold_items is not None else None
+
+    @torch.no_grad()
+    def rank(histories: list[np.ndarray], users: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        hist = [np.asarray(h[-max_items:], dtype=np.int64) for h in histories]
+        order = np.argsort([len(h) for h in hist], kind="stable")
+        items = np.full((len(hist), top_k), -1, dtype=np.int64)
+        invalid = np.zeros((len(hist), top_k), dtype=bool)
+        for a in range(0, len(order), batch_users):
+            idx = order[a:a + batch_users]
+            x = data.history_tokens([hist[i] for i in idx], item_tokens).to(device)
+            u = torch.from_numpy(users[idx] % buckets).to(device) if buckets else None
+            res = beam_search(model.start(x, u), len(idx), tok, trie=trie, beam_size=beam_size, top_k=search_k,
+                              device=device)
+            got, scores = res.items, res.scores
+            if cold_start_eps is not None and cold_t is not None:
+                got, scores = cap_cold(got, scores, cold_t, top_k, cold_start_eps)
+            got, scores = got[:, :top_k], scores[:, :top_k]
+            n = got.shape[1]
+            items[idx, :n] = got.cpu().numpy()
+            invalid[idx, :n] = ((got < 0) & torch.isfinite(scores)).cpu().numpy()
+        return items, (invalid if not constrained else None)
+
+    info: dict[str, Any] = {"kind": "tiger", "beam_size": beam_size, "constrained": constrained,
+                            "cold_start_eps": cold_start_eps, "preset": meta["config"].get("preset"),
+                            "seed": meta["config"].get("seed"), "max_items": max_items,
+                            "ids": meta.get("ids"), "training": meta.get("training")}
+    return rank, info

@@ -1,0 +1,154 @@
+"""Trie-constrained beam search: the fast batched search agrees with the slow reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from semid.ids.tokens import BOS, PAD, SIDTokenizer
+from semid.tiger.beam import beam_search, cap_cold
+from semid.tiger.beam_reference import build_dict_trie, model_step_one, reference_beam_search
+from semid.tiger.model import ModelArgs, Tiger
+from semid.tiger.trie import PrefixTrie
+
+
+def random_catalogue(rng: np.random.Generator, n_items: int, levels: int, k: int) -> np.ndarray:
+    """Random codes made unique by a dedup column (as the ID stage does)."""
+    codes = rng.integers(0, k, size=(n_items, levels))
+    dedup = np.zeros(n_items, dtype=np.int64)
+    seen: dict[tuple, int] = {}
+    for i, row in enumerate(map(tuple, codes)):
+        dedup[i] = seen.get(row, 0)
+        seen[row] = dedup[i] + 1
+    return np.concatenate([codes, dedup[:, None]], 1)
+
+
+def tiny_model(tok: SIDTokenizer, seed: int, mask: str = "causal", users: int = 0, recency: bool = False) -> Tiger:
+    torch.manual_seed(seed)
+    args = ModelArgs(vocab_size=tok.vocab_size, id_length=tok.id_length,
+                     level_ranges=[tok.level_range(lvl) for lvl in range(tok.id_length)],
+                     d_model=16, n_heads=2, head_dim=8, d_ff=32, encoder_layers=1, decoder_layers=2,
+                     dropout=0.0, attn_dropout=0.0, max_items=5, encoder_mask=mask, user_buckets=users,
+                     recency_bias=recency)
+    model = Tiger(args).double().eval()
+    with torch.no_grad():  # larger weights than the init so that log-probs are far from uniform
+        for p in model.parameters():
+            p.mul_(20.0)
+    return model
+
+
+def histories(tok: SIDTokenizer, rng: np.random.Generator, n_users: int, max_items: int) -> list[torch.Tensor]:
+    out = []
+    for _ in range(n_users):
+        n = int(rng.integers(1, max_items + 1))
+        out.append(tok.encode(torch.from_numpy(rng.integers(0, tok.num_items, size=n))).reshape(-1))
+    return out
+
+
+def pad_batch(hist: list[torch.Tensor]) -> torch.Tensor:
+    width = max(len(h) for h in hist)
+    return torch.stack([torch.cat([h, torch.full((width - len(h),), PAD)]) for h in hist])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n_items=st.integers(1, 40), levels=st.integers(1, 3),
+       k=st.integers(2, 5), beam=st.integers(1, 8), top_k=st.integers(1, 8), constrained=st.booleans(),
+       mask=st.sampled_from(["causal", "bidirectional"]), recency=st.booleans())
+def test_fast_beam_matches_reference(seed, n_items, levels, k, beam, top_k, constrained, mask, recency):
+    rng = np.random.default_rng(seed)
+    tok = SIDTokenizer.from_codes(random_catalogue(rng, n_items, levels, k), codebook_size=k)
+    model = tiny_model(tok, seed, mask, recency=recency)
+    hist = histories(tok, rng, 3, 5)
+    trie = PrefixTrie(tok) if constrained else None
+    fast = beam_search(model.start(pad_batch(hist)), len(hist), tok, trie=trie, beam_size=beam, top_k=top_k)
+    dict_trie = build_dict_trie(tok) if constrained else None
+    step_one = model_step_one(model, hist)
+    for u in range(len(hist)):
+        ref = reference_beam_search(step_one, u, tok, dict_trie, beam_size=beam, top_k=top_k)
+        got = [(int(i), float(s)) for i, s in zip(fast.items[u], fast.scores[u]) if math.isfinite(float(s))]
+        assert [i for i, _ in got] == [i for i, _ in ref]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in ref], rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n_items=st.integers(1, 60), levels=st.integers(1, 3), k=st.integers(2, 6))
+def test_trie_returns_only_catalogue_items(seed, n_items, levels, k):
+    rng = np.random.default_rng(seed)
+    codes = random_catalogue(rng, n_items, levels, k)
+    tok = SIDTokenizer.from_codes(codes, codebook_size=k)
+    subset = np.sort(rng.choice(n_items, size=max(1, n_items // 2), replace=False))
+    trie = PrefixTrie(tok, subset)
+    model = tiny_model(tok, seed)
+    hist = histories(tok, rng, 4, 5)
+    res = beam_search(model.start(pad_batch(hist)), len(hist), tok, trie=trie, beam_size=6, top_k=6)
+    found = res.items[torch.isfinite(res.scores)]
+    assert set(found.tolist()) <= set(subset.tolist())
+    assert (found >= 0).all()
+    # the returned IDs are the items' own tokens, and the trie holds exactly the subset
+    for row_items, row_tokens in zip(res.items, res.tokens):
+        for item, tokens in zip(row_items.tolist(), row_tokens):
+            if item >= 0:
+                assert torch.equal(tok.item_tokens[item], tokens)
+    inside = trie.contains(tok.item_tokens)
+    assert inside.nonzero().view(-1).tolist() == subset.tolist()
+    # no duplicates within a user's list
+    for row in res.items.tolist():
+        real = [i for i in row if i >= 0]
+        assert len(real) == len(set(real))
+
+
+def test_full_beam_is_exhaustive_search():
+    """With a beam as wide as the catalogue, constrained search ranks every item by its exact score."""
+    rng = np.random.default_rng(0)
+    tok = SIDTokenizer.from_codes(random_catalogue(rng, 12, 2, 3), codebook_size=3)
+    model = tiny_model(tok, 0)
+    hist = histories(tok, rng, 2, 4)
+    res = beam_search(model.start(pad_batch(hist)), 2, tok, trie=PrefixTrie(tok), beam_size=12, top_k=12)
+    step_one = model_step_one(model, hist)
+    for u in range(2):
+        exact = []
+        for item in range(12):
+            toks = tok.item_tokens[item].tolist()
+            exact.append(sum(float(step_one(u, toks[:d])[toks[d]]) for d in range(len(toks))))
+        assert res.items[u].tolist() == list(np.argsort(-np.array(exact), kind="stable"))
+        np.testing.assert_allclose(res.scores[u].numpy(), np.sort(exact)[::-1], atol=1e-9)
+
+
+def test_unconstrained_reports_invalid_ids():
+    codes = np.array([[0, 0, 0], [1, 1, 0]])
+    tok = SIDTokenizer.from_codes(codes, codebook_size=4)
+    model = tiny_model(tok, 1)
+    hist = [tok.encode(torch.tensor([0])).view(-1)]
+    res = beam_search(model.start(pad_batch(hist)), 1, tok, trie=None, beam_size=16, top_k=16)
+    assert res.items.shape == (1, 16)
+    assert 0 < res.invalid_rate() <= 1  # only 2 of 16 IDs are items
+    assert (res.items >= 0).sum() <= 2
+
+
+def test_cap_cold_limits_share():
+    items = torch.tensor([[5, 1, 6, 7, 2, 3]])
+    scores = torch.tensor([[-1.0, -2, -3, -4, -5, -6]])
+    cold = torch.zeros(10, dtype=torch.bool)
+    cold[[5, 6, 7]] = True
+    got, s = cap_cold(items, scores, cold, k=4, eps=0.25)
+    assert got.tolist() == [[5, 1, 2, 3]]
+    assert s.tolist() == [[-1.0, -2, -5, -6]]
+    got, _ = cap_cold(items, scores, cold, k=4, eps=0.0)
+    assert got.tolist() == [[1, 2, 3, -1]]
+
+
+def test_tokenizer_roundtrip_and_ranges():
+    codes = np.array([[0, 2, 0], [0, 2, 1], [3, 1, 0]])
+    tok = SIDTokenizer.from_codes(codes, codebook_size=4)
+    assert tok.vocab_size == 3 + 2 * 4 + 2
+    assert tok.level_range(0) == (3, 7) and tok.level_range(1) == (7, 11) and tok.level_range(2) == (11, 13)
+    assert tok.item_tokens.tolist() == [[3, 9, 11], [3, 9, 12], [6, 8, 11]]
+    assert tok.decode(tok.item_tokens).tolist() == [0, 1, 2]
+    assert tok.decode(torch.tensor([[3, 9, 12], [3, 8, 11], [7, 9, 11], [BOS, 9, 11]])).tolist() == [1, -1, -1, -1]
+    with pytest.raises(ValueError):
+        SIDTokenizer.from_codes(np.array([[0, 0], [0, 0]]), codebook_size=2).decode(torch.tensor([3, 5]))
