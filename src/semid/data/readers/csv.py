@@ -80,13 +80,14 @@ def read_csv(path: Path, cfg: PrepareConfig) -> Source:
                 issues.counts[reason] += n
         df, ts = df.filter(~bad_mask), ts.filter(~bad_mask)
     folder = path if path.is_dir() else path.parent
-    names = _index(_one(folder, "*.item2index"))
+    index_file = _one(folder, "*.item2index")
+    names = _index(index_file)
     items = df["item"].str.strip_chars()
     if names:
         items = items.replace(names)
     frame = pl.DataFrame({"user": df["user"].str.strip_chars(), "item": items, "timestamp": ts.cast(pl.Int64)})
     text_file = _one(folder, "*.text")
     items_df = read_text_file(text_file, issues) if text_file else pl.DataFrame({"asin": []}, schema={"asin": pl.String})
-    extra = [p for p in (_one(folder, "*.item2index"), text_file) if p]
+    extra = [p for p in (index_file, text_file) if p]
     return Source(frame, items_df, files + extra, skipped=issues.counts,
                   notes={"interaction_files": [f.name for f in files]})

@@ -43,8 +43,8 @@ def _header(fields: str) -> list[str]:
 def read_unisrec(path: Path, cfg: PrepareConfig) -> Source:
     path = Path(path)
     issues = Issues(cfg.strict)
-    item_names = _index(_one(path, "*.item2index"))
-    user_names = _index(_one(path, "*.user2index"))
+    item_file, user_file = _one(path, "*.item2index"), _one(path, "*.user2index")
+    item_names, user_names = _index(item_file), _index(user_file)
     test = _one(path, "*.test.inter")
     plain = None if test is not None else _one(path, "*.inter")
     if test is None and plain is None:
@@ -80,7 +80,7 @@ def read_unisrec(path: Path, cfg: PrepareConfig) -> Source:
         times += ts
     frame = pl.DataFrame({"user": users, "item": items, "timestamp": times},
                          schema={"user": pl.String, "item": pl.String, "timestamp": pl.Int64})
-    files = [p for p in (inter, _one(path, "*.item2index"), _one(path, "*.user2index")) if p]
+    files = [p for p in (inter, item_file, user_file) if p]
     text_file = _one(path, "*.text")
     items_df = read_text_file(text_file, issues) if text_file else pl.DataFrame({"asin": []}, schema={"asin": pl.String})
     if text_file:
