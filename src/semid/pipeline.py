@@ -16,6 +16,7 @@ from semid.config import StageConfig
 from semid.data.config import PrepareConfig
 from semid.embed.config import EmbedConfig
 from semid.evaluate.stage import EvaluateConfig
+from semid.experiments.compare import CompareConfig
 from semid.ids.config import IdsConfig
 from semid.log import log
 from semid.tiger.config import TigerConfig
@@ -29,6 +30,7 @@ class RunConfig(StageConfig):
     ids: IdsConfig = Field(default_factory=IdsConfig, description="the Semantic ID stage (train + analyze)")
     tiger: TigerConfig = Field(default_factory=TigerConfig, description="TIGER training (preset cpu by default)")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="evaluation of the trained model on test")
+    compare: CompareConfig = Field(default_factory=CompareConfig, description="`semid compare`: the models of the comparison table")
 
 
 @dataclass

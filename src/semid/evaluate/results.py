@@ -28,7 +28,8 @@ def record(metrics_file: Path, *, root: Path = Path("results"), preset: str | No
     info = m.get("model_info", {})
     name = m["model"] + (f"-{setting}" if setting else "")
     rec = {
-        "model": m["model"], "dataset": m["dataset"], "preset": preset or info.get("preset"), "setting": setting,
+        "model": m["model"], "kind": m.get("kind"), "loss": info.get("loss"), "params": info.get("params"),
+        "dataset": m["dataset"], "preset": preset or info.get("preset"), "setting": setting,
         "split": m["split"], "users": m["users"], "hardware": hardware, "metrics": m["metrics"], "ci95": m["ci95"],
         "protocol": m["protocol"], "beam_size": m["protocol"].get("beam_size"), "seeds": m.get("seeds"),
         "wall_time_s": wall_time_s, "command": command, "ids": info.get("ids"), "training": info.get("training"),
@@ -43,7 +44,9 @@ def load_records(root: Path = Path("results")) -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return [artifacts.read_json(p) for p in sorted(root.glob("*/*.json"))]
+    records = (artifacts.read_json(p) for p in sorted(root.glob("*/*.json")))
+    # other studies (e.g. rank_study.json) keep their own records; these tables take retrieval metrics
+    return [r for r in records if isinstance(r, dict) and isinstance(r.get("metrics"), dict)]
 
 
 def load_reference(root: Path = Path("results")) -> list[dict[str, Any]]:
@@ -66,7 +69,8 @@ def table(records: list[dict[str, Any]], reference: list[dict[str, Any]] = (), d
     for r in sorted(records, key=lambda r: (r["dataset"], r["model"], str(r.get("setting")))):
         if dataset and r["dataset"] != dataset:
             continue
-        setting = ", ".join(str(x) for x in (r.get("preset"), r.get("setting")) if x)
+        loss = f"loss {r['loss']}" if r.get("loss") else None
+        setting = ", ".join(str(x) for x in (r.get("preset"), loss, r.get("setting")) if x)
         rows.append(f"| {r['dataset']} | {r['model']} | {setting or '–'} | {r['split']} | {r['hardware']} | "
                     + " | ".join(_cell(r["metrics"].get(c)) for c in columns) + " |")
     for r in reference:

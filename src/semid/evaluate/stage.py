@@ -31,7 +31,9 @@ from semid.evaluate import metrics as M
 from semid.log import log
 
 # model kind → "module:function" building its ranker (other models add theirs)
-RANKERS = {"tiger": "semid.tiger.stage:ranker"}
+RANKERS = {"tiger": "semid.tiger.stage:ranker",
+           **{k: "semid.seqrec.stage:ranker" for k in ("sasrec", "gru4rec", "bert4rec", "pop", "knn")},
+           **{k: "semid.sidrec.stage:ranker" for k in ("sid_gru", "sid_bert4rec")}}
 
 
 class EvaluateConfig(StageConfig):

@@ -84,7 +84,8 @@ def run(cfg: TigerConfig, run_dir: Path, *, ids: Path | None = None, force: bool
         _, args, state = train.load_checkpoint_weights(Path(summary["best_checkpoint"]))
         save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS))
         save_file({"codes": torch.from_numpy(np.ascontiguousarray(codes))}, str(out / CODES))
-        artifacts.write_json(out / CONFIG, {"kind": "tiger", "args": args, "config": config,
+        params = sum(int(v.numel()) for v in state.values())
+        artifacts.write_json(out / CONFIG, {"kind": "tiger", "args": args, "config": config, "params": params,
                                             "tokenizer": tok.spec(), "ids": str(ids_folder), "training": summary})
         stage.outputs = [WEIGHTS, CODES, CONFIG]
         stage.extra["training"] = summary
@@ -150,7 +151,7 @@ def ranker(folder: Path, *, beam_size: int, top_k: int, constrained: bool = True
             invalid[idx, :n] = ((got < 0) & torch.isfinite(scores)).cpu().numpy()
         return items, (invalid if not constrained else None)
 
-    info: dict[str, Any] = {"kind": "tiger", "beam_size": beam_size, "constrained": constrained,
+    info: dict[str, Any] = {"kind": "tiger", "loss": "next-ID CE", "params": meta.get("params"), "beam_size": beam_size, "constrained": constrained,
                             "cold_start_eps": cold_start_eps, "preset": meta["config"].get("preset"),
                             "seed": meta["config"].get("seed"), "max_items": max_items,
                             "ids": meta.get("ids"), "training": meta.get("training")}

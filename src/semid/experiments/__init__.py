@@ -1,0 +1,1 @@
+"""Experiments that span several stages: the model comparison (``semid compare``)."""
