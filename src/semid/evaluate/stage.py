@@ -48,6 +48,7 @@ class EvaluateConfig(StageConfig):
     max_users: int | None = Field(None, ge=1, description="score a random sample of this many users (unset = all)")
     batch_users: int = Field(256, ge=1, description="users per decoding batch")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to run the model")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (unset = torch's default)")
     tag: str | None = Field(None, description="suffix of the metrics file (unset: derived from the settings)")
     seed: int = Field(0, description="seed of the user sample and the bootstrap")
 
@@ -83,7 +84,9 @@ def run(cfg: EvaluateConfig, run_dir: Path, *, force: bool = False) -> Path:
         raise DataError(f"no ranker registered for model kind {kind!r} (known: {', '.join(RANKERS)})")
     out = folder / metrics_name(cfg)
     split_file = run_dir / "data" / f"{cfg.split}.parquet"
-    inputs = artifacts.fingerprint_inputs({"split": split_file, **{f.name: f for f in sorted(folder.glob("*.safetensors"))}})
+    # the model's settings live in config.json and its weights in *.safetensors: either changing re-scores
+    inputs = artifacts.fingerprint_inputs({"split": split_file, "config.json": meta_file,
+                                           **{f.name: f for f in sorted(folder.glob("*.safetensors"))}})
     config = cfg.model_dump(mode="json")
     if not force and out.is_file():
         old = artifacts.read_json(out)
@@ -99,6 +102,8 @@ def run(cfg: EvaluateConfig, run_dir: Path, *, force: bool = False) -> Path:
     seen = np.zeros(n_items, dtype=bool)
     seen[np.concatenate([train["target"].to_numpy(), train["history"].explode().drop_nulls().to_numpy()])] = True
     device = _device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     module, fn = RANKERS[kind].split(":")
     rank, info = getattr(importlib.import_module(module), fn)(
         folder, beam_size=cfg.beam_size, top_k=cfg.top_k, constrained=cfg.constrained, cold_items=~seen,

@@ -65,8 +65,10 @@ def model_config(name: str, cfg: CompareConfig, semantic_ids: str,
     module = importlib.import_module(FAMILIES[family])
     values = dict(tiger or {}) if family == "tiger" else {}
     values.update(fixed)
-    if "ids" in values:
-        values["ids"] = semantic_ids if values["ids"] == "semantic" else random_ids_name(semantic_ids)
+    if values.get("ids") == "semantic":  # the ids stage's folder, passed to the stage as `ids=`
+        values.pop("ids")
+    elif values.get("ids") == "random":
+        values["ids"] = random_ids_name(semantic_ids)
     values.update(cfg.settings.get(name, {}))
     if cfg.threads is not None:
         values.setdefault("threads", cfg.threads)
@@ -106,10 +108,11 @@ def run(cfg: CompareConfig, run_dir: Path, ids_cfg, *, tiger: dict[str, Any] | N
         if getattr(mcfg, "ids", None) == random_ids_name(semantic):
             _ensure_random_ids(run_dir, ids_cfg, force)
         t0 = time.perf_counter()
-        folder = importlib.import_module(module_name).run(mcfg, run_dir, force=force)
+        ids_kw = {"ids": Path(run_dir) / "ids" / semantic} if module_name != FAMILIES["seqrec"] else {}
+        folder = importlib.import_module(module_name).run(mcfg, run_dir, force=force, **ids_kw)
         fit_s = time.perf_counter() - t0
         ev = ev_stage.EvaluateConfig(model=folder.name, split=cfg.split, beam_size=cfg.beam_size,
-                                     bootstrap=cfg.bootstrap)
+                                     bootstrap=cfg.bootstrap, threads=cfg.threads)
         metrics_file = ev_stage.run(ev, run_dir, force=force)
         rows.append(row(name, folder, metrics_file, fit_s))
     out = Path(run_dir) / "compare"

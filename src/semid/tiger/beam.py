@@ -79,3 +79,45 @@ def cap_cold(items: torch.Tensor, scores: torch.Tensor, cold: torch.Tensor, k: i
     items = items.masked_fill(~keep, -1)
     scores = scores.masked_fill(~keep, NEG_INF)
     return items[:, :k], scores[:, :k]
+
+
+# encode a batch: (histories [list of item-id arrays, at most max_items each], user ids) → step state
+StartFn = Callable[[list, "np.ndarray"], StepFn]
+
+
+def generative_ranker(start: StartFn, tokenizer: SIDTokenizer, *, max_items: int, beam_size: int, top_k: int,
+                      constrained: bool = True, cold_items=None, cold_start_eps: float | None = None,
+                      batch_users: int = 256, device: str = "cpu"):
+    """``rank(histories, users) -> (items [U, top_k], invalid [U, top_k] | None)`` for any model that
+    decodes Semantic IDs: users in length-sorted batches, one beam search per batch.
+
+    ``constrained=False`` searches freely and flags generated IDs that are no item's;
+    ``cold_start_eps`` (with ``cold_items``, bool [N]): TIGER §4.4, at most ``floor(eps * k)``
+    items unseen in training in each top k.
+    """
+    import numpy as np
+
+    trie = PrefixTrie(tokenizer).to(device) if constrained else None
+    search_k = max(top_k, beam_size) if cold_start_eps is not None else top_k
+    cold = torch.as_tensor(cold_items, device=device) if cold_items is not None else None
+
+    @torch.no_grad()
+    def rank(histories: list, users: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        hist = [np.asarray(h[-max_items:], dtype=np.int64) for h in histories]
+        order = np.argsort([len(h) for h in hist], kind="stable")
+        items = np.full((len(hist), top_k), -1, dtype=np.int64)
+        invalid = np.zeros((len(hist), top_k), dtype=bool)
+        for a in range(0, len(order), batch_users):
+            idx = order[a:a + batch_users]
+            res = beam_search(start([hist[i] for i in idx], users[idx]), len(idx), tokenizer, trie=trie,
+                              beam_size=beam_size, top_k=search_k, device=device)
+            got, scores = res.items, res.scores
+            if cold_start_eps is not None and cold is not None:
+                got, scores = cap_cold(got, scores, cold, top_k, cold_start_eps)
+            got, scores = got[:, :top_k], scores[:, :top_k]
+            n = got.shape[1]
+            items[idx, :n] = got.cpu().numpy()
+            invalid[idx, :n] = ((got < 0) & torch.isfinite(scores)).cpu().numpy()
+        return items, (invalid if not constrained else None)
+
+    return rank

@@ -114,44 +114,23 @@ def load(folder: Path, device: str | torch.device = "cpu"):
 
 def ranker(folder: Path, *, beam_size: int, top_k: int, constrained: bool = True, cold_items: np.ndarray | None = None,
            cold_start_eps: float | None = None, batch_users: int = 256, device: str = "cpu"):
-    """A ranker for :mod:`semid.evaluate.stage`: ``rank(histories, users) -> (items [U, k], invalid [U, k])``.
-
-    ``cold_start_eps`` (with ``cold_items``, bool [N]): TIGER §4.4, at most ``floor(eps * k)``
-    items unseen in training in each top k.
-    """
+    """A ranker for :mod:`semid.evaluate.stage` (see :func:`semid.tiger.beam.generative_ranker`)."""
     from semid.tiger import data
-    from semid.tiger.beam import beam_search, cap_cold
-    from semid.tiger.trie import PrefixTrie
+    from semid.tiger.beam import generative_ranker
 
     model, tok, meta = load(folder, device)
-    trie = PrefixTrie(tok).to(device) if constrained else None
     item_tokens = tok.item_tokens.numpy()
     max_items, buckets = meta["args"]["max_items"], meta["args"]["user_buckets"]
-    search_k = max(top_k, beam_size) if cold_start_eps is not None else top_k
-    cold_t = torch.as_tensor(cold_items, device=device) if cold_items is not None else None
 
-    @torch.no_grad()
-    def rank(histories: list[np.ndarray], users: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        hist = [np.asarray(h[-max_items:], dtype=np.int64) for h in histories]
-        order = np.argsort([len(h) for h in hist], kind="stable")
-        items = np.full((len(hist), top_k), -1, dtype=np.int64)
-        invalid = np.zeros((len(hist), top_k), dtype=bool)
-        for a in range(0, len(order), batch_users):
-            idx = order[a:a + batch_users]
-            x = data.history_tokens([hist[i] for i in idx], item_tokens).to(device)
-            u = torch.from_numpy(users[idx] % buckets).to(device) if buckets else None
-            res = beam_search(model.start(x, u), len(idx), tok, trie=trie, beam_size=beam_size, top_k=search_k,
-                              device=device)
-            got, scores = res.items, res.scores
-            if cold_start_eps is not None and cold_t is not None:
-                got, scores = cap_cold(got, scores, cold_t, top_k, cold_start_eps)
-            got, scores = got[:, :top_k], scores[:, :top_k]
-            n = got.shape[1]
-            items[idx, :n] = got.cpu().numpy()
-            invalid[idx, :n] = ((got < 0) & torch.isfinite(scores)).cpu().numpy()
-        return items, (invalid if not constrained else None)
+    def start(hist: list[np.ndarray], users: np.ndarray):
+        u = torch.from_numpy(users % buckets).to(device) if buckets else None
+        return model.start(data.history_tokens(hist, item_tokens).to(device), u)
 
-    info: dict[str, Any] = {"kind": "tiger", "loss": "next-ID CE", "params": meta.get("params"), "beam_size": beam_size, "constrained": constrained,
+    rank = generative_ranker(start, tok, max_items=max_items, beam_size=beam_size, top_k=top_k,
+                             constrained=constrained, cold_items=cold_items, cold_start_eps=cold_start_eps,
+                             batch_users=batch_users, device=device)
+    info: dict[str, Any] = {"kind": "tiger", "loss": "next-ID CE", "params": meta.get("params"),
+                            "beam_size": beam_size, "constrained": constrained,
                             "cold_start_eps": cold_start_eps, "preset": meta["config"].get("preset"),
                             "seed": meta["config"].get("seed"), "max_items": max_items,
                             "ids": meta.get("ids"), "training": meta.get("training")}

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from semid import training
 from semid.evaluate import metrics as M
 from semid.ids.tokens import SIDTokenizer
-from semid.log import log, progress_enabled
+from semid.log import log
 from semid.tiger.beam import beam_search
 from semid.tiger.config import TigerConfig
 from semid.tiger.data import IGNORE, Batch, TrainBatches, history_tokens
@@ -151,35 +152,13 @@ class TigerModule(L.LightningModule):
         self._val.append(M.ranks(res.items.cpu().numpy(), targets.cpu().numpy()))
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        ranks = np.concatenate(self._val)
-        self._val = []
-        self.log("val/recall@10", float(M.recall_at(ranks, 10)), prog_bar=True)
-        self.log("val/ndcg@10", float(M.ndcg_at(ranks, 10)))
-        self.log("val/recall@5", float(M.recall_at(ranks, 5)))
-
-
-def precision(cfg: TigerConfig) -> str:
-    if cfg.precision != "auto":
-        return cfg.precision if cfg.precision != "32" else "32-true"
-    use_gpu = cfg.accelerator != "cpu" and torch.cuda.is_available()
-    if not use_gpu:
-        return "32-true"
-    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        training.log_validation(self, self._val)
 
 
 def fit(cfg: TigerConfig, tok: SIDTokenizer, train_seqs: list[np.ndarray], train_users: np.ndarray,
         val: tuple[list[np.ndarray], np.ndarray, np.ndarray], out: Path, *, resume: bool = False) -> dict[str, Any]:
     """Train into ``out`` (checkpoints/, logs/); returns a summary with the best checkpoint path."""
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
-    _quiet_lightning()
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    training.setup(cfg)
     item_tokens = tok.item_tokens.numpy()
     train = TrainBatches(train_seqs, train_users, item_tokens, mode=cfg.encoder_mask, max_items=cfg.max_items,
                          batch_size=cfg.batch_size, seed=cfg.seed, user_buckets=cfg.user_buckets)
@@ -189,62 +168,17 @@ def fit(cfg: TigerConfig, tok: SIDTokenizer, train_seqs: list[np.ndarray], train
              train.num_examples, steps_per_epoch, total)
 
     hist, targets, users = val
-    if cfg.val_users and cfg.val_users < len(hist):
-        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(hist), cfg.val_users, replace=False))
-        hist, targets, users = [hist[i] for i in pick], targets[pick], users[pick]
+    pick = training.sample(len(hist), cfg.val_users, cfg.seed)
+    hist, targets, users = [hist[i] for i in pick], targets[pick], users[pick]
     bucket = (users % cfg.user_buckets) if cfg.user_buckets else np.zeros_like(users)
     val_data = EvalBatches(hist, targets, bucket, item_tokens)
 
     module = TigerModule(cfg.model_dump(mode="json"), model_args(cfg, tok).to_dict(), tokenizer=tok, total_steps=total)
-    ckpt_dir = out / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/recall@10", mode="max",
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
-    callbacks = [checkpoint, EarlyStopping(monitor="val/recall@10", mode="max", patience=cfg.patience)]
-    show = progress_enabled()
-    # a fresh run rewrites logs/metrics.csv; a resumed one logs beside it
-    version = f"resume-{time.strftime('%Y%m%d-%H%M%S')}" if resume else ""
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator if cfg.accelerator != "gpu" else "cuda", devices=1,
-        precision=precision(cfg), max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
-        max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
-        gradient_clip_val=cfg.grad_clip or None, check_val_every_n_epoch=cfg.val_every,
-        num_sanity_val_steps=0, logger=CSVLogger(out, name="logs", version=version), callbacks=callbacks,
-        enable_progress_bar=show, enable_model_summary=show, log_every_n_steps=20, default_root_dir=out,
-        deterministic=False)
-    loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)  # noqa: E731
-    last = ckpt_dir / "last.ckpt"
-    if not resume and ckpt_dir.is_dir():  # a fresh run must not mix with an old run's checkpoints
-        for old in ckpt_dir.glob("*.ckpt"):
-            old.unlink()
-    ckpt_path = str(last) if resume and last.is_file() else None
-    if resume and ckpt_path is None:
-        log.warning("tiger: --resume given but %s does not exist: starting from scratch", last)
-    t0 = time.perf_counter()
-    trainer.fit(module, loader(Epochs(train)), loader(val_data), ckpt_path=ckpt_path)
-    best = checkpoint.best_model_path or str(last)
-    score = checkpoint.best_model_score
-    return {"best_checkpoint": best, "best_val_recall@10": float(score) if score is not None else None,
-            "val_users": len(hist), "epochs": trainer.current_epoch, "steps": trainer.global_step,
-            "train_examples_per_epoch": train.num_examples, "train_wall_s": round(time.perf_counter() - t0, 1),
-            "precision": precision(cfg), "device": str(module.device)}
-
-
-def _quiet_lightning() -> None:
-    """Hide Lightning's tips and warnings that do not apply (single-process loading, no cloud)."""
-    import logging
-    import warnings
-
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in (".*IterableDataset.*has `__len__`.*", ".*LeafSpec.*", ".*exists and is not empty.*",
-                    ".*does not have many workers.*", ".*litlogger.*"):
-        warnings.filterwarnings("ignore", message=pattern)
+    summary = training.fit(module, Epochs(train), val_data, cfg, out, resume=resume, name="tiger")
+    return summary | {"val_users": len(hist), "train_examples_per_epoch": train.num_examples}
 
 
 def load_checkpoint_weights(path: Path) -> tuple[dict, dict, dict[str, torch.Tensor]]:
     """(cfg, model args, model state dict) from a Lightning checkpoint of :class:`TigerModule`."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    hp = ckpt["hyper_parameters"]
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    hp, state = training.checkpoint_state(path)
     return hp["cfg"], hp["args"], state

@@ -1,0 +1,174 @@
+"""SID-GRU / SID-BERT4Rec: beam search equals exhaustive scoring, padding invariance, masks, configs,
+and both models end to end on the toy dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from semid import config as cfgmod
+from semid.cli import app
+from semid.errors import ConfigError
+from semid.ids.tokens import PAD, SIDTokenizer
+from semid.sidrec.config import SIDBert4RecConfig, SIDGRUConfig
+from semid.sidrec.data import TrainRows, cloze_mask, gru_targets, item_tokens_3d
+from semid.sidrec.models import SIDArgs, build_model
+from semid.tiger.beam import beam_search
+from semid.tiger.trie import PrefixTrie
+
+KINDS = ["sid_gru", "sid_bert4rec"]
+
+
+def tiny_tokenizer(seed: int = 0) -> SIDTokenizer:
+    """14 items with 2 levels of 3 codes and a dedup code (some prefixes shared)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 3, size=(14, 2))
+    dedup = np.zeros(14, dtype=np.int64)
+    seen: dict[tuple, int] = {}
+    for i, c in enumerate(map(tuple, codes)):
+        dedup[i] = seen.get(c, 0)
+        seen[c] = dedup[i] + 1
+    return SIDTokenizer.from_codes(np.column_stack([codes, dedup]), codebook_size=3)
+
+
+def tiny_model(kind: str, tok: SIDTokenizer, seed: int = 0):
+    torch.manual_seed(seed)
+    args = SIDArgs(vocab_size=tok.vocab_size, level_ranges=[tok.level_range(i) for i in range(tok.id_length)],
+                   kind=kind, d_model=16, d_ff=32, dropout=0.0, max_items=6, n_heads=2, layers=2)
+    model = build_model(args).eval()
+    with torch.no_grad():  # larger weights than the init's so that scores are spread out
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    return model
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("tied", [True, False])
+def test_beam_search_equals_exhaustive_scoring(kind, tied):
+    tok = tiny_tokenizer()
+    model = tiny_model(kind, tok)
+    if not tied:
+        args = SIDArgs(**{**model.args.to_dict(), "tied": False})
+        torch.manual_seed(1)
+        model = build_model(args).eval()
+    hist = [np.array([1, 4, 2]), np.array([7]), np.array([3, 3, 9, 0, 12])]
+    x = item_tokens_3d(hist, tok.item_tokens.numpy())
+    res = beam_search(model.start(x), len(hist), tok, trie=PrefixTrie(tok), beam_size=tok.num_items, top_k=tok.num_items)
+    with torch.no_grad():
+        u = model.user(x)  # [B, d]
+        for b in range(len(hist)):
+            logits = model.heads(u[b].expand(tok.num_items, -1), tok.item_tokens)
+            score = sum(torch.log_softmax(lg, -1)[torch.arange(tok.num_items), tok.item_tokens[:, lvl] - tok.level_range(lvl)[0]]
+                        for lvl, lg in enumerate(logits))
+            best = torch.argsort(score, descending=True)
+            assert res.items[b].tolist() == best.tolist()
+            assert torch.allclose(res.scores[b], score[best], atol=1e-5)
+    assert sorted(res.items[0].tolist()) == list(range(tok.num_items))  # only valid items, each once
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_user_state_is_unchanged_by_padding_and_batch_neighbours(kind):
+    tok = tiny_tokenizer()
+    model = tiny_model(kind, tok)
+    item_tokens = tok.item_tokens.numpy()
+    alone = model.user(item_tokens_3d([np.array([5, 1])], item_tokens))
+    x = item_tokens_3d([np.array([5, 1]), np.array([2, 3, 4, 6, 8, 10])], item_tokens)  # row 0 padded by 4 items
+    padded = model.user(x)[:1]
+    wider = torch.cat([x, torch.full((2, 3, tok.id_length), PAD)], 1)  # and by 3 more
+    assert torch.allclose(alone, padded, atol=1e-5)
+    assert torch.allclose(alone, model.user(wider)[:1], atol=1e-5)
+    assert not torch.allclose(alone, model.user(item_tokens_3d([np.array([1, 5])], item_tokens)), atol=1e-3)
+
+
+def test_bert4rec_masked_slot_ignores_its_own_tokens():
+    tok = tiny_tokenizer()
+    model = tiny_model("sid_bert4rec", tok)
+    x = item_tokens_3d([np.array([5, 1, 7])], tok.item_tokens.numpy())
+    masked = torch.tensor([[False, False, True]])
+    other = x.clone()
+    other[0, 2] = tok.item_tokens[11]
+    assert torch.allclose(model.hidden(x, masked)[0, 2], model.hidden(other, masked)[0, 2], atol=1e-6)
+
+
+def test_masks_targets_and_batches():
+    rng = np.random.default_rng(0)
+    m = cloze_mask(np.array([3, 1, 5]), 5, 0.0, rng)
+    assert m.tolist() == [[False, False, True, False, False], [True] + [False] * 4, [False] * 4 + [True]]
+    m = cloze_mask(np.full(2000, 5), 6, 0.3, rng)
+    assert not m[:, 5].any() and m[:, 4].all() and abs(m[:, :4].mean() - 0.3) < 0.02
+    tok = tiny_tokenizer()
+    x = item_tokens_3d([np.array([1, 2, 3]), np.array([4])], tok.item_tokens.numpy())
+    src, tgt = gru_targets(x)
+    assert src.tolist() == [[True, True, False], [False, False, False]]
+    assert torch.equal(tgt, tok.item_tokens[[2, 3]])
+    seqs = [np.arange(i % 9 + 2) for i in range(50)]
+    rows = TrainRows(seqs, tok.item_tokens.numpy(), max_items=4, batch_size=8, seed=0, mask_prob=0.2)
+    assert rows.num_targets == sum(len(s) - 1 for s in seqs)
+    seen = sorted(j for b in rows.batches for j in b)
+    assert seen == list(range(len(rows.rows))) and all(len(r) <= 5 for r in rows.rows)
+    batch = rows[0]
+    assert batch.masked.shape == batch.tokens.shape[:2] and batch.masked.any(1).all()
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown config key 'hidden'.*SIDGRUConfig"):
+        cfgmod.load(SIDGRUConfig, overrides=["hidden=64"])
+    with pytest.raises(ConfigError, match="n_heads"):
+        cfgmod.load(SIDBert4RecConfig, overrides=["d_model=30", "n_heads=4"])
+    with pytest.raises(ConfigError, match="mask_prob"):
+        cfgmod.load(SIDBert4RecConfig, overrides=["mask_prob=1.5"])
+    assert SIDGRUConfig().name == "sid-gru" and SIDBert4RecConfig().name == "sid-bert4rec"
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sidrec") / "toy"
+    runner = CliRunner()
+    for args in (["prepare", "--dataset", "toy"], ["embed"],
+                 ["ids", "train", "method=rqkmeans", "codebook_size=16", "tsne_sample=0"]):
+        res = runner.invoke(app, [*args, "--out", str(out)])
+        assert res.exit_code == 0, res.output + repr(res.exception)
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_toy_end_to_end(toy_run, kind):
+    from semid.sidrec import stage
+
+    runner = CliRunner()
+    cmd, name = kind.replace("_", "-"), kind.replace("_", "-")
+    opts = ["d_model=16", "d_ff=32", "max_epochs=2", "val_users=100", "threads=1", "lr=0.01"]
+    res = runner.invoke(app, ["train", cmd, "--out", str(toy_run), *opts])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    folder = toy_run / "models" / name
+    for f in ("model.safetensors", "sid_codes.safetensors", "config.json", "manifest.json",
+              "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (folder / f).is_file(), f
+    meta = json.loads((folder / "config.json").read_text())
+    assert meta["kind"] == kind and meta["params"] > 0 and meta["training"]["epochs"] >= 1
+    assert {"train_wall_s", "best_val_recall@10"} <= set(meta["training"])
+
+    rank, info = stage.ranker(folder, beam_size=20, top_k=10, constrained=True, cold_items=None,
+                              cold_start_eps=None, batch_users=64, device="cpu")
+    assert info["kind"] == kind and info["loss"] == "per-level CE" and info["max_items"] == 20
+    hist = [np.array([1, 2, 3]), np.array([7]), np.arange(40) % 300]
+    items, invalid = rank(hist, np.arange(3))
+    n_items = meta["tokenizer"]["num_items"]
+    assert items.shape == (3, 10) and invalid is None
+    assert ((items >= 0) & (items < n_items)).all() and all(len(set(r)) == 10 for r in items)
+    free, flags = stage.ranker(folder, beam_size=20, top_k=10, constrained=False, cold_items=None,
+                               cold_start_eps=None, batch_users=64, device="cpu")[0](hist, np.arange(3))
+    assert flags.shape == (3, 10) and np.array_equal(flags, free < 0)
+
+    res = runner.invoke(app, ["evaluate", "--out", str(toy_run), f"model={name}", "bootstrap=0"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    m = json.loads((folder / "metrics.json").read_text())
+    assert m["kind"] == kind and 0.0 <= m["metrics"]["recall@10"] <= 1.0
+    more = [o if not o.startswith("max_epochs") else "max_epochs=3" for o in opts]
+    res = runner.invoke(app, ["train", cmd, "--out", str(toy_run), *more, "--resume"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert json.loads((folder / "config.json").read_text())["training"]["epochs"] == 3
