@@ -8,7 +8,7 @@ DATASET ?= beauty
 SEMID_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export SEMID_DATA_DIR
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench compare rank-study clean
 
 install: $(STAMP)
 
@@ -24,6 +24,15 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# every model of the comparison table on Beauty (→ runs/beauty/compare/comparison.md)
+compare: install
+	$(BIN)/semid compare --config configs/compare_beauty.yaml --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty
+
+# the SID ranking study on Beauty (held-out items) and Office (temporal split) → results/*/rank_study.json
+rank-study: install
+	$(BIN)/semid rank study --config configs/rank_beauty.yaml --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty-holdout --results results
+	$(BIN)/semid rank study --config configs/rank_office.yaml --data-dir "$(SEMID_DATA_DIR)" --out runs/office-temporal --results results
 
 bench: install
 	$(BIN)/python benchmarks/bench_prepare.py

@@ -190,11 +190,9 @@ def write(out: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]], cf
 
 
 def plot(path: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]]) -> None:
-    import matplotlib
+    from semid.figures import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = [r["model"] for r in rows]
     vals = [r["recall@10"] or 0.0 for r in rows]
     err = [[v - (r["recall@10_ci95"] or [v, v])[0] for v, r in zip(vals, rows)],
@@ -208,9 +206,7 @@ def plot(path: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]]) ->
     ax.set_ylabel("Recall@10")
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
-    with artifacts.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 __all__ = ["CompareConfig", "RECIPES", "run", "markdown", "model_config"]

@@ -7,26 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from semid import artifacts
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    with artifacts.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+from semid.figures import pyplot, save
 
 
 def plot_curve(curve: list[dict[str, Any]], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     steps = [p["step"] for p in curve]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     for key in ("loss", "recon", "codebook", "commit"):
@@ -44,11 +29,11 @@ def plot_curve(curve: list[dict[str, Any]], path: Path) -> None:
     b.set_title("share of codes used (per reset window)")
     if levels:
         b.legend()
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_usage(usage: list[dict[str, Any]], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(usage), figsize=(4 * len(usage), 3.2), squeeze=False)
     for ax, lv in zip(axes[0], usage, strict=True):
         counts = np.asarray(lv["counts"])
@@ -56,11 +41,11 @@ def plot_usage(usage: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"level {lv['level']}: {lv['used_share']:.0%} used, ppl {lv['perplexity']:.0f}")
         ax.set_xlabel("code (sorted by items)")
         ax.set_ylabel("items")
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_coherence(coh: dict[str, Any], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     rows = coh["prefix"]
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     lens = [r["prefix_len"] for r in rows]
@@ -73,17 +58,17 @@ def plot_coherence(coh: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("mean cosine similarity")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_tsne(xy: np.ndarray, first: np.ndarray, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 6))
     ax.scatter(xy[:, 0], xy[:, 1], c=first % 20, cmap="tab20", s=3, linewidths=0)
     ax.set_title(f"t-SNE of {len(xy):,} items, coloured by first code (mod 20)")
     ax.set_xticks([])
     ax.set_yticks([])
-    _save(fig, path)
+    save(fig, path)
 
 
 def _f(v: Any, digits: int = 3) -> str:

@@ -51,8 +51,9 @@ class SASRecConfig(NeuralConfig):
         if isinstance(data, dict):
             loss = data.get("loss", "ce")
             data = {"name": f"sasrec-{loss}", **data}
-            if loss == "bce":  # the paper's Beauty recipe: dropout 0.5, many cheap epochs
-                data = {"dropout": 0.5, "lr": 1e-3, "val_every": 5, "patience": 10, "val_users": 0, **data}
+            if loss == "bce":  # the paper's Beauty recipe: dropout 0.5, many cheap epochs, 14 minutes
+                data = {"dropout": 0.5, "lr": 1e-3, "val_every": 5, "patience": 10, "val_users": 0, "max_time_min": 14.0,
+                        **data}
         return data
 
 
