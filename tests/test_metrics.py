@@ -101,3 +101,23 @@ def test_results_record_and_table(tmp_path):
     results.update_readme(readme, root)
     body = readme.read_text()
     assert "old" not in body and "0.0500" in body and body.endswith("rest\n")
+
+
+def test_readme_ranking_block_from_a_study_file(tmp_path):
+    root = tmp_path / "results"
+    (root / "office").mkdir(parents=True)
+    summary = [{"representation": rep, "table_size": t, "history": h, "slice": sl, "rows": t, "auc": auc}
+               for rep, t, auc in (("hash", 1024, 0.60), ("hash", 4096, 0.65), ("unigram", 768, 0.70))
+               for h in (True, False) for sl in ("all", "cold")]
+    study = {"dataset": "office", "records": [], "summary": summary,
+             "claims": [{"claim": "SIDs beat hashing on cold items", "verdict": "confirmed"}]}
+    (root / "office" / "rank_study.json").write_text(json.dumps(study))
+    # a study file is not a retrieval record
+    assert results.load_records(root) == []
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{results.START}\n{results.END}\nmid\n{results.RANK_START}\nOLD-BLOCK\n{results.RANK_END}\n")
+    results.update_readme(readme, root)
+    body = readme.read_text()
+    assert "| office | hash | 4,096 | 0.6500 | 0.6500 | – |" in body  # the largest hash table
+    assert "| office | unigram | 768 | 0.7000 |" in body
+    assert "| office | SIDs beat hashing on cold items | confirmed |" in body and "OLD-BLOCK" not in body
