@@ -51,6 +51,7 @@ def test_toy_comparison(tmp_path):
     assert csv.height == 2 and "recall@10" in csv.columns
     md = (out / "compare" / "comparison.md").read_text()
     assert "| tiger-random |" in md and (out / "compare" / "recall10.png").stat().st_size > 1000
+    assert (tmp_path / "results" / "toy" / "comparison.md").read_text() == md  # the table lands beside the records
     rec = json.loads((tmp_path / "results" / "toy" / "tiger-random.json").read_text())
     assert rec["hardware"] == "test CPU" and rec["source"] == "measured" and "recall@10" in rec["metrics"]
     # a second call reuses every finished model: the weights are not rewritten

@@ -33,6 +33,7 @@ def compare_cmd(
     import shlex
     import sys
 
+    from semid import artifacts
     from semid.evaluate import results
     from semid.experiments import compare
     from semid.pipeline import Context, RunConfig, run_all
@@ -48,6 +49,12 @@ def compare_cmd(
             rec = results.record(Path(row["metrics_file"]), root=record, hardware=hardware or "unspecified",
                                  wall_time_s=row["train_wall_s"], command=command)
             typer.echo(f"recorded: {rec}")
+        rows = comparison_rows(folder)
+        dest = record / str(rows[0]["dataset"] if rows else rdir.name)
+        for name in ("comparison.md", "comparison.csv", "comparison.json", "recall10.png"):
+            if (folder / name).is_file():
+                artifacts.write_bytes(dest / name, (folder / name).read_bytes())
+        typer.echo(f"comparison table: {dest / 'comparison.md'}")
     typer.echo((folder / "comparison.md").read_text())
 
 

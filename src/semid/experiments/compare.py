@@ -14,6 +14,7 @@ record per model under ``results/<dataset>/``. The papers' numbers are separate,
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,20 @@ def row(name: str, folder: Path, metrics_file: Path, fit_s: float) -> dict[str, 
             "recall@10_ci95": m["ci95"].get("recall@10"), "ndcg@10_ci95": m["ci95"].get("ndcg@10"),
             "train_wall_s": training.get("train_wall_s"), "eval_wall_s": m.get("rank_wall_s"),
             "stage_wall_s": round(fit_s, 1), "epochs": training.get("epochs"),
-            "params": meta.get("params", info.get("params")), "metrics_file": str(metrics_file),
+            "threads": training.get("threads") or (meta.get("config") or {}).get("threads"),
+            "params": meta.get("params") or info.get("params") or _count_params(folder), "metrics_file": str(metrics_file),
             "folder": str(folder)}
+
+
+def _count_params(folder: Path) -> int | None:
+    """Parameters in ``model.safetensors`` (for folders written before config.json carried the count)."""
+    from safetensors import safe_open
+
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        return None
+    with safe_open(str(weights), framework="np") as f:
+        return int(sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys()))
 
 
 def _short_ids(ids: Any) -> str | None:
@@ -157,16 +170,16 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], paper: list[dict[str, Any]]) -> str:
-    cols = ["model", "loss", "ids", *COLUMNS, "train s", "params"]
-    lines = ["| " + " | ".join(cols) + " |", "|---|---|---|" + "---:|" * (len(cols) - 3)]
+    cols = ["model", "loss", "ids", *COLUMNS, "train s", "threads", "params", "source"]
+    lines = ["| " + " | ".join(cols) + " |", "|---|---|---|" + "---:|" * (len(cols) - 4) + "---|"]
     for r in rows:
         ci = r.get("recall@10_ci95")
         r10 = _fmt(r["recall@10"]) + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
         cells = [r["model"], _fmt(r["loss"]), _fmt(r["ids"]), *(r10 if c == "recall@10" else _fmt(r[c]) for c in COLUMNS),
-                 _fmt(r["train_wall_s"], 0), _fmt(r["params"])]
+                 _fmt(r["train_wall_s"], 0), _fmt(r.get("threads") or "default"), _fmt(r["params"]), "measured"]
         lines.append("| " + " | ".join(cells) + " |")
     for p in paper:
-        cells = [p["model"], "", "", *(_fmt(p.get(c)) for c in COLUMNS), "", p["source"]]
+        cells = [p["model"], "", "", *(_fmt(p.get(c)) for c in COLUMNS), "", "", "", p["source"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -177,7 +190,8 @@ def write(out: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]], cf
           f"one target per user; Recall@10 with its 95% bootstrap CI over users ({cfg.bootstrap} resamples). "
           "`train s` is the model's training wall time; rows marked (paper) are the papers' own numbers "
           "(results/reference.json), not ours.", "", markdown(rows, paper), "",
-          f"hardware: {artifacts.hardware()}; total wall time {wall_s:.0f} s (trained or reused models)."]
+          f"hardware: {_machine()}; `threads`: torch CPU threads of the training run. Total wall time of this "
+          f"command {wall_s:.0f} s (models already trained and unchanged are reused, not retrained)."]
     artifacts.write_text(out / "comparison.md", "\n".join(md) + "\n")
     flat = [{k: (str(v) if isinstance(v, list) else v) for k, v in r.items()} for r in rows + paper]
     with artifacts.atomic_path(out / "comparison.csv") as tmp:
@@ -187,6 +201,12 @@ def write(out: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]], cf
     if rows:
         plot(out / "recall10.png", rows, paper)
     log.info("compare: %d models → %s", len(rows), out / "comparison.md")
+
+
+def _machine() -> str:
+    hw = artifacts.hardware()
+    gpu = f", GPU {hw['gpu']}" if hw.get("gpu") else ", no GPU"
+    return f"{hw.get('cpus')} CPUs ({hw.get('machine')}), {hw.get('memory_gib')} GiB RAM{gpu}"
 
 
 def plot(path: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]]) -> None:
