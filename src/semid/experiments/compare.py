@@ -133,7 +133,7 @@ def row(name: str, folder: Path, metrics_file: Path, fit_s: float) -> dict[str, 
             "train_wall_s": training.get("train_wall_s"), "eval_wall_s": m.get("rank_wall_s"),
             "stage_wall_s": round(fit_s, 1), "epochs": training.get("epochs"),
             "threads": training.get("threads") or (meta.get("config") or {}).get("threads"),
-            "params": meta.get("params") or info.get("params") or _count_params(folder), "metrics_file": str(metrics_file),
+            "params": meta["params"] if "params" in meta else _count_params(folder), "metrics_file": str(metrics_file),
             "folder": str(folder)}
 
 
