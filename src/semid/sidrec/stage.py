@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from semid import artifacts
 from semid.data.prepare import load_table
@@ -81,16 +81,11 @@ def load(folder: Path, device: str | torch.device = "cpu"):
     """(model in eval mode, tokenizer, config.json dict) of a trained SID-GRU / SID-BERT4Rec folder."""
     from semid.sidrec.models import SIDArgs, build_model
 
-    folder = Path(folder)
-    if not (folder / WEIGHTS).is_file():
-        raise DataError(f"{folder / WEIGHTS} not found: run `semid train sid-gru` or `semid train sid-bert4rec` first")
-    meta = artifacts.read_json(folder / CONFIG)
-    args = {**meta["args"], "level_ranges": [tuple(r) for r in meta["args"]["level_ranges"]]}
+    from semid.tiger.stage import read_folder
+
+    meta, args, state, tok = read_folder(folder, "semid train sid-gru` or `semid train sid-bert4rec")
     model = build_model(SIDArgs(**args))
-    model.load_state_dict(load_file(str(folder / WEIGHTS)))
-    codes = load_file(str(folder / CODES))["codes"].numpy()
-    spec = meta["tokenizer"]
-    tok = SIDTokenizer(codes, codebook_size=spec["codebook_size"], dedup_size=spec["dedup_size"])
+    model.load_state_dict(state)
     return model.to(device).eval(), tok, meta
 
 

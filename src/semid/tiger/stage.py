@@ -98,18 +98,24 @@ def load(folder: Path, device: str | torch.device = "cpu"):
     """(model in eval mode, tokenizer, config.json dict) of a trained TIGER folder."""
     from semid.tiger.model import ModelArgs, Tiger
 
+    meta, args, state, tok = read_folder(folder, "semid train tiger")
+    model = Tiger(ModelArgs(**args))
+    model.load_state_dict(state)
+    return model.to(device).eval(), tok, meta
+
+
+def read_folder(folder: Path, command: str) -> tuple[dict, dict, dict[str, torch.Tensor], SIDTokenizer]:
+    """(config.json, model arguments, weights, tokenizer) of a folder of any model that decodes
+    Semantic IDs (TIGER, SID-GRU, SID-BERT4Rec); ``command`` is named when the weights are missing."""
     folder = Path(folder)
     if not (folder / WEIGHTS).is_file():
-        raise DataError(f"{folder / WEIGHTS} not found: run `semid train tiger` first")
+        raise DataError(f"{folder / WEIGHTS} not found: run `{command}` first")
     meta = artifacts.read_json(folder / CONFIG)
-    args = meta["args"]
-    args["level_ranges"] = [tuple(r) for r in args["level_ranges"]]
-    model = Tiger(ModelArgs(**args))
-    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    args = {**meta["args"], "level_ranges": [tuple(r) for r in meta["args"]["level_ranges"]]}
     codes = load_file(str(folder / CODES))["codes"].numpy()
     spec = meta["tokenizer"]
     tok = SIDTokenizer(codes, codebook_size=spec["codebook_size"], dedup_size=spec["dedup_size"])
-    return model.to(device).eval(), tok, meta
+    return meta, args, load_file(str(folder / WEIGHTS)), tok
 
 
 def ranker(folder: Path, *, beam_size: int, top_k: int, constrained: bool = True, cold_items: np.ndarray | None = None,
