@@ -95,6 +95,25 @@ def fit(module: L.LightningModule, train_data, val_data, cfg: Any, out: Path, *,
             "device": str(module.device), "threads": torch.get_num_threads()}
 
 
+def resume_epoch(module: L.LightningModule, dataset_type: type) -> None:
+    """``on_train_start``: a resumed run goes on with the next epoch's shuffle of a ``dataset_type``."""
+    loader = module.trainer.train_dataloader
+    if loader is not None and isinstance(getattr(loader, "dataset", None), dataset_type):
+        loader.dataset.epoch = module.current_epoch
+
+
+def optimizers(cfg: Any, decay: list, rest: list, schedule) -> dict[str, Any]:
+    """AdamW (or Adafactor when ``cfg.optimizer`` says so) with weight decay on ``decay`` only, and a
+    per-step ``LambdaLR(schedule)``, in Lightning's ``configure_optimizers`` form."""
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if getattr(cfg, "optimizer", "adamw") == "adafactor":
+        opt = torch.optim.Adafactor(groups, lr=cfg.lr)
+    else:
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
 def log_validation(module: L.LightningModule, ranks: list[np.ndarray]) -> None:
     """Log Recall@10 (the monitored metric), NDCG@10 and Recall@5 of the collected ranks; clears them."""
     from semid.evaluate import metrics as M

@@ -45,20 +45,14 @@ def compare_cmd(
     folder = compare.run(cfg.compare, rdir, cfg.ids, tiger=cfg.tiger.model_dump(exclude_unset=True), force=force)
     if record is not None:
         command = "semid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        for row in comparison_rows(folder):
+        rows = artifacts.read_json(folder / "comparison.json")["rows"]
+        for row in rows:
             rec = results.record(Path(row["metrics_file"]), root=record, hardware=hardware or "unspecified",
                                  wall_time_s=row["train_wall_s"], command=command)
             typer.echo(f"recorded: {rec}")
-        rows = comparison_rows(folder)
         dest = record / str(rows[0]["dataset"] if rows else rdir.name)
         for name in ("comparison.md", "comparison.csv", "comparison.json", "recall10.png"):
             if (folder / name).is_file():
                 artifacts.write_bytes(dest / name, (folder / name).read_bytes())
         typer.echo(f"comparison table: {dest / 'comparison.md'}")
     typer.echo((folder / "comparison.md").read_text())
-
-
-def comparison_rows(folder: Path) -> list[dict]:
-    from semid import artifacts
-
-    return artifacts.read_json(folder / "comparison.json")["rows"]

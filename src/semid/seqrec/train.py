@@ -97,9 +97,7 @@ class SeqRecModule(L.LightningModule):
                                  weight_decay=self.cfg["weight_decay"])
 
     def on_train_start(self) -> None:
-        loader = self.trainer.train_dataloader  # a resumed run goes on with the next epoch's shuffle
-        if loader is not None and isinstance(getattr(loader, "dataset", None), TrainBatches):
-            loader.dataset.epoch = self.current_epoch
+        training.resume_epoch(self, TrainBatches)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, last, targets = batch

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semid.ids.tokens import PAD
+from semid.tiger.model import Tiger
 
 
 @dataclass
@@ -87,15 +88,11 @@ class LevelHeads(nn.Module):
 
 
 def _init(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Embedding):
-        nn.init.normal_(m.weight, std=0.02)
-        if m.padding_idx is not None:
-            with torch.no_grad():
-                m.weight[m.padding_idx].zero_()
+    """TIGER's initialisation, with the padding rows of embeddings zeroed."""
+    Tiger._init(m)
+    if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+        with torch.no_grad():
+            m.weight[m.padding_idx].zero_()
 
 
 class SIDRecModel(nn.Module):

@@ -17,16 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from semid import artifacts
-from semid.data.prepare import load_table
-from semid.data.prepare import stage_dir as data_dir
-from semid.errors import ConfigError, DataError
-from semid.ids.tokens import SIDTokenizer
+from semid.errors import ConfigError
 from semid.log import log
 from semid.sidrec.config import SIDBert4RecConfig, SIDGRUConfig, SIDRecConfig
-from semid.tiger.stage import CODES, CONFIG, WEIGHTS, model_dir, resolve_ids
+from semid.tiger.stage import model_dir, sid_data, sid_training, write_folder
 
 MODELS: dict[str, type[SIDRecConfig]] = {"sid_gru": SIDGRUConfig, "sid_bert4rec": SIDBert4RecConfig}
 
@@ -34,44 +30,24 @@ MODELS: dict[str, type[SIDRecConfig]] = {"sid_gru": SIDGRUConfig, "sid_bert4rec"
 def run(cfg: SIDRecConfig, run_dir: Path, *, ids: Path | None = None, force: bool = False,
         resume: bool = False) -> Path:
     """Train the model ``cfg``'s type names (SIDGRUConfig or SIDBert4RecConfig); returns its folder."""
-    from semid.ids.stage import load_semantic_ids
     from semid.sidrec import train
-    from semid.tiger import data
 
     kinds = [k for k, c in MODELS.items() if type(cfg) is c]
     if not kinds:
         raise ConfigError(f"{type(cfg).__name__} is not a Semantic-ID baseline config ({', '.join(MODELS)})")
     kind = kinds[0]
-    ids_folder = resolve_ids(run_dir, cfg, ids)
-    out = model_dir(run_dir, cfg.name)
-    inputs = artifacts.fingerprint_inputs({
-        "train": data_dir(run_dir) / "train.parquet", "val": data_dir(run_dir) / "val.parquet",
-        "semantic_ids": ids_folder / "semantic_ids.parquet"})
-    config = cfg.model_dump(mode="json") | {"ids_folder": ids_folder.name}
-    if not force and not resume and artifacts.is_fresh(out, config, inputs):
-        log.info("%s: %s is up to date (reused; --force to retrain)", kind, out)
-        return out
-
-    codes, _, k = load_semantic_ids(ids_folder)
-    tok = SIDTokenizer.from_codes(codes, codebook_size=k)
-    train_df, val_df = load_table(run_dir, "train"), load_table(run_dir, "val")
-    if len(codes) != load_table(run_dir, "items").height:
-        raise DataError(f"{ids_folder} holds IDs for {len(codes)} items but the run has a different catalogue")
-    seqs = data.sequences(train_df)
-    hist, targets = data.eval_histories(val_df, tok.item_tokens.numpy(), cfg.max_items)
-    log.info("%s: %s IDs (%d levels × %d + dedup %d), %d items", kind, ids_folder.name, tok.num_levels,
+    job = sid_training(cfg, run_dir, ids, force=force, resume=resume, kind=kind)
+    if job is None:
+        return model_dir(run_dir, cfg.name)
+    out = job.out
+    codes, tok, _, seqs, val = sid_data(run_dir, job.ids_folder, cfg.max_items)
+    log.info("%s: %s IDs (%d levels × %d + dedup %d), %d items", kind, job.ids_folder.name, tok.num_levels,
              tok.codebook_size, tok.dedup_size, tok.num_items)
-    with artifacts.StageRun(kind, out, config, inputs, seed=cfg.seed) as stage:
-        summary = train.fit(cfg, tok, seqs, (hist, targets, val_df["user_id"].to_numpy().astype(np.int64)), out,
-                            resume=resume)
+    with artifacts.StageRun(kind, out, job.config, job.inputs, seed=cfg.seed) as stage:
+        summary = train.fit(cfg, tok, seqs, val, out, resume=resume)
         _, args, state = train.load_checkpoint_weights(Path(summary["best_checkpoint"]))
-        save_file({name: v.contiguous() for name, v in state.items()}, str(out / WEIGHTS))
-        save_file({"codes": torch.from_numpy(np.ascontiguousarray(codes))}, str(out / CODES))
-        params = sum(int(v.numel()) for v in state.values())
-        artifacts.write_json(out / CONFIG, {"kind": kind, "args": args, "config": config, "params": params,
-                                            "training": summary, "tokenizer": tok.spec(), "ids": str(ids_folder)})
-        stage.outputs = [WEIGHTS, CODES, CONFIG]
-        stage.extra["training"] = summary
+        write_folder(out, stage, {"kind": kind, "args": args, "config": job.config, "training": summary,
+                                  "tokenizer": tok.spec(), "ids": str(job.ids_folder)}, state, codes)
     log.info("%s: best validation Recall@10 %.4f (on %d users) after %d epochs in %.0f s → %s", kind,
              summary["best_val_recall@10"] or 0.0, summary["val_users"], summary["epochs"], summary["train_wall_s"], out)
     return out

@@ -81,15 +81,10 @@ class SIDRecModule(L.LightningModule):
         decay = [p for n, p in named if p.ndim >= 2 and "codes" not in n and "prefix" not in n and "pos" not in n]
         ids = {id(p) for p in decay}
         rest = [p for _, p in named if id(p) not in ids]
-        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-        opt = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=(0.9, 0.98))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.cfg, self.total_steps))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return training.optimizers(self.cfg, decay, rest, lr_lambda(self.cfg, self.total_steps))
 
     def on_train_start(self) -> None:
-        loader = self.trainer.train_dataloader
-        if loader is not None and isinstance(getattr(loader, "dataset", None), Epochs):
-            loader.dataset.epoch = self.current_epoch
+        training.resume_epoch(self, Epochs)
 
     # ---- validation: Recall@10 / NDCG@10 by constrained beam search ----------------------------
     def validation_step(self, batch, batch_idx: int) -> None:

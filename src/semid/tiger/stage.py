@@ -12,6 +12,7 @@ was trained with), ``checkpoints/{last,best}.ckpt``, ``logs/metrics.csv``, ``man
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,19 @@ def resolve_ids(run_dir: Path, cfg: TigerConfig, default: Path | None = None) ->
     raise DataError(f"several Semantic IDs under {root} ({', '.join(p.name for p in found)}): pick one with ids=<name>")
 
 
-def run(cfg: TigerConfig, run_dir: Path, *, ids: Path | None = None, force: bool = False,
-        resume: bool = False) -> Path:
-    from semid.ids.stage import load_semantic_ids
-    from semid.tiger import data, train
+@dataclass
+class SIDTraining:
+    """What a model trained on a run's Semantic IDs (TIGER, SID-GRU, SID-BERT4Rec) starts from."""
 
+    out: Path
+    ids_folder: Path
+    config: dict[str, Any]
+    inputs: dict[str, str]
+
+
+def sid_training(cfg: Any, run_dir: Path, ids: Path | None, *, force: bool, resume: bool,
+                 kind: str) -> SIDTraining | None:
+    """Resolve the IDs folder and the model folder; ``None`` when the folder is up to date."""
     ids_folder = resolve_ids(run_dir, cfg, ids)
     out = model_dir(run_dir, cfg.name)
     inputs = artifacts.fingerprint_inputs({
@@ -65,30 +74,53 @@ def run(cfg: TigerConfig, run_dir: Path, *, ids: Path | None = None, force: bool
         "semantic_ids": ids_folder / "semantic_ids.parquet"})
     config = cfg.model_dump(mode="json") | {"ids_folder": ids_folder.name}
     if not force and not resume and artifacts.is_fresh(out, config, inputs):
-        log.info("tiger: %s is up to date (reused; --force to retrain)", out)
-        return out
+        log.info("%s: %s is up to date (reused; --force to retrain)", kind, out)
+        return None
+    return SIDTraining(out, ids_folder, config, inputs)
+
+
+def sid_data(run_dir: Path, ids_folder: Path, max_items: int):
+    """(codes, tokenizer, train table, training sequences, validation (histories, targets, users))."""
+    from semid.ids.stage import load_semantic_ids
+    from semid.tiger import data
 
     codes, _, k = load_semantic_ids(ids_folder)
     tok = SIDTokenizer.from_codes(codes, codebook_size=k)
     train_df, val_df = load_table(run_dir, "train"), load_table(run_dir, "val")
     if len(codes) != load_table(run_dir, "items").height:
         raise DataError(f"{ids_folder} holds IDs for {len(codes)} items but the run has a different catalogue")
-    seqs = data.sequences(train_df)
-    hist, targets = data.eval_histories(val_df, tok.item_tokens.numpy(), cfg.max_items)
+    hist, targets = data.eval_histories(val_df, tok.item_tokens.numpy(), max_items)
+    val = (hist, targets, val_df["user_id"].to_numpy().astype(np.int64))
+    return codes, tok, train_df, data.sequences(train_df), val
+
+
+def write_folder(out: Path, stage: artifacts.StageRun, meta: dict[str, Any], state: dict[str, torch.Tensor],
+                 codes: np.ndarray) -> None:
+    """Weights, the item → ID table and ``config.json`` (``meta`` + the parameter count) of a trained model."""
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS))
+    save_file({"codes": torch.from_numpy(np.ascontiguousarray(codes))}, str(out / CODES))
+    artifacts.write_json(out / CONFIG, meta | {"params": sum(int(v.numel()) for v in state.values())})
+    stage.outputs = [WEIGHTS, CODES, CONFIG]
+    stage.extra["training"] = meta["training"]
+
+
+def run(cfg: TigerConfig, run_dir: Path, *, ids: Path | None = None, force: bool = False,
+        resume: bool = False) -> Path:
+    from semid.tiger import train
+
+    job = sid_training(cfg, run_dir, ids, force=force, resume=resume, kind="tiger")
+    if job is None:
+        return model_dir(run_dir, cfg.name)
+    out = job.out
+    codes, tok, train_df, seqs, val = sid_data(run_dir, job.ids_folder, cfg.max_items)
     log.info("tiger: %s IDs (%d levels × %d + dedup %d), %d items; preset %s, encoder %s",
-             ids_folder.name, tok.num_levels, tok.codebook_size, tok.dedup_size, tok.num_items, cfg.preset,
+             job.ids_folder.name, tok.num_levels, tok.codebook_size, tok.dedup_size, tok.num_items, cfg.preset,
              cfg.encoder_mask)
-    with artifacts.StageRun("tiger", out, config, inputs, seed=cfg.seed) as stage:
-        summary = train.fit(cfg, tok, seqs, train_df["user_id"].to_numpy().astype(np.int64),
-                            (hist, targets, val_df["user_id"].to_numpy().astype(np.int64)), out, resume=resume)
+    with artifacts.StageRun("tiger", out, job.config, job.inputs, seed=cfg.seed) as stage:
+        summary = train.fit(cfg, tok, seqs, train_df["user_id"].to_numpy().astype(np.int64), val, out, resume=resume)
         _, args, state = train.load_checkpoint_weights(Path(summary["best_checkpoint"]))
-        save_file({k: v.contiguous() for k, v in state.items()}, str(out / WEIGHTS))
-        save_file({"codes": torch.from_numpy(np.ascontiguousarray(codes))}, str(out / CODES))
-        params = sum(int(v.numel()) for v in state.values())
-        artifacts.write_json(out / CONFIG, {"kind": "tiger", "args": args, "config": config, "params": params,
-                                            "tokenizer": tok.spec(), "ids": str(ids_folder), "training": summary})
-        stage.outputs = [WEIGHTS, CODES, CONFIG]
-        stage.extra["training"] = summary
+        write_folder(out, stage, {"kind": "tiger", "args": args, "config": job.config, "tokenizer": tok.spec(),
+                                  "ids": str(job.ids_folder), "training": summary}, state, codes)
     log.info("tiger: best validation Recall@10 %.4f (on %d users) after %d steps in %.0f s → %s",
              summary["best_val_recall@10"] or 0.0, summary["val_users"], summary["steps"], summary["train_wall_s"], out)
     return out

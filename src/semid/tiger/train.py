@@ -126,21 +126,12 @@ class TigerModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        c = self.cfg
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "tok" not in n.split(".")[0]]
         rest = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "tok" not in n.split(".")[0])]
-        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-        if c.optimizer == "adafactor":
-            opt = torch.optim.Adafactor(groups, lr=c.lr)
-        else:
-            opt = torch.optim.AdamW(groups, lr=c.lr, betas=(0.9, 0.98))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(c, self.total_steps))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return training.optimizers(self.cfg, decay, rest, lr_lambda(self.cfg, self.total_steps))
 
     def on_train_start(self) -> None:
-        loader = self.trainer.train_dataloader
-        if loader is not None and isinstance(getattr(loader, "dataset", None), Epochs):
-            loader.dataset.epoch = self.current_epoch
+        training.resume_epoch(self, Epochs)
 
     # ---- validation: Recall@10 / NDCG@10 by constrained beam search --------------------------------
     def validation_step(self, batch, batch_idx: int) -> None:
