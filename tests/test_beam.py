@@ -34,7 +34,7 @@ def tiny_model(tok: SIDTokenizer, seed: int, mask: str = "causal", users: int = 
                      level_ranges=[tok.level_range(lvl) for lvl in range(tok.id_length)],
                      d_model=16, n_heads=2, head_dim=8, d_ff=32, encoder_layers=1, decoder_layers=2,
                      dropout=0.0, attn_dropout=0.0, max_items=5, encoder_mask=mask, user_buckets=users,
-                     recency_bias=recency)
+                     recency_bias=recency, positions="relative" if recency else "absolute")
     model = Tiger(args).double().eval()
     with torch.no_grad():  # larger weights than the init so that log-probs are far from uniform
         for p in model.parameters():

@@ -31,17 +31,20 @@ def _model(tok, mask="causal", users=0, recency=False) -> Tiger:
     args = ModelArgs(vocab_size=tok.vocab_size, id_length=tok.id_length,
                      level_ranges=[tok.level_range(i) for i in range(tok.id_length)], d_model=16, n_heads=2,
                      head_dim=8, d_ff=32, encoder_layers=2, decoder_layers=2, dropout=0.0, attn_dropout=0.0,
-                     max_items=6, encoder_mask=mask, user_buckets=users, recency_bias=recency)
+                     max_items=6, encoder_mask=mask, user_buckets=users, recency_bias=recency,
+                     positions="relative" if recency else "absolute")
     model = Tiger(args).double().eval()
-    if recency:
+    if recency:  # learned relative biases: random, so that a wrong distance would change the logits
         with torch.no_grad():
             model.recency.normal_()
+            model.item_bias.normal_()
     return model
 
 
 @pytest.mark.parametrize("users,recency", [(0, False), (4, False), (0, True), (4, True)])
 def test_one_causal_pass_equals_encoding_each_window_alone(users, recency):
-    """The design claim: one block-causal encoder pass serves every sliding window exactly."""
+    """The design claim: one block-causal encoder pass serves every sliding window exactly (also
+    with the learned recency and item-distance biases)."""
     tok = _tok()
     model = _model(tok, users=users, recency=recency)
     rows = [np.array([3, 7, 1, 9, 2, 5, 11]), np.array([4, 8, 0])]

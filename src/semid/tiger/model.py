@@ -12,6 +12,13 @@ encoder pass per sequence instead of one per window. The decoder runs once per t
 cross-attention masked to the items before that target. ``encoder_mask="bidirectional"`` is the
 paper's encoder (every window is then encoded on its own).
 
+Positions: ``positions="absolute"`` adds a learned embedding per encoder token position;
+``positions="relative"`` is T5-like (T5 has no absolute positions): each encoder head adds a
+learned bias by *item* distance to its attention logits, and a token only carries an embedding
+of its ID level. ``recency_bias`` does the same for the decoder's cross-attention (distance from
+the target). Both biases start ALiBi-like (:func:`alibi`), so some heads favour recent items
+from the first step.
+
 Shapes: ``B`` rows, ``S`` encoder tokens, ``M`` targets per row, ``T`` = ID length (L + 1).
 This file holds the model only; training lives in :mod:`semid.tiger.train`.
 """
@@ -45,6 +52,9 @@ class ModelArgs:
     encoder_mask: Literal["causal", "bidirectional"] = "causal"
     user_buckets: int = 0  # hashed user tokens prepended to the history (0 = off)
     recency_bias: bool = False  # learned per-head cross-attention bias by distance from the target
+    # encoder positions: "absolute" = a learned embedding per token position; "relative" (T5-like) =
+    # a learned per-head self-attention bias by item distance, plus an embedding of the token's ID level
+    positions: Literal["absolute", "relative"] = "absolute"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +122,14 @@ class DecoderLayer(nn.Module):
         return x + self.drop(self.mlp(self.n3(x)))
 
 
+def alibi(heads: int, width: int, centre: int = 0) -> torch.Tensor:
+    """Initial attention bias [heads, width] by distance ``|i - centre|``: head ``h`` falls off with
+    slope ``4**-h`` (ALiBi-like), so from the first step some heads favour the nearest items and
+    others look far; the biases are learned from there."""
+    slope = 4.0 ** -torch.arange(heads, dtype=torch.float32)
+    return -slope[:, None] * (torch.arange(width) - centre).abs().float()[None]
+
+
 class Tiger(nn.Module):
     """Encoder-decoder over Semantic-ID tokens with tied input/output embeddings."""
 
@@ -119,11 +137,14 @@ class Tiger(nn.Module):
         super().__init__()
         self.args = a = args
         self.tok = nn.Embedding(a.vocab_size, a.d_model, padding_idx=PAD)
-        self.enc_pos = nn.Embedding(a.max_items * a.id_length + 1, a.d_model)
+        relative = a.positions == "relative"
+        self.enc_pos = nn.Embedding(a.id_length if relative else a.max_items * a.id_length + 1, a.d_model)
         self.dec_pos = nn.Embedding(a.id_length, a.d_model)
         self.user = nn.Embedding(a.user_buckets, a.d_model) if a.user_buckets else None
         # distance 0 = the item just before the target; a.max_items = the user token / farther
-        self.recency = nn.Parameter(torch.zeros(a.n_heads, a.max_items + 1)) if a.recency_bias else None
+        self.recency = nn.Parameter(alibi(a.n_heads, a.max_items + 1)) if a.recency_bias else None
+        # encoder: bias by signed item distance (key - query), clamped to ±max_items; index max_items = same item
+        self.item_bias = nn.Parameter(alibi(a.n_heads, 2 * a.max_items + 1, centre=a.max_items)) if relative else None
         self.encoder = nn.ModuleList(EncoderLayer(a) for _ in range(a.encoder_layers))
         self.decoder = nn.ModuleList(DecoderLayer(a) for _ in range(a.decoder_layers))
         self.enc_norm, self.dec_norm = nn.LayerNorm(a.d_model), nn.LayerNorm(a.d_model)
@@ -156,7 +177,7 @@ class Tiger(nn.Module):
         a = self.args
         b, s = tokens.shape
         pos = torch.arange(s, device=tokens.device)
-        x = self.tok(tokens) + self.enc_pos(pos)[None]
+        x = self.tok(tokens) + self.enc_pos(pos % a.id_length if self.item_bias is not None else pos)[None]
         item = (pos // a.id_length)[None].expand(b, s)
         pad = tokens == PAD
         if self.user is not None:
@@ -169,6 +190,13 @@ class Tiger(nn.Module):
             mask = keep & (item[:, None, None, :] <= item[:, None, :, None])
         else:
             mask = keep.expand(b, 1, x.shape[1], x.shape[1])
+        if self.item_bias is not None:
+            # a user token (item -1) is treated as the farthest item, whichever way
+            far = item < 0
+            dist = (item[:, None, :] - item[:, :, None]).clamp(-a.max_items, a.max_items)
+            dist = dist.masked_fill(far[:, None, :] | far[:, :, None], -a.max_items)
+            bias = self.item_bias[:, dist + a.max_items].permute(1, 0, 2, 3)  # [B, h, S, S]
+            mask = bias.to(x.dtype).masked_fill(~mask, float("-inf"))
         x = self.drop(x)
         for layer in self.encoder:
             x = layer(x, mask)
