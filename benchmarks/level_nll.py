@@ -21,11 +21,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-import torch.nn.functional as F
 
 from semid import artifacts
-from semid.ids.tokens import BOS
-from semid.tiger.data import eval_histories, history_tokens
+from semid.tiger.data import collate_windows, eval_histories
 
 
 def level_nll(folder: Path, df: pl.DataFrame, batch: int = 500) -> np.ndarray:
@@ -37,21 +35,19 @@ def level_nll(folder: Path, df: pl.DataFrame, batch: int = 500) -> np.ndarray:
     model, tok, _ = load(folder)
     item_tokens = tok.item_tokens.numpy()
     hist, targets = eval_histories(df, item_tokens, 20)
-    target_tokens = torch.from_numpy(item_tokens[targets])
     total = np.zeros(tok.id_length)
     with torch.no_grad():
         for a in range(0, len(hist), batch):
-            h, t = history_tokens(hist[a:a + batch], item_tokens), target_tokens[a:a + batch]
+            # one teacher-forced window per user: history → (BOS + target ID, target ID)
+            h = hist[a:a + batch]
+            b = collate_windows(h, targets[a:a + batch], np.zeros(len(h), dtype=np.int64), item_tokens)
+            t = b.labels[:, 0]
             if kind == "tiger":
-                dec_in = torch.cat([torch.full((len(t), 1), BOS), t[:, :-1]], 1)[:, None]
-                limit = torch.tensor([[len(x)] for x in hist[a:a + batch]])
-                logp = torch.log_softmax(model(h, dec_in, limit)[:, 0].float(), -1)
+                logp = torch.log_softmax(model(b.enc, b.dec_in, b.limit)[:, 0].float(), -1)
                 total += -logp.gather(-1, t[..., None])[..., 0].sum(0).numpy()
             else:
-                user = model.user(h.view(len(t), -1, tok.id_length))
-                for lvl, logits in enumerate(model.heads(user, t)):
-                    lo = model.heads.ranges[lvl][0]
-                    total[lvl] += F.cross_entropy(logits.float(), t[:, lvl] - lo, reduction="sum").item()
+                _, per_level = model.heads.nll(model.user(b.enc.view(len(t), -1, tok.id_length)), t)
+                total += np.array([float(x) for x in per_level]) * len(t)
     return total / len(hist)
 
 

@@ -130,6 +130,12 @@ def alibi(heads: int, width: int, centre: int = 0) -> torch.Tensor:
     return -slope[:, None] * (torch.arange(width) - centre).abs().float()[None]
 
 
+def biased_mask(table: torch.Tensor, dist: torch.Tensor, allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention mask [B, h, Q, K]: the learned bias ``table[h, dist]`` (dist [B, Q, K]
+    indexes the table's distance buckets) where ``allowed`` [B, 1, Q, K], -inf elsewhere."""
+    return table[:, dist].permute(1, 0, 2, 3).to(dtype).masked_fill(~allowed, float("-inf"))
+
+
 class Tiger(nn.Module):
     """Encoder-decoder over Semantic-ID tokens with tied input/output embeddings."""
 
@@ -195,8 +201,7 @@ class Tiger(nn.Module):
             far = item < 0
             dist = (item[:, None, :] - item[:, :, None]).clamp(-a.max_items, a.max_items)
             dist = dist.masked_fill(far[:, None, :] | far[:, :, None], -a.max_items)
-            bias = self.item_bias[:, dist + a.max_items].permute(1, 0, 2, 3)  # [B, h, S, S]
-            mask = bias.to(x.dtype).masked_fill(~mask, float("-inf"))
+            mask = biased_mask(self.item_bias, dist + a.max_items, mask, x.dtype)
         x = self.drop(x)
         for layer in self.encoder:
             x = layer(x, mask)
@@ -223,8 +228,7 @@ class Tiger(nn.Module):
         if self.recency is not None:  # recency: how many items back from the target a memory token is
             dist = (q_limit[:, :, None] - 1 - mem_item[:, None, :]).clamp(0, self.args.max_items)
             dist = dist.masked_fill(mem_item[:, None, :] < 0, self.args.max_items)
-            bias = self.recency[:, dist].permute(1, 0, 2, 3)  # [B, h, Q, K]
-            cross_mask = bias.to(memory.dtype).masked_fill(~cross_mask, float("-inf"))
+            cross_mask = biased_mask(self.recency, dist, cross_mask, memory.dtype)
         for layer in self.decoder:
             x = layer(x, memory, self_mask, cross_mask)
         logits = self.dec_norm(x) @ self.tok.weight.T
