@@ -8,7 +8,7 @@ DATASET ?= beauty
 SEMID_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export SEMID_DATA_DIR
 
-.PHONY: install demo test bench compare rank-study clean
+.PHONY: install demo test lint bench compare rank-study clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# ruff: the linter and import-order check configured in pyproject.toml
+lint: install
+	$(BIN)/ruff check src tests benchmarks
 
 # every model of the comparison table on Beauty (→ runs/beauty/compare/comparison.md)
 compare: install

@@ -76,12 +76,12 @@ def synthetic_note(dim: int) -> str:
 def worker(mode: str, model_dir: Path, n: int, sample: int, threads: int) -> dict:
     import torch
 
-    from semid.ids.codec import load_codec
+    from semid.core.threads import set_count
     from semid.ids.dedup import dedup_against
-    from semid.ids.stage import load_semantic_ids
-    from semid.ids.train import set_threads
+    from semid.ids.methods import load_codec
+    from semid.ids.table import load_semantic_ids
 
-    threads = set_threads(threads)
+    set_count(threads)
     codec = load_codec(model_dir)
     existing, _, _ = load_semantic_ids(model_dir)
     x = synthetic(n if mode == "batched" else sample, codec.input_dim)

@@ -3,9 +3,9 @@
 Both decode the same users with the same model (beam 20, top 10, full-catalogue trie), in one
 process, one after the other:
 
-* ``batched``: :func:`semid.tiger.beam.beam_search`: all users of a batch and all beams in one
+* ``batched``: :func:`semid.generative.beam.beam_search`: all users of a batch and all beams in one
   model call per ID position, trie lookups and top-k as tensor operations;
-* ``reference``: :func:`semid.tiger.beam_reference.reference_beam_search`: one user, one beam,
+* ``reference``: :func:`semid.generative.beam_reference.reference_beam_search`: one user, one beam,
   one model call at a time, a dict-of-dicts trie, candidates sorted in Python.
 
 It checks that the top-10 items agree and reports users/s for each. Usage:
@@ -27,12 +27,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from semid import artifacts
-from semid.tiger import data
-from semid.tiger.beam import beam_search
-from semid.tiger.beam_reference import build_dict_trie, model_step_one, reference_beam_search
-from semid.tiger.stage import load
-from semid.tiger.trie import PrefixTrie
+from semid.core import artifacts
+from semid.generative.beam import beam_search
+from semid.generative.beam_reference import build_dict_trie, model_step_one, reference_beam_search
+from semid.generative.trie import PrefixTrie
+from semid.models.tiger import data
+from semid.models.tiger.ranker import load
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "beam.json"

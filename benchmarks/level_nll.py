@@ -22,19 +22,20 @@ import numpy as np
 import polars as pl
 import torch
 
-from semid import artifacts
-from semid.tiger.data import collate_windows, eval_histories
+from semid.core import artifacts
+from semid.models import registry
+from semid.models.sidrec.ranker import load as load_sid
+from semid.models.tiger.data import collate_windows
+from semid.models.tiger.ranker import load as load_tiger
+from semid.sequences import eval_histories
 
 
 def level_nll(folder: Path, df: pl.DataFrame, batch: int = 500) -> np.ndarray:
-    kind = json.loads((folder / "config.json").read_text())["kind"]
-    if kind == "tiger":
-        from semid.tiger.stage import load
-    else:
-        from semid.sidrec.stage import load
-    model, tok, _ = load(folder)
+    spec = registry.get(json.loads((folder / "config.json").read_text())["kind"])
+    kind = spec.kind
+    model, tok, _ = load_tiger(folder) if kind == "tiger" else load_sid(folder, spec.config)
     item_tokens = tok.item_tokens.numpy()
-    hist, targets = eval_histories(df, item_tokens, 20)
+    hist, targets, _ = eval_histories(df, 20)
     total = np.zeros(tok.id_length)
     with torch.no_grad():
         for a in range(0, len(hist), batch):

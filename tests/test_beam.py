@@ -10,11 +10,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from semid.ids.tokens import BOS, PAD, SIDTokenizer
-from semid.tiger.beam import beam_search, cap_cold
-from semid.tiger.beam_reference import build_dict_trie, model_step_one, reference_beam_search
-from semid.tiger.model import ModelArgs, Tiger
-from semid.tiger.trie import PrefixTrie
+from semid.generative.beam import beam_search, cap_cold
+from semid.generative.beam_reference import build_dict_trie, model_step_one, reference_beam_search
+from semid.generative.tokens import BOS, PAD, SIDTokenizer
+from semid.generative.trie import PrefixTrie
+from semid.models.tiger.model import ModelArgs, Tiger
 
 
 def random_catalogue(rng: np.random.Generator, n_items: int, levels: int, k: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from semid.cli import app
-from semid.config import ConfigError
+from semid.core.config import ConfigError
 from semid.experiments import compare
 
 TOY = ["--dataset", "toy", "ids.method=rqkmeans", "ids.codebook_size=16", "ids.tsne_sample=0",
@@ -28,7 +28,7 @@ def test_unknown_model_is_named():
 
 def test_row_settings_and_run_tiger_keys_reach_the_model_config():
     cfg = compare.CompareConfig(settings={"tiger-random": {"max_epochs": 2}}, threads=1)
-    _, tiger = compare.model_config("tiger-random", cfg, "rqkmeans-3x16", {"preset": "tiny", "lr": 0.003})
+    _, tiger = compare.model_config("tiger-random", cfg, "rqkmeans-3x16", {"tiger": {"preset": "tiny", "lr": 0.003}})
     assert (tiger.ids, tiger.name, tiger.max_epochs, tiger.lr, tiger.threads) == ("random-3x16", "tiger-random", 2, 0.003, 1)
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from semid.artifacts import load_manifest
+from semid.core.artifacts import load_manifest
+from semid.core.errors import ConfigError, DataError
 from semid.embed import encode
 from semid.embed.config import EmbedConfig
-from semid.errors import ConfigError, DataError
 
 
 class FakeModel:
@@ -118,7 +118,7 @@ def test_real_minilm_on_a_few_texts(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMID_CACHE_DIR", str(tmp_path / "cache"))
     texts = [f"{c} lipstick shade {i}" for i, c in enumerate(["red", "pink", "coral"] * 8)]
     texts += [f"moisturising shampoo for {h} hair, {i} oz" for i, h in enumerate(["dry", "curly", "oily"] * 8)]
-    emb, info = encode.embed_texts(texts, EmbedConfig(device="cpu", batch_size=16))
+    emb, info = encode.embed_texts(texts, EmbedConfig(accelerator="cpu", batch_size=16))
     assert emb.shape == (48, 384) and info["dim"] == 384 and info["device"] == "cpu"
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
     sims = emb @ emb.T

@@ -7,8 +7,8 @@ from collections import Counter
 import polars as pl
 import pytest
 
+from semid.core.errors import DataError
 from semid.data import filtering, split
-from semid.errors import DataError
 
 
 def events(rows):

@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from semid.errors import DataError
+from semid.core.errors import DataError
+from semid.ids import assign, train
 from semid.ids import dedup as dd
-from semid.ids import stage
-from semid.ids.codec import load_codec
 from semid.ids.config import IdsConfig
+from semid.ids.methods import load_codec
+from semid.ids.table import load_semantic_ids
 
 TINY = {"levels": 2, "codebook_size": 16, "hidden": [32], "latent_dim": 8, "steps": 80, "batch_size": 128,
         "reset_every": 10, "log_every": 10, "tsne_sample": 60, "threads": 1}
@@ -75,24 +76,24 @@ def test_train_files_assign_and_reuse(tmp_path, method):
     x = clustered()
     run = make_run(tmp_path, x)
     c = cfg(method=method)
-    folder = stage.train(c, run)
-    assert folder == stage.ids_dir(run, c) == run / "ids" / f"{method}-2x16"
+    folder = train.run(c, run)
+    assert folder == train.ids_dir(run, c) == run / "ids" / f"{method}-2x16"
     for name in ("semantic_ids.parquet", "semantic_ids.csv", "config.json", "model.safetensors",
                  "codebooks.safetensors", "manifest.json"):
         assert (folder / name).is_file(), name
     df = pl.read_parquet(folder / "semantic_ids.parquet")
     assert df.columns == ["item_id", "code_1", "code_2", "dedup"]
     assert all(df[col].dtype == pl.Int32 for col in df.columns)
-    codes, levels, size = stage.load_semantic_ids(folder)
+    codes, levels, size = load_semantic_ids(folder)
     assert (codes.shape, levels, size) == ((len(x), 3), 2, 16)
     assert len(np.unique(codes, axis=0)) == len(x)  # unique after the extra code
     # the model rebuilds from its files alone and gives the training assignment back
     assert np.array_equal(load_codec(folder).codes(x), codes[:, :2])
-    out = stage.assign(c, run)
+    out = assign.run(c, run)
     assert pl.read_parquet(out).equals(df)
     # a second call with the same config and inputs reuses the folder
     stamp = (folder / "manifest.json").stat().st_mtime_ns
-    stage.train(c, run)
+    train.run(c, run)
     assert (folder / "manifest.json").stat().st_mtime_ns == stamp
     if method == "rqvae":
         assert (folder / "train_curve.csv").is_file() and (folder / "train_curve.png").is_file()
@@ -102,7 +103,7 @@ def test_train_files_assign_and_reuse(tmp_path, method):
 
 def test_rqvae_uses_most_codes_on_clustered_data():
     x = clustered(n=800, k=20)
-    codec, codes, curve = stage.fit(x, cfg(steps=150))
+    codec, codes, curve = train.fit(x, cfg(steps=150))
     for level in range(2):
         assert len(np.unique(codes[:, level])) / 16 >= 0.8
     assert curve[-1]["recon"] < curve[0]["recon"]
@@ -111,24 +112,24 @@ def test_rqvae_uses_most_codes_on_clustered_data():
 @pytest.mark.parametrize("method", ["rqvae", "rqkmeans", "random"])
 def test_same_seed_same_ids(method):
     x = clustered(n=300)
-    a = stage.fit(x, cfg(method=method, steps=40))[1]
-    b = stage.fit(x, cfg(method=method, steps=40))[1]
+    a = train.fit(x, cfg(method=method, steps=40))[1]
+    b = train.fit(x, cfg(method=method, steps=40))[1]
     assert np.array_equal(a, b)
     if method != "rqvae":  # another seed changes them
-        assert not np.array_equal(a, stage.fit(x, cfg(method=method, seed=1))[1])
+        assert not np.array_equal(a, train.fit(x, cfg(method=method, seed=1))[1])
 
 
 def test_new_items_stay_unique(tmp_path):
     x = clustered()
     run = make_run(tmp_path, x)
     c = cfg(method="rqkmeans")
-    folder = stage.train(c, run)
+    folder = train.run(c, run)
     new = np.r_[x[:5], x[:5], clustered(n=7, seed=3)]
     np.save(tmp_path / "new.npy", new)
-    out = stage.assign(c, run, source=tmp_path / "new.npy", output=tmp_path / "new_ids.parquet")
+    out = assign.run(c, run, source=tmp_path / "new.npy", output=tmp_path / "new_ids.parquet")
     got = pl.read_parquet(out)
     assert got.height == 17 and (tmp_path / "new_ids.csv").is_file()
-    existing, _, _ = stage.load_semantic_ids(folder)
+    existing, _, _ = load_semantic_ids(folder)
     new_ids = got.select(["code_1", "code_2", "dedup"]).to_numpy()
     everything = np.r_[existing, new_ids]
     assert len(np.unique(everything, axis=0)) == len(everything)
@@ -140,25 +141,25 @@ def test_wrong_dimension_is_a_clear_error(tmp_path):
     x = clustered()
     run = make_run(tmp_path, x)
     c = cfg(method="rqkmeans")
-    stage.train(c, run)
+    train.run(c, run)
     np.save(tmp_path / "bad.npy", x[:, :10])
     with pytest.raises(DataError, match="dimension 10 .* trained on 24-d"):
-        stage.assign(c, run, source=tmp_path / "bad.npy")
+        assign.run(c, run, source=tmp_path / "bad.npy")
     with pytest.raises(DataError, match="dimension"):
-        load_codec(stage.ids_dir(run, c)).codes(np.zeros((3, 5), dtype=np.float32))
+        load_codec(train.ids_dir(run, c)).codes(np.zeros((3, 5), dtype=np.float32))
 
 
 def test_empty_catalogue_is_a_clear_error(tmp_path):
     run = make_run(tmp_path, np.zeros((0, 8), dtype=np.float32))
     with pytest.raises(DataError, match="empty"):
-        stage.train(cfg(), run)
+        train.run(cfg(), run)
     with pytest.raises(DataError, match="empty"):
-        stage.fit(np.zeros((0, 8), dtype=np.float32), cfg(method="rqkmeans"))
+        train.fit(np.zeros((0, 8), dtype=np.float32), cfg(method="rqkmeans"))
 
 
 def test_missing_embeddings_name_the_command(tmp_path):
     with pytest.raises(DataError, match="semid embed"):
-        stage.train(cfg(), tmp_path / "nowhere")
+        train.run(cfg(), tmp_path / "nowhere")
 
 
 def test_cli_train_analyze_assign(tmp_path):
@@ -193,7 +194,7 @@ def test_sweep_writes_one_table(tmp_path):
 
 
 def test_run_config_has_embed_and_ids_stages():
-    from semid import config as cfgmod
+    from semid.core import config as cfgmod
     from semid.pipeline import STAGES, RunConfig
 
     names = [n for n, _ in STAGES]
@@ -208,5 +209,5 @@ def test_thread_choice_does_not_leak(tmp_path):
     import torch
 
     before = torch.get_num_threads()
-    stage.fit(clustered(n=100), cfg(method="rqkmeans", threads=1))
+    train.fit(clustered(n=100), cfg(method="rqkmeans", threads=1))
     assert torch.get_num_threads() == before

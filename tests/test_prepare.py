@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from semid.artifacts import load_manifest, read_json
 from semid.cli import app
+from semid.core.artifacts import load_manifest, read_json
 from semid.data import prepare
 from semid.data.config import PrepareConfig
 
@@ -162,7 +162,7 @@ def test_missing_text_policies(tmp_path):
     out = prepare.run(PrepareConfig(dataset="x", format="gram", missing_text="drop"), tmp_path / "b", path=tmp_path / "d")
     s = read_json(out / "stats.json")
     assert s["items"] == 10 and s["dropped_rows"]["item without text"] == 25  # I10: 13 events, I11: 12
-    from semid.errors import DataError
+    from semid.core.errors import DataError
 
     with pytest.raises(DataError, match="2 items have no text"):
         prepare.run(PrepareConfig(dataset="x", format="gram", missing_text="error"), tmp_path / "c", path=tmp_path / "d")

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from semid.cli import app
-from semid.errors import ConfigError
+from semid.core.errors import ConfigError
 from semid.rank import data as D
 from semid.rank import metrics as RM
 from semid.rank import represent, spm
@@ -134,7 +134,7 @@ def test_ranker_history_switch():
 
 
 def test_bad_config_key_is_a_clear_error():
-    from semid import config as cfgmod
+    from semid.core import config as cfgmod
 
     with pytest.raises(ConfigError, match="unknown config key 'rank.nope'"):
         cfgmod.load(StudyConfig, overrides=["rank.nope=1"])
@@ -209,8 +209,8 @@ def test_train_and_rerank_tiger_on_toy(toy_run, tmp_path):
     a, b = doc["tiger"]["metrics"], doc["tiger+ranker"]["metrics"]
     assert 0 <= b["recall@10"] <= doc["tiger_recall@top_k"] and 0 <= a["ndcg@10"] <= 1
     assert b["recall@20"] == pytest.approx(a["recall@20"])  # same 20 items, re-ordered
-    merged = json.loads((tmp_path / "toy" / "rank_study.json").read_text())
-    assert merged["rerank"]["tiger+ranker"]["metrics"] == b
+    record = json.loads((tmp_path / "toy" / "rerank.json").read_text())  # its own record, beside the study's
+    assert record["tiger+ranker"]["metrics"] == b and not (tmp_path / "toy" / "rank_study.json").exists()
     from semid.rank.rerank import rerank
     from semid.rank.stage import load
 

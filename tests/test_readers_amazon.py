@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from semid.core.errors import DataError
 from semid.data.config import PrepareConfig
 from semid.data.readers import amazon
 from semid.data.readers.amazon import read_amazon2014, read_amazon2018, read_amazon2023
 from semid.data.text import clean_html
-from semid.errors import DataError
 
 
 def cfg(**kw) -> PrepareConfig:
@@ -75,7 +75,7 @@ def test_all_beauty_2018_without_metadata(shared_data, both_paths):
     src = read_amazon2018(shared_data / "amazon2018_all_beauty_raw", cfg())
     inter = src.interactions
     assert (inter.height, inter["user"].n_unique(), inter["item"].n_unique()) == (5269, 991, 85)
-    first, last = (datetime.fromtimestamp(t, timezone.utc).date().isoformat()
+    first, last = (datetime.fromtimestamp(t, UTC).date().isoformat()
                    for t in (inter["timestamp"].min(), inter["timestamp"].max()))
     assert (first, last) == ("2004-09-21", "2018-08-23")
     assert src.items.height == 0 and src.notes["meta_file"] is None
@@ -144,7 +144,7 @@ def test_2023_milliseconds_and_parent_asin(tmp_path, both_paths):
 
 
 def test_min_rating_is_applied_once_by_prepare_and_counted(tmp_path):
-    from semid.artifacts import read_json
+    from semid.core.artifacts import read_json
     from semid.data import prepare
 
     write(tmp_path / "Toys_5.json.gz", [review("U1", "A1", rating=1.0), review("U1", "A2", rating=4.0),

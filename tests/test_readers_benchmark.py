@@ -6,9 +6,9 @@ import gzip
 
 import pytest
 
+from semid.core.errors import DataError
 from semid.data.config import PrepareConfig
 from semid.data.readers import get_reader
-from semid.errors import DataError
 
 STRICT, LENIENT = PrepareConfig(), PrepareConfig(strict=False)
 

@@ -10,12 +10,20 @@ import torch
 from typer.testing import CliRunner
 
 from semid.cli import app
+from semid.core.errors import ConfigError
+from semid.core.run import RunFolder
 from semid.data.config import PrepareConfig
-from semid.errors import ConfigError
 from semid.evaluate.stage import EvaluateConfig
 from semid.evaluate.stage import run as evaluate
-from semid.seqrec import config as C
-from semid.seqrec import data, knn, models, pop, stage, train
+from semid.models import knn, pop, registry
+from semid.models import stage as model_stage
+from semid.models.common import RankOptions
+from semid.models.seqrec import config as C
+from semid.models.seqrec import data, train
+from semid.models.seqrec import model as models
+from semid.sequences import IGNORE, sequences
+
+NETWORKS = {"sasrec": models.SASRec, "gru4rec": models.GRU4Rec, "bert4rec": models.BERT4Rec}
 
 TINY = dict(max_items=8, batch_size=32, max_epochs=2, patience=2, val_users=50, val_every=1, threads=1)
 
@@ -27,20 +35,25 @@ def toy_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("seqrec") / "toy"
     prepare.run(PrepareConfig(dataset="toy"), out)
-    n = prepare.load_table(out, "items").height
+    n = RunFolder(out).table("items").height
     (out / "embed").mkdir()
     np.save(out / "embed" / "item_embeddings.npy", np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32))
     return out, n
 
 
-def _args(kind: str, n_items: int = 20) -> models.ModelArgs:
-    return models.ModelArgs(kind=kind, n_items=n_items, d_model=16, layers=2, heads=2, dropout=0.0, max_len=10)
+def _model(kind: str, n_items: int = 20) -> torch.nn.Module:
+    return NETWORKS[kind](models.ModelArgs(n_items=n_items, d_model=16, layers=2, heads=2, dropout=0.0, max_len=10))
+
+
+def _ranker(kind: str, folder, **opts):
+    spec = registry.get(kind)
+    return spec.ranker(folder, spec.config, RankOptions(**opts))
 
 
 @pytest.mark.parametrize("kind", ["sasrec", "gru4rec"])
 def test_causal_models_do_not_see_the_future(kind):
     torch.manual_seed(0)
-    model = models.build(_args(kind)).eval()
+    model = _model(kind).eval()
     x = torch.tensor([[3, 7, 1, 9, 2, 5]])
     y = x.clone()
     y[0, 4:] = torch.tensor([11, 12])
@@ -52,7 +65,7 @@ def test_causal_models_do_not_see_the_future(kind):
 
 def test_bert4rec_is_bidirectional_and_ignores_padding():
     torch.manual_seed(0)
-    model = models.build(_args("bert4rec")).eval()
+    model = _model("bert4rec").eval()
     x = torch.tensor([[3, 7, 1, 9, 0, 0]])
     y = torch.tensor([[3, 7, 1, 4, 0, 0]])
     with torch.no_grad():
@@ -63,9 +76,9 @@ def test_bert4rec_is_bidirectional_and_ignores_padding():
 
 def test_bce_and_ce_losses_differ_and_match_closed_forms():
     torch.manual_seed(0)
-    model = models.build(_args("sasrec")).eval()
+    model = _model("sasrec").eval()
     x = torch.tensor([[3, 7, 1, 0]])
-    y = torch.tensor([[6, 0, 4, data.IGNORE]])
+    y = torch.tensor([[6, 0, 4, IGNORE]])
     h = model(x)[0, :3]
     logits = models.scores(model, h)
     ce = train.sequence_loss(model, x, y, "ce")
@@ -85,30 +98,30 @@ def test_bce_and_ce_losses_differ_and_match_closed_forms():
 
 def test_batches_cover_every_target_once_and_mask_in_cloze():
     seqs = [np.arange(5), np.arange(30) + 5]
-    causal = data.TrainBatches(seqs, mode="causal", max_items=8, batch_size=2)
+    causal = data.train_batches(seqs, cloze=False, max_items=8, batch_size=2)
     assert causal.num_targets == 4 + 29
     got = [b for b in causal]
-    assert sum(int((b["y"] != data.IGNORE).sum()) for b in got) == 33
+    assert sum(int((b["y"] != IGNORE).sum()) for b in got) == 33
     for b in got:  # the label at a position is the input at the next one
         x, y = b["x"].numpy(), b["y"].numpy()
-        inner = (y[:, :-1] != data.IGNORE) & (x[:, 1:] > 0)
+        inner = (y[:, :-1] != IGNORE) & (x[:, 1:] > 0)
         assert (y[:, :-1][inner] + 1 == x[:, 1:][inner]).all()
-    cloze = data.TrainBatches(seqs, mode="cloze", max_items=8, batch_size=8, mask_token=99, mask_prob=0.3)
+    cloze = data.train_batches(seqs, cloze=True, max_items=8, batch_size=8, mask_token=99, mask_prob=0.3)
     for b in cloze:
         x, y = b["x"].numpy(), b["y"].numpy()
-        assert ((y != data.IGNORE) == (x == 99)).all() and ((x == 99).sum(1) >= 1).all()
+        assert ((y != IGNORE) == (x == 99)).all() and ((x == 99).sum(1) >= 1).all()
     x, last = data.history_batch([np.array([1, 2, 3]), np.array([4])], 8, mask_token=99)
     assert x.tolist() == [[2, 3, 4, 99], [5, 99, 0, 0]] and last.tolist() == [3, 1]
 
 
 def test_pop_ranking_equals_numpy_count(toy_run):
     out, n = toy_run
-    folder = stage.run(C.PopConfig(), out)
-    rank, info = stage.ranker(folder, beam_size=1, top_k=10, device="cpu")
+    folder = model_stage.train("pop", pop.PopConfig(), out)
+    rank, info = _ranker("pop", folder, top_k=10)
     items, invalid = rank([np.array([1, 2]), np.array([3])], np.array([0, 1]))
-    seqs = data.sequences(stage.load_table(out, "train"))
+    seqs = sequences(RunFolder(out).table("train"))
     count = np.bincount(np.concatenate(seqs), minlength=n)
-    assert invalid is None and info["kind"] == "pop" and info["params"] == 0
+    assert invalid is None and json.loads((folder / "config.json").read_text())["params"] == 0
     assert (items[0] == items[1]).all()
     assert (count[items[0]] == np.sort(count)[::-1][:10]).all() and len(set(items[0])) == 10
     assert pop.top_items(np.array([1, 3, 3, 0]), 3).tolist() == [1, 2, 0]
@@ -116,8 +129,8 @@ def test_pop_ranking_equals_numpy_count(toy_run):
 
 def test_knn_equals_brute_force_cosine(toy_run):
     out, n = toy_run
-    folder = stage.run(C.KNNConfig(last_n=2, decay=0.5), out)
-    rank, info = stage.ranker(folder, beam_size=1, top_k=5, device="cpu")
+    folder = model_stage.train("knn", knn.KNNConfig(max_items=2, decay=0.5), out)
+    rank, info = _ranker("knn", folder, top_k=5)
     emb = np.load(out / "embed" / "item_embeddings.npy").astype(np.float64)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     hists = [np.array([4, 9, 2]), np.array([7])]
@@ -134,12 +147,12 @@ def test_knn_equals_brute_force_cosine(toy_run):
                                         ("gru4rec", {}), ("bert4rec", {})])
 def test_each_neural_model_trains_and_ranks(toy_run, kind, extra):
     out, n = toy_run
-    cfg = stage.MODELS[kind](**TINY, **extra)
-    folder = stage.run(cfg, out)
+    cfg = registry.get(kind).config(**TINY, **extra)
+    folder = model_stage.train(kind, cfg, out)
     meta = json.loads((folder / "config.json").read_text())
     assert meta["kind"] == kind and meta["params"] > 0 and meta["training"]["epochs"] >= 1
     assert (folder / "checkpoints" / "best.ckpt").is_file() and (folder / "logs" / "metrics.csv").is_file()
-    rank, info = stage.ranker(folder, beam_size=1, top_k=7, batch_users=3, device="cpu")
+    rank, info = _ranker(kind, folder, top_k=7, batch_users=3)
     hists = [np.array([1, 2, 3]), np.arange(30) % n, np.array([5])]
     items, invalid = rank(hists, np.arange(3))
     assert items.shape == (3, 7) and invalid is None and items.dtype == np.int64
@@ -164,11 +177,11 @@ def test_model_folder_evaluates_and_cli_reuses(toy_run):
 
 
 def test_bad_config_key_is_a_clear_error(tmp_path):
-    from semid import config as cfgmod
+    from semid.core import config as cfgmod
 
     with pytest.raises(ConfigError, match="unknown config key 'dmodel'"):
         cfgmod.load(C.SASRecConfig, None, ["dmodel=32"])
     with pytest.raises(ConfigError, match="bad value for 'loss'"):
         cfgmod.load(C.SASRecConfig, None, ["loss=hinge"])
-    res = CliRunner().invoke(app, ["train", "gru4rec", "--out", str(tmp_path), "hiden=8"])
-    assert res.exit_code == 2 and "unknown config key 'hiden'" in res.output
+    res = CliRunner().invoke(app, ["train", "gru4rec", "--out", str(tmp_path), "hidden=8"])
+    assert res.exit_code == 2 and "unknown config key 'hidden'" in res.output

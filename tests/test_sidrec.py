@@ -10,17 +10,25 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from semid import config as cfgmod
 from semid.cli import app
-from semid.errors import ConfigError
-from semid.ids.tokens import PAD, SIDTokenizer
-from semid.sidrec.config import SIDBert4RecConfig, SIDGRUConfig
-from semid.sidrec.data import TrainRows, cloze_mask, gru_targets, item_tokens_3d
-from semid.sidrec.models import SIDArgs, build_model
-from semid.tiger.beam import beam_search
-from semid.tiger.trie import PrefixTrie
+from semid.core import config as cfgmod
+from semid.core.errors import ConfigError
+from semid.generative.beam import beam_search
+from semid.generative.tokens import PAD, SIDTokenizer, history_tokens
+from semid.generative.trie import PrefixTrie
+from semid.models import registry
+from semid.models.common import RankOptions
+from semid.models.sidrec.config import SIDBert4RecConfig, SIDGRUConfig
+from semid.models.sidrec.data import train_rows
+from semid.models.sidrec.model import SIDGRU, SIDArgs, SIDBert4Rec
+from semid.sequences import cloze_mask
 
-KINDS = ["sid_gru", "sid_bert4rec"]
+KINDS = ["sid-gru", "sid-bert4rec"]
+NETWORKS = {"sid-gru": SIDGRU, "sid-bert4rec": SIDBert4Rec}
+
+
+def item_tokens_3d(hist, item_tokens):
+    return history_tokens(hist, item_tokens, flat=False)
 
 
 def tiny_tokenizer(seed: int = 0) -> SIDTokenizer:
@@ -38,8 +46,8 @@ def tiny_tokenizer(seed: int = 0) -> SIDTokenizer:
 def tiny_model(kind: str, tok: SIDTokenizer, seed: int = 0):
     torch.manual_seed(seed)
     args = SIDArgs(vocab_size=tok.vocab_size, level_ranges=[tok.level_range(i) for i in range(tok.id_length)],
-                   kind=kind, d_model=16, d_ff=32, dropout=0.0, max_items=6, n_heads=2, layers=2)
-    model = build_model(args).eval()
+                   d_model=16, d_ff=32, dropout=0.0, max_items=6, n_heads=2, layers=2)
+    model = NETWORKS[kind](args).eval()
     with torch.no_grad():  # larger weights than the init's so that scores are spread out
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.5)
@@ -54,7 +62,7 @@ def test_beam_search_equals_exhaustive_scoring(kind, tied):
     if not tied:
         args = SIDArgs(**{**model.args.to_dict(), "tied": False})
         torch.manual_seed(1)
-        model = build_model(args).eval()
+        model = NETWORKS[kind](args).eval()
     hist = [np.array([1, 4, 2]), np.array([7]), np.array([3, 3, 9, 0, 12])]
     x = item_tokens_3d(hist, tok.item_tokens.numpy())
     res = beam_search(model.start(x), len(hist), tok, trie=PrefixTrie(tok), beam_size=tok.num_items, top_k=tok.num_items)
@@ -86,7 +94,7 @@ def test_user_state_is_unchanged_by_padding_and_batch_neighbours(kind):
 
 def test_bert4rec_masked_slot_ignores_its_own_tokens():
     tok = tiny_tokenizer()
-    model = tiny_model("sid_bert4rec", tok)
+    model = tiny_model("sid-bert4rec", tok)
     x = item_tokens_3d([np.array([5, 1, 7])], tok.item_tokens.numpy())
     masked = torch.tensor([[False, False, True]])
     other = x.clone()
@@ -96,22 +104,22 @@ def test_bert4rec_masked_slot_ignores_its_own_tokens():
 
 def test_masks_targets_and_batches():
     rng = np.random.default_rng(0)
-    m = cloze_mask(np.array([3, 1, 5]), 5, 0.0, rng)
+    m = cloze_mask(np.array([3, 1, 5]), 5, 0.0, rng, always_last=True)
     assert m.tolist() == [[False, False, True, False, False], [True] + [False] * 4, [False] * 4 + [True]]
-    m = cloze_mask(np.full(2000, 5), 6, 0.3, rng)
+    m = cloze_mask(np.full(2000, 5), 6, 0.3, rng, always_last=True)
     assert not m[:, 5].any() and m[:, 4].all() and abs(m[:, :4].mean() - 0.3) < 0.02
     tok = tiny_tokenizer()
     x = item_tokens_3d([np.array([1, 2, 3]), np.array([4])], tok.item_tokens.numpy())
-    src, tgt = gru_targets(x)
-    assert src.tolist() == [[True, True, False], [False, False, False]]
+    model = tiny_model("sid-gru", tok)
+    h, tgt = model.predict(x, torch.zeros(x.shape[:2], dtype=torch.bool))
+    assert h.shape == (2, 16)  # items 1 → 2 and 2 → 3 of row 0; row 1 has no next item
     assert torch.equal(tgt, tok.item_tokens[[2, 3]])
     seqs = [np.arange(i % 9 + 2) for i in range(50)]
-    rows = TrainRows(seqs, tok.item_tokens.numpy(), max_items=4, batch_size=8, seed=0, mask_prob=0.2)
+    rows = train_rows(seqs, tok.item_tokens.numpy(), max_items=4, batch_size=8, seed=0, mask_prob=0.2)
     assert rows.num_targets == sum(len(s) - 1 for s in seqs)
-    seen = sorted(j for b in rows.batches for j in b)
-    assert seen == list(range(len(rows.rows))) and all(len(r) <= 5 for r in rows.rows)
-    batch = rows[0]
-    assert batch.masked.shape == batch.tokens.shape[:2] and batch.masked.any(1).all()
+    got = list(rows)
+    assert sum(len(b.tokens) for b in got) == len(rows.rows) and all(len(r) <= 5 for r in rows.rows)
+    assert all(b.masked.shape == b.tokens.shape[:2] and b.masked.any(1).all() for b in got)
 
 
 def test_bad_config_is_a_clear_error():
@@ -137,10 +145,9 @@ def toy_run(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_toy_end_to_end(toy_run, kind):
-    from semid.sidrec import stage
-
+    spec = registry.get(kind)
     runner = CliRunner()
-    cmd, name = kind.replace("_", "-"), kind.replace("_", "-")
+    cmd = name = kind
     opts = ["d_model=16", "d_ff=32", "max_epochs=2", "val_users=100", "threads=1", "lr=0.01"]
     res = runner.invoke(app, ["train", cmd, "--out", str(toy_run), *opts])
     assert res.exit_code == 0, res.output + repr(res.exception)
@@ -152,16 +159,15 @@ def test_toy_end_to_end(toy_run, kind):
     assert meta["kind"] == kind and meta["params"] > 0 and meta["training"]["epochs"] >= 1
     assert {"train_wall_s", "best_val_recall@10"} <= set(meta["training"])
 
-    rank, info = stage.ranker(folder, beam_size=20, top_k=10, constrained=True, cold_items=None,
-                              cold_start_eps=None, batch_users=64, device="cpu")
-    assert info["kind"] == kind and info["loss"] == "per-level CE" and info["max_items"] == 20
+    rank, info = spec.ranker(folder, spec.config, RankOptions(beam_size=20, top_k=10, batch_users=64))
+    assert info["loss"] == "per-level CE" and info["max_items"] == 20
     hist = [np.array([1, 2, 3]), np.array([7]), np.arange(40) % 300]
     items, invalid = rank(hist, np.arange(3))
     n_items = meta["tokenizer"]["num_items"]
     assert items.shape == (3, 10) and invalid is None
     assert ((items >= 0) & (items < n_items)).all() and all(len(set(r)) == 10 for r in items)
-    free, flags = stage.ranker(folder, beam_size=20, top_k=10, constrained=False, cold_items=None,
-                               cold_start_eps=None, batch_users=64, device="cpu")[0](hist, np.arange(3))
+    free, flags = spec.ranker(folder, spec.config, RankOptions(beam_size=20, top_k=10, constrained=False,
+                                                              batch_users=64))[0](hist, np.arange(3))
     assert flags.shape == (3, 10) and np.array_equal(flags, free < 0)
 
     res = runner.invoke(app, ["evaluate", "--out", str(toy_run), f"model={name}", "bootstrap=0"])

@@ -12,11 +12,12 @@ import torch
 from typer.testing import CliRunner
 
 from semid.cli import app
-from semid.log import log
-from semid.ids.tokens import SIDTokenizer
-from semid.tiger import data
-from semid.tiger.config import PRESETS, TigerConfig
-from semid.tiger.model import ModelArgs, Tiger
+from semid.core.log import log
+from semid.generative.tokens import SIDTokenizer, history_tokens
+from semid.models.tiger import data
+from semid.models.tiger.config import PRESETS, TigerConfig
+from semid.models.tiger.model import ModelArgs, Tiger
+from semid.sequences import chunks, windows
 
 
 def _tok(n_items=30, k=5, seed=0) -> SIDTokenizer:
@@ -54,7 +55,7 @@ def test_one_causal_pass_equals_encoding_each_window_alone(users, recency):
         logits = model(batch.enc, batch.dec_in, batch.limit, batch.users if users else None)
         for b, row in enumerate(rows):
             for t in range(1, len(row)):
-                hist = data.history_tokens([row[:t]], tok.item_tokens.numpy())
+                hist = history_tokens([row[:t]], tok.item_tokens.numpy())
                 alone = model(hist, batch.dec_in[b:b + 1, t - 1:t], torch.tensor([[t]]),
                               batch.users[b:b + 1] if users else None)
                 torch.testing.assert_close(logits[b, t - 1], alone[0, 0])
@@ -62,19 +63,20 @@ def test_one_causal_pass_equals_encoding_each_window_alone(users, recency):
 
 def test_windows_chunks_and_batches():
     seqs = [np.arange(5), np.arange(30)]
-    ch = data.chunks(seqs, max_items=20)
+    ch = chunks(seqs, 21, 1)
     assert [len(c) for c in ch] == [5, 21, 10]
     # every target position is trained exactly once
     assert sum(len(c) - 1 for c in ch) == sum(len(s) - 1 for s in seqs)
-    hist, targets = data.windows(seqs, max_items=20)
+    hist, targets = windows(seqs, max_items=20)
     assert len(hist) == 4 + 29 and targets[0] == 1 and len(hist[-1]) == 20 and hist[-1][-1] == 28
     tok = _tok(n_items=40)
     for mode in ("causal", "bidirectional"):
-        ds = data.TrainBatches(seqs, np.array([0, 1]), tok.item_tokens.numpy(), mode=mode, max_items=20,
-                               batch_size=8, seed=0)
+        ds = data.train_batches(seqs, np.array([0, 1]), tok.item_tokens.numpy(), mode=mode, max_items=20,
+                                batch_size=8, seed=0)
         assert ds.num_examples == 33
-        assert sum(ds[i].num_targets for i in range(len(ds))) == 33
-        b = ds[0]
+        batches = list(ds)
+        assert len(batches) == len(ds) and sum(b.num_targets for b in batches) == 33
+        b = batches[0]
         assert b.labels.shape[-1] == tok.id_length and (b.dec_in[..., 0] == 1).all()
 
 
@@ -83,7 +85,7 @@ def test_presets_fill_unset_fields_only():
     assert cfg.encoder_layers == 4 and cfg.d_ff == 1024 and cfg.n_heads == 6 and cfg.lr == 0.005
     assert cfg.max_steps == PRESETS["paper"]["max_steps"]
     assert TigerConfig().preset == "cpu"
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="nonsense"):
         TigerConfig(nonsense=1)
 
 

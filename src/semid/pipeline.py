@@ -12,14 +12,23 @@ from typing import Any
 
 from pydantic import Field
 
-from semid.config import StageConfig
+from semid.core.config import StageConfig
+from semid.core.errors import DataError
+from semid.core.log import log
+from semid.core.run import RunFolder
+from semid.data import prepare
 from semid.data.config import PrepareConfig
+from semid.data.download import ensure_downloaded
+from semid.embed import encode
 from semid.embed.config import EmbedConfig
+from semid.evaluate import stage as evaluate
 from semid.evaluate.stage import EvaluateConfig
 from semid.experiments.compare import CompareConfig
+from semid.ids import analyze as ids_analyze
+from semid.ids import train as ids_train
 from semid.ids.config import IdsConfig
-from semid.log import log
-from semid.tiger.config import TigerConfig
+from semid.models import stage as model_stage
+from semid.models.tiger.config import TigerConfig
 
 
 class RunConfig(StageConfig):
@@ -42,51 +51,37 @@ class Context:
     mirror: str | None = None
 
 
-def _prepare(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
-    from semid.data import prepare
-    from semid.errors import DataError
-
+def _prepare(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:
     try:
-        return prepare.run(cfg.prepare, run_dir, data_dir=ctx.data_dir, path=ctx.path, force=ctx.force)
+        return prepare.run(cfg.prepare, run.root, data_dir=ctx.data_dir, path=ctx.path, force=ctx.force)
     except DataError as exc:
         if not ctx.download_missing or ctx.path is not None or "not found" not in str(exc):
             raise
-        from semid.data.download import ensure_downloaded
-
         log.info("dataset %s not found under %s: downloading it", cfg.prepare.dataset, ctx.data_dir)
         ensure_downloaded(cfg.prepare.dataset, ctx.data_dir, mirror=ctx.mirror)
-        return prepare.run(cfg.prepare, run_dir, data_dir=ctx.data_dir, path=ctx.path, force=ctx.force)
+        return prepare.run(cfg.prepare, run.root, data_dir=ctx.data_dir, path=ctx.path, force=ctx.force)
 
 
-def _embed(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
-    from semid.embed import encode
-
-    return encode.run(cfg.embed, run_dir, force=ctx.force)
+def _embed(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:
+    return encode.run(cfg.embed, run.root, force=ctx.force)
 
 
-def _ids(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
-    from semid.ids import stage
-
-    folder = stage.train(cfg.ids, run_dir, force=ctx.force)
-    stage.analyze(cfg.ids, run_dir, force=ctx.force)
+def _ids(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:
+    folder = ids_train.run(cfg.ids, run, force=ctx.force)
+    ids_analyze.run(cfg.ids, run, force=ctx.force)
     return folder
 
 
-def _tiger(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
-    from semid.ids.stage import ids_dir
-    from semid.tiger import stage
-
-    return stage.run(cfg.tiger, run_dir, ids=ids_dir(run_dir, cfg.ids), force=ctx.force)
+def _tiger(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:
+    return model_stage.train("tiger", cfg.tiger, run, ids=ids_train.ids_dir(run, cfg.ids), force=ctx.force)
 
 
-def _evaluate(cfg: RunConfig, run_dir: Path, ctx: Context) -> Path:
-    from semid.evaluate import stage
-
+def _evaluate(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:
     ev = cfg.evaluate if cfg.evaluate.model == cfg.tiger.name else cfg.evaluate.model_copy(update={"model": cfg.tiger.name})
-    return stage.run(ev, run_dir, force=ctx.force)
+    return evaluate.run(ev, run, force=ctx.force)
 
 
-STAGES: list[tuple[str, Callable[[RunConfig, Path, Context], Path]]] = [
+STAGES: list[tuple[str, Callable[[RunConfig, RunFolder, Context], Path]]] = [
     ("prepare", _prepare),
     ("embed", _embed),
     ("ids", _ids),
@@ -97,9 +92,10 @@ STAGES: list[tuple[str, Callable[[RunConfig, Path, Context], Path]]] = [
 
 def run_all(cfg: RunConfig, run_dir: Path, ctx: Context, until: str | None = None) -> dict[str, Any]:
     done = {}
+    run = RunFolder(run_dir)
     for name, fn in STAGES:
         log.info("── stage %s", name)
-        done[name] = fn(cfg, run_dir, ctx)
+        done[name] = fn(cfg, run, ctx)
         if name == until:
             break
     return done

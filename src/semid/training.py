@@ -1,27 +1,42 @@
-"""Lightning plumbing shared by every trained recommender (TIGER, SASRec & co., SID-GRU & co.).
+"""One training base for every trained recommender: configs, a LightningModule base and ``fit``.
 
-:func:`fit` runs one ``Trainer`` with the project's conventions: ``checkpoints/{best,last}.ckpt``
-(best by validation Recall@10), early stopping, a wall-time cap, ``--resume`` from ``last``,
-mixed precision on GPU, CSV logs under ``logs/``, and a summary dict for the model's
-``config.json``. A model's config supplies the keys it reads (see :func:`fit`).
+- :class:`~semid.core.config.TrainerConfig` (in the core layer, so configs load without
+  Lightning): the training keys, one set of names for every Lightning-trained model; a family
+  overrides defaults, never renames a key.
+- :class:`SemidModule`: throughput and loss logging, validation Recall@10 / NDCG@10 / Recall@5
+  from ranked lists, AdamW (or Adafactor) with weight decay on weight matrices only and a per-step
+  schedule (:func:`lr_lambda`), resuming the epoch's shuffle. A family implements
+  :meth:`~SemidModule.step_loss` and :meth:`~SemidModule.top10`.
+- :func:`fit`: one ``Trainer`` with ``checkpoints/{best,last}.ckpt`` (best by validation
+  Recall@10), early stopping, an optional wall-time cap, ``--resume``, mixed precision on GPU and
+  CSV logs under ``logs/``; returns the training summary written into ``config.json``.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from safetensors.torch import save_file
 
-from semid.log import log, progress_enabled
+from semid.core.config import ModelConfig, TrainerConfig
+from semid.core.log import log, progress_enabled
+from semid.evaluate import metrics as M
+from semid.sequences import Batches
 
 MONITOR = "val/recall@10"
 
 
-def precision(cfg: Any) -> str:
+def precision(cfg: TrainerConfig) -> str:
     """Lightning precision: ``auto`` = bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU."""
     if cfg.precision != "auto":
         return cfg.precision if cfg.precision != "32" else "32-true"
@@ -37,41 +52,128 @@ def sample(n: int, k: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
 
 
-def setup(cfg: Any) -> None:
-    """Quiet Lightning, apply ``cfg.threads``, seed everything."""
+def setup(cfg: ModelConfig) -> None:
+    """Quiet Lightning and seed everything (call right before building the module)."""
     quiet_lightning()
-    if getattr(cfg, "threads", None):
-        torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
 
-def fit(module: L.LightningModule, train_data, val_data, cfg: Any, out: Path, *, resume: bool = False,
+def lr_lambda(cfg: TrainerConfig, total_steps: int, clock=time.perf_counter):
+    """Multiplier of the peak lr at each step.
+
+    Cosine decays over the planned steps or, with ``max_time_min``, over the time budget when
+    that runs out first: a run cut short by the clock still ends with a small learning rate.
+    """
+    warm = max(1, cfg.warmup_steps)
+    # 8% of the budget is left for the validations, the last one included
+    budget_s = cfg.max_time_min * 60 * 0.92 if cfg.max_time_min else None
+    start: list[float] = []
+
+    def f(step: int) -> float:
+        if budget_s and not start:
+            start.append(clock())
+        if cfg.schedule == "inverse_sqrt":  # T5: constant for `warm` steps, then 1/sqrt(step)
+            return 1.0 if step < warm else math.sqrt(warm / step)
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = (step - warm) / max(1, total_steps - warm)
+        if budget_s:
+            progress = max(progress, (clock() - start[0]) / budget_s)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+class SemidModule(L.LightningModule):
+    """Base of every model's LightningModule; ``self.model`` is the ``nn.Module`` being trained.
+
+    Subclasses implement ``step_loss(batch) -> (loss, targets in the batch, {name: extra value})``
+    and ``top10(histories, users) -> item ids [B, 10]`` for validation batches of
+    :class:`semid.sequences.EvalBatches`; ``decays(name, parameter)`` picks weight-decayed parameters.
+    """
+
+    def __init__(self, cfg: TrainerConfig, hparams: dict[str, Any], total_steps: int = 1):
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg.model_dump(mode="json"), **hparams, "total_steps": total_steps})
+        self.cfg, self.total_steps = cfg, total_steps
+        self._seen, self._t0 = 0, None
+        self._val: list[np.ndarray] = []
+
+    def step_loss(self, batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def top10(self, hist, users: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decays(self, name: str, p: torch.nn.Parameter) -> bool:
+        return p.ndim >= 2
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss, n, extra = self.step_loss(batch)
+        self._seen += n
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        for key, value in extra.items():
+            self.log(f"train/{key}", value, batch_size=n)
+        self.log("train/examples_per_s", self._seen / max(1e-9, time.perf_counter() - self._t0), prog_bar=True,
+                 batch_size=n)
+        return loss
+
+    def configure_optimizers(self):
+        named = list(self.model.named_parameters())
+        decay = [p for n, p in named if self.decays(n, p)]
+        rest = [p for n, p in named if not self.decays(n, p)]
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        if self.cfg.optimizer == "adafactor":
+            opt = torch.optim.Adafactor(groups, lr=self.cfg.lr)
+        else:
+            opt = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=(0.9, 0.98))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.cfg, self.total_steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """A resumed run goes on with the next epoch's shuffle."""
+        loader = self.trainer.train_dataloader
+        if loader is not None and isinstance(getattr(loader, "dataset", None), Batches):
+            loader.dataset.epoch = self.current_epoch
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        hist, targets, users = batch
+        self._val.append(M.ranks(self.top10(hist, users).cpu().numpy(), targets.cpu().numpy()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        r = np.concatenate(self._val)
+        self._val.clear()
+        self.log(MONITOR, float(M.recall_at(r, 10)), prog_bar=True)
+        self.log("val/ndcg@10", float(M.ndcg_at(r, 10)))
+        self.log("val/recall@5", float(M.recall_at(r, 5)))
+
+
+def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path, *, resume: bool = False,
         name: str = "model", log_every: int = 20) -> dict[str, Any]:
     """Train ``module`` into ``out``; returns the summary (best checkpoint, score, epochs, steps, time).
 
-    ``train_data``/``val_data`` are iterable datasets that yield whole batches. ``cfg`` keys read:
-    accelerator, precision, max_epochs, max_steps (optional), max_time_min, grad_clip, val_every,
-    patience.
+    ``train_data``/``val_data`` are iterable datasets that yield whole batches.
     """
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
     ckpt_dir = out / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
                                  save_top_k=1, save_last=True, enable_version_counter=False)
     stopper = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience)
-    show = progress_enabled()
     # a fresh run rewrites logs/metrics.csv; a resumed one logs beside it
     version = f"resume-{time.strftime('%Y%m%d-%H%M%S')}" if resume else ""
     trainer = L.Trainer(
         accelerator=cfg.accelerator if cfg.accelerator != "gpu" else "cuda", devices=1,
-        precision=precision(cfg), max_epochs=cfg.max_epochs, max_steps=getattr(cfg, "max_steps", -1),
+        precision=precision(cfg), max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
         max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
         gradient_clip_val=cfg.grad_clip or None, check_val_every_n_epoch=cfg.val_every,
         num_sanity_val_steps=0, logger=CSVLogger(out, name="logs", version=version), callbacks=[checkpoint, stopper],
-        enable_progress_bar=show, enable_model_summary=False, log_every_n_steps=max(1, min(log_every, len(train_data))), default_root_dir=out,
-        deterministic=False)
-    loader = lambda ds: torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0)  # noqa: E731
+        enable_progress_bar=progress_enabled(), enable_model_summary=False,
+        log_every_n_steps=max(1, min(log_every, len(train_data))), default_root_dir=out, deterministic=False)
     last = ckpt_dir / "last.ckpt"
     if not resume and ckpt_dir.is_dir():  # a fresh run must not mix with an old run's checkpoints
         for old in ckpt_dir.glob("*.ckpt"):
@@ -80,12 +182,14 @@ def fit(module: L.LightningModule, train_data, val_data, cfg: Any, out: Path, *,
     if resume and ckpt_path is None:
         log.warning("%s: --resume given but %s does not exist: starting from scratch", name, last)
     t0 = time.perf_counter()
-    trainer.fit(module, loader(train_data), loader(val_data), ckpt_path=ckpt_path)
+    trainer.fit(module, _loader(train_data), _loader(val_data), ckpt_path=ckpt_path)
     score = checkpoint.best_model_score
     if stopper.stopped_epoch:
         stopped = "early stopping"
-    elif trainer.current_epoch >= cfg.max_epochs or 0 < getattr(cfg, "max_steps", -1) <= trainer.global_step:
-        stopped = "max_epochs" if trainer.current_epoch >= cfg.max_epochs else "max_steps"
+    elif trainer.current_epoch >= cfg.max_epochs:
+        stopped = "max_epochs"
+    elif 0 < cfg.max_steps <= trainer.global_step:
+        stopped = "max_steps"
     else:
         stopped = "max_time_min"
     return {"best_checkpoint": checkpoint.best_model_path or str(last),
@@ -95,36 +199,8 @@ def fit(module: L.LightningModule, train_data, val_data, cfg: Any, out: Path, *,
             "device": str(module.device), "threads": torch.get_num_threads()}
 
 
-def resume_epoch(module: L.LightningModule, dataset_type: type) -> None:
-    """``on_train_start``: a resumed run goes on with the next epoch's shuffle of a ``dataset_type``."""
-    loader = module.trainer.train_dataloader
-    if loader is not None and isinstance(getattr(loader, "dataset", None), dataset_type):
-        loader.dataset.epoch = module.current_epoch
-
-
-def optimizers(cfg: Any, decay: list, rest: list, schedule) -> dict[str, Any]:
-    """AdamW (or Adafactor when ``cfg.optimizer`` says so) with weight decay on ``decay`` only, and a
-    per-step ``LambdaLR(schedule)``, in Lightning's ``configure_optimizers`` form."""
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    if getattr(cfg, "optimizer", "adamw") == "adafactor":
-        opt = torch.optim.Adafactor(groups, lr=cfg.lr)
-    else:
-        opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def log_validation(module: L.LightningModule, ranks: list[np.ndarray]) -> None:
-    """Log Recall@10 (the monitored metric), NDCG@10 and Recall@5 of the collected ranks; clears them."""
-    from semid.evaluate import metrics as M
-
-    if not ranks:
-        return
-    r = np.concatenate(ranks)
-    ranks.clear()
-    module.log(MONITOR, float(M.recall_at(r, 10)), prog_bar=True)
-    module.log("val/ndcg@10", float(M.ndcg_at(r, 10)))
-    module.log("val/recall@5", float(M.recall_at(r, 5)))
+def _loader(dataset) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0)
 
 
 def checkpoint_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -136,12 +212,14 @@ def checkpoint_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor
 
 def quiet_lightning() -> None:
     """Hide Lightning's tips and warnings that do not apply (single-process loading, no cloud)."""
-    import logging
-    import warnings
-
     for logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
                    "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(logger).setLevel(logging.WARNING)
     for pattern in (".*IterableDataset.*has `__len__`.*", ".*LeafSpec.*", ".*exists and is not empty.*",
                     ".*does not have many workers.*", ".*litlogger.*"):
         warnings.filterwarnings("ignore", message=pattern)
+
+
+def save_weights(state: dict[str, torch.Tensor], out: Path, name: str = "model.safetensors") -> None:
+    """A state dict as ``safetensors`` (no pickles), the weights file of every model folder."""
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out / name))

@@ -11,8 +11,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from semid import log
-from semid.errors import SemidError
+from semid.core import log
+from semid.core.errors import SemidError
 
 app = typer.Typer(
     name="semid",
@@ -40,8 +40,12 @@ def data_dir(value: Path | None) -> Path | None:
     return Path(env) if env else None
 
 
-def run_dir(out: Path | None, dataset: str) -> Path:
-    return out if out is not None else Path("runs") / dataset
+DEFAULT_DATASET = "beauty"  # the run folder of a command given neither --out nor --dataset: runs/beauty
+
+
+def run_dir(out: Path | None, dataset: str | None) -> Path:
+    """``--out``, else ``runs/<dataset>`` (``runs/beauty`` when no dataset is named either)."""
+    return out if out is not None else Path("runs") / (dataset or DEFAULT_DATASET)
 
 
 def reports_errors(fn: F) -> F:

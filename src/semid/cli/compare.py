@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from semid import config as cfgmod
-from semid.cli.common import (ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app,
-                              data_dir, reports_errors, run_dir)
+from semid.cli.common import ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, data_dir, reports_errors, run_dir
+from semid.core import config as cfgmod
 
 
 @app.command("compare")
@@ -30,10 +31,7 @@ def compare_cmd(
 
     Overrides name the section: `compare.models=\\[pop,sasrec-ce]`, `compare.threads=2`, `prepare.dataset=…`.
     """
-    import shlex
-    import sys
-
-    from semid import artifacts
+    from semid.core import artifacts
     from semid.evaluate import results
     from semid.experiments import compare
     from semid.pipeline import Context, RunConfig, run_all
@@ -42,7 +40,8 @@ def compare_cmd(
     cfg = cfgmod.load(RunConfig, config, overrides, **fixed)
     rdir = run_dir(out, cfg.prepare.dataset)
     run_all(cfg, rdir, Context(data_dir=data_dir(data_dir_), force=force), until="ids")
-    folder = compare.run(cfg.compare, rdir, cfg.ids, tiger=cfg.tiger.model_dump(exclude_unset=True), force=force)
+    folder = compare.run(cfg.compare, rdir, cfg.ids, sections={"tiger": cfg.tiger.model_dump(exclude_unset=True)},
+                         force=force)
     if record is not None:
         command = "semid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         rows = artifacts.read_json(folder / "comparison.json")["rows"]

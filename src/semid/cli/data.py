@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from semid import config as cfgmod
-from semid.cli.common import (ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app,
-                              data_dir, reports_errors, run_dir)
+from semid.cli.common import ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, data_dir, reports_errors, run_dir
+from semid.core import config as cfgmod
+from semid.core.artifacts import read_json
+from semid.data.readers import FORMATS
 
 
 @app.command()
@@ -18,7 +21,7 @@ def prepare(
     overrides: Overrides = None,
     dataset: DatasetOpt = None,
     data_dir_: DataDirOpt = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="amazon2014|amazon2018|amazon2023|p5|gram|unisrec|csv|toy")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="|".join(FORMATS))] = None,
     path: Annotated[Path | None, typer.Option("--path", help="folder (or file) of a dataset in --format")] = None,
     out: OutOpt = None,
     config: ConfigOpt = None,
@@ -35,11 +38,6 @@ def prepare(
 
 
 def _print_stats(folder: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from semid.artifacts import read_json
-
     s = read_json(folder / "stats.json")
     t = Table(title=f"prepared: {folder}", show_header=False)
     for key in ("users", "items", "interactions"):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from semid import config as cfgmod
+import typer
+
 from semid.cli.common import ConfigOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, reports_errors, run_dir
+from semid.core import config as cfgmod
 
 
 @app.command("embed")
@@ -17,12 +19,14 @@ def embed_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Embed every item's text (→ RUN/embed/item_embeddings.npy); cached by (model, texts)."""
-    from semid.artifacts import load_manifest
+    from semid.core.artifacts import load_manifest
+    from semid.core.run import RunFolder
     from semid.embed import encode
     from semid.embed.config import EmbedConfig
 
     cfg = cfgmod.load(EmbedConfig, config, overrides, section="embed")
-    folder = encode.run(cfg, run_dir(out, dataset or "beauty"), force=force)
+    run = RunFolder(run_dir(out, dataset))
+    folder = encode.run(cfg, run.root, force=force)
     m = load_manifest(folder) or {}
     cache = "cache hit" if m.get("cache_hit") else f"encode {m.get('encode_s')} s"
-    print(f"{folder / encode.EMBEDDINGS}: {m.get('n_texts')} × {m.get('dim')} ({m.get('model')}, {cache})")
+    typer.echo(f"{run.embeddings}: {m.get('n_texts')} × {m.get('dim')} ({m.get('model')}, {cache})")

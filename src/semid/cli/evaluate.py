@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from semid import config as cfgmod
 from semid.cli.common import ConfigOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, reports_errors, run_dir
+from semid.core import config as cfgmod
+from semid.core.artifacts import read_json
 
 
 @app.command("evaluate")
@@ -26,17 +31,13 @@ def evaluate_cmd(
 
     Overrides: model=tiger split=test|val beam_size=20 constrained=false cold_start_eps=0.1 …
     """
-    from semid.evaluate import results
-    from semid.evaluate import stage
+    from semid.evaluate import results, stage
     from semid.evaluate.stage import EvaluateConfig
 
     cfg = cfgmod.load(EvaluateConfig, config, overrides, section="evaluate")
-    path = stage.run(cfg, run_dir(out, dataset or "beauty"), force=force)
+    path = stage.run(cfg, run_dir(out, dataset), force=force)
     _print(path)
     if record is not None:
-        import shlex
-        import sys
-
         rec = results.record(path, root=record, preset=preset, hardware=hardware or "unspecified",
                              wall_time_s=wall_time, setting=setting,
                              command="semid " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
@@ -44,11 +45,6 @@ def evaluate_cmd(
 
 
 def _print(path: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from semid.artifacts import read_json
-
     m = read_json(path)
     t = Table(title=f"{m['model']} on {m['dataset']} {m['split']} ({m['users']:,} users): {path}")
     t.add_column("metric")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from semid import config as cfgmod
 from semid.cli.common import ConfigOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, reports_errors, run_dir
+from semid.core import config as cfgmod
 
 ids_app = typer.Typer(help="Semantic IDs: train (RQ-VAE, RQ-KMeans, random), assign, analyze, sweep.",
                       no_args_is_help=True)
@@ -26,10 +26,10 @@ def _cfg(config: Path | None, overrides: list[str] | None):
 def train_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, out: OutOpt = None, config: ConfigOpt = None,
               force: ForceOpt = False, verbose: VerboseOpt = False) -> None:
     """Learn Semantic IDs for every item (→ RUN/ids/<method>-<L>x<K>). Overrides: method=rqkmeans levels=4 …"""
-    from semid.ids import stage
+    from semid.ids import train
 
-    folder = stage.train(_cfg(config, overrides), run_dir(out, dataset or "beauty"), force=force)
-    typer.echo(str(folder / stage.IDS_FILE))
+    folder = train.run(_cfg(config, overrides), run_dir(out, dataset), force=force)
+    typer.echo(str(folder / "semantic_ids.parquet"))
 
 
 @ids_app.command("assign")
@@ -44,9 +44,9 @@ def assign_cmd(
     dataset: DatasetOpt = None, out: OutOpt = None, config: ConfigOpt = None, verbose: VerboseOpt = False,
 ) -> None:
     """Map items to IDs with the frozen model; new items stay unique against the catalogue."""
-    from semid.ids import stage
+    from semid.ids import assign
 
-    typer.echo(str(stage.assign(_cfg(config, overrides), run_dir(out, dataset or "beauty"), source=input_, output=to)))
+    typer.echo(str(assign.run(_cfg(config, overrides), run_dir(out, dataset), source=input_, output=to)))
 
 
 @ids_app.command("analyze")
@@ -54,9 +54,9 @@ def assign_cmd(
 def analyze_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, out: OutOpt = None, config: ConfigOpt = None,
                 force: ForceOpt = False, verbose: VerboseOpt = False) -> None:
     """Quality report of trained IDs (→ ids_report.json, report.md, PNG plots)."""
-    from semid.ids import stage
+    from semid.ids import analyze
 
-    folder = stage.analyze(_cfg(config, overrides), run_dir(out, dataset or "beauty"), force=force)
+    folder = analyze.run(_cfg(config, overrides), run_dir(out, dataset), force=force)
     typer.echo(str(folder / "report.md"))
 
 
@@ -80,9 +80,11 @@ def sweep_cmd(
     from semid.ids import sweep
 
     base = _cfg(config, overrides)
+    from semid.ids.methods import METHODS
+
     names = [m.strip() for m in methods.split(",") if m.strip()]
     for name in names:
-        if name not in ("rqvae", "rqkmeans", "random"):
-            raise cfgmod.ConfigError(f"--methods: unknown method {name!r} (rqvae, rqkmeans, random)")
-    folder = sweep.run(base, run_dir(out, dataset or "beauty"), methods=names, levels=_ints(levels), sizes=_ints(sizes))
+        if name not in METHODS:
+            raise cfgmod.ConfigError(f"--methods: unknown method {name!r} ({', '.join(METHODS)})")
+    folder = sweep.run(base, run_dir(out, dataset), methods=names, levels=_ints(levels), sizes=_ints(sizes))
     typer.echo((folder / "sweep.md").read_text())

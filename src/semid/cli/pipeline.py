@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from semid import config as cfgmod
-from semid.cli.common import (ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app,
-                              data_dir, reports_errors, run_dir)
+from semid.cli.common import ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, data_dir, reports_errors, run_dir
+from semid.core import config as cfgmod
 
 
 @app.command("run")
@@ -29,8 +29,6 @@ def run_cmd(
 
     Overrides name the stage: `prepare.k_core=10`.
     """
-    from pathlib import Path
-
     from semid.pipeline import STAGES, Context, RunConfig, run_all
 
     fixed = {"prepare": {"dataset": dataset}} if dataset else {}

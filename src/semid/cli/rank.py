@@ -9,9 +9,8 @@ from typing import Annotated
 
 import typer
 
-from semid import config as cfgmod
-from semid.cli.common import (ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, data_dir,
-                              reports_errors, run_dir)
+from semid.cli.common import ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, data_dir, reports_errors, run_dir
+from semid.core import config as cfgmod
 
 rank_app = typer.Typer(help="SID ranking study: item representations inside a DIN-style ranker.", no_args_is_help=True)
 app.add_typer(rank_app, name="rank")
@@ -29,7 +28,7 @@ def train_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, out: OutO
     from semid.rank.config import RankConfig
 
     cfg = cfgmod.load(RankConfig, config, overrides, section="rank")
-    typer.echo(str(stage.run(cfg, run_dir(out, dataset or "beauty"), force=force)))
+    typer.echo(str(stage.run(cfg, run_dir(out, dataset), force=force)))
 
 
 @rank_app.command("study")
@@ -45,7 +44,7 @@ def study_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, data_dir_
     cfg = cfgmod.load(StudyConfig, config, overrides, section="study")
     if dataset is not None and cfg.prepare is not None:
         cfg.prepare = cfg.prepare.model_copy(update={"dataset": dataset})
-    name = dataset or (cfg.prepare.dataset if cfg.prepare is not None else "beauty")
+    name = dataset or (cfg.prepare.dataset if cfg.prepare is not None else None)
     command = "semid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     folder = study.run(cfg, run_dir(out, name), data_dir_=data_dir(data_dir_), force=force, command=command,
                        results_root=results)
@@ -63,4 +62,4 @@ def rerank_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, out: Out
 
     cfg = cfgmod.load(RerankConfig, config, overrides, section="rerank")
     command = "semid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    typer.echo(str(rerank.run(cfg, run_dir(out, dataset or "beauty"), results_root=results, command=command)))
+    typer.echo(str(rerank.run(cfg, run_dir(out, dataset), results_root=results, command=command)))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from semid.config import StageConfig
-
-Format = Literal["amazon2014", "amazon2018", "amazon2023", "p5", "gram", "unisrec", "csv", "toy"]
+from semid.core.config import StageConfig
+from semid.data.datasets import NAMED
+from semid.data.readers import FORMATS, RAW_FORMATS
 
 DEFAULT_TEMPLATE = ["{title}", "Brand: {brand}", "Categories: {categories}", "Price: {price}", "{description}"]
 
@@ -34,12 +34,12 @@ class ToyConfig(StageConfig):
 
 def is_raw(fmt: str) -> bool:
     """Raw dumps are cleaned and filtered by default; benchmark files are used as published."""
-    return fmt.startswith("amazon") or fmt == "toy"
+    return fmt in RAW_FORMATS
 
 
 class PrepareConfig(StageConfig):
-    dataset: str = Field("beauty", description="named dataset (beauty, sports, scientific, office, toy) or a label for --path data")
-    format: Format | None = Field(None, description="source format; inferred from the named dataset when unset")
+    dataset: str = Field("beauty", description=f"named dataset ({', '.join([*NAMED, 'toy'])}) or a label for --path data")
+    format: str | None = Field(None, description=f"source format ({', '.join(FORMATS)}); inferred from the named dataset when unset")
     category: str | None = Field(None, description="category in raw file names (e.g. Beauty); found automatically when the folder holds one")
     strict: bool = Field(True, description="stop at the first malformed line (True) or skip and count it (False)")
     dedup: bool | None = Field(None, description="keep only the first of repeated (user, item) events "
@@ -59,10 +59,19 @@ class PrepareConfig(StageConfig):
     temporal_test_share: float = Field(0.1, gt=0, lt=1, description="temporal split: share of events (latest) in test")
     temporal_val_share: float = Field(0.1, ge=0, lt=1, description="temporal split: share of events before test in validation")
     temporal_cut: int | None = Field(None, description="temporal split: explicit test cut time (unix seconds); overrides the share")
-    holdout_items_share: float = Field(0.0, ge=0, lt=1, description="share of items kept out of training (cold-start items, for data without timestamps)")
+    holdout_items_share: float = Field(
+        0.0, ge=0, lt=1, description="share of items kept out of training (cold-start items, for data without timestamps)")
     seed: int = Field(0, description="seed for the toy generator and the held-out items")
     write_csv: bool = Field(True, description="also write items/interactions/train/val/test as CSV")
     toy: ToyConfig = Field(default_factory=ToyConfig, description="the synthetic dataset's size")
+
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, fmt: str | None) -> str | None:
+        if fmt is not None and fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        return fmt
 
     @model_validator(mode="after")
     def _check(self) -> PrepareConfig:

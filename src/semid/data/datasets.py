@@ -1,4 +1,4 @@
-"""Named datasets: where their files live under the data folder and in which format.
+"""The one table of named datasets: where their files live under the data folder, in which format.
 
 A named dataset is looked for in this order: the raw Amazon files (as ``semid download`` lays
 them out), then the benchmark files of the ``../shared/data`` layout. ``--path`` with
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from semid.errors import DataError
+from semid.core.errors import DataError
+from semid.data.readers import FORMATS
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ def resolve(dataset: str, fmt: str | None, path: Path | None, data_dir: Path | N
             for marker, guess in DETECT:
                 if any(path.glob(marker)):
                     return guess, path, None
-            raise DataError("cannot tell the format of this folder; pass --format "
-                            "amazon2014|amazon2018|amazon2023|p5|gram|unisrec|csv", path=path)
+            raise DataError(f"cannot tell the format of this folder; pass --format {'|'.join(FORMATS)}", path=path)
         return fmt, path, None
     if dataset not in NAMED:
         raise DataError(f"unknown dataset {dataset!r}: use one of {', '.join([*NAMED, 'toy'])}, "

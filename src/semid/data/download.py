@@ -15,14 +15,15 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from semid.artifacts import read_json, write_json
-from semid.errors import SemidError
-from semid.log import log, progress
+from semid.core.artifacts import read_json, write_json
+from semid.core.errors import SemidError
+from semid.core.log import log, progress
+from semid.data.datasets import NAMED
 
 
 class DownloadError(SemidError):
@@ -45,13 +46,11 @@ RELEASES: dict[str, Release] = {
                           "review_categories/{cat}.jsonl.gz", "meta_categories/meta_{cat}.jsonl.gz"),
 }
 
-# The one table of named datasets: name -> (release, category in file names, folder under data_dir).
+# Named datasets with an official raw release: their raw layout in semid.data.datasets.NAMED.
 # Generic specs "<release>:<Category>" use the folder "<release>_<category lower>".
 DATASETS: dict[str, tuple[str, str, str]] = {
-    "beauty": ("amazon2014", "Beauty", "amazon2014_beauty"),
-    "sports": ("amazon2014", "Sports_and_Outdoors", "amazon2014_sports"),
-    "office": ("amazon2014", "Office_Products", "amazon2014_office"),
-}
+    name: (lay.format, lay.category, lay.folder)
+    for name, layouts in NAMED.items() for lay in layouts[:1] if lay.format in RELEASES and lay.category}
 
 # Known digests of official files, "sha256:<hex>" or "md5:<hex>", keyed by file name. The
 # publishers do not list any, so this starts empty; users can pass their own with --checksum.
@@ -304,7 +303,7 @@ def download_one(client: httpx.Client, rf: RemoteFile, folder: Path, *, mirror: 
         os.replace(part, dest)
         record = _load_record(folder)
         record["files"][rf.name] = {"url": url, "size": size, "sha256": sha,
-                                    "downloaded": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                                    "downloaded": datetime.now(UTC).isoformat(timespec="seconds")}
         write_json(folder / RECORD, record)
         log.info("%s: downloaded %.1f MiB", rf.name, size / 2**20)
         return dest

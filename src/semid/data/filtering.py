@@ -6,7 +6,7 @@ from collections import Counter
 
 import polars as pl
 
-from semid.log import log
+from semid.core.log import log
 
 
 def encode(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:

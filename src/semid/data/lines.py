@@ -1,6 +1,6 @@
 """Reading text files line by line with errors that name the file, the line and the problem.
 
-In strict mode the first bad line raises :class:`~semid.errors.DataError`; in lenient mode it is
+In strict mode the first bad line raises :class:`~semid.core.errors.DataError`; in lenient mode it is
 skipped and counted by reason, and the counts end up in ``stats.json``.
 """
 
@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from semid.errors import DataError
+from semid.core.errors import DataError
 
 
 class Issues:

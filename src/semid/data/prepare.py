@@ -18,27 +18,21 @@ from typing import Any
 
 import polars as pl
 
-from semid import artifacts
+from semid.core import artifacts
+from semid.core.errors import DataError
+from semid.core.log import log
+from semid.core.run import RunFolder
 from semid.data import filtering, split
 from semid.data.config import PrepareConfig
 from semid.data.datasets import resolve
 from semid.data.itemtext import add_text, has_any_text
 from semid.data.readers import get_reader
-from semid.errors import DataError
-from semid.log import log
-
-STAGE_DIR = "data"
-TABLES = ("items", "users", "interactions", "train", "val", "test")
-
-
-def stage_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / STAGE_DIR
 
 
 def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path: Path | None = None,
         force: bool = False) -> Path:
     """Prepare a dataset into ``<run_dir>/data``; reuse it when config and source files are unchanged."""
-    out = stage_dir(run_dir)
+    out = RunFolder(run_dir).data
     fmt, folder, category = resolve(cfg.dataset, cfg.format, path, data_dir)
     if category and cfg.category is None:
         cfg = cfg.model_copy(update={"category": category})
@@ -193,10 +187,3 @@ def _refingerprint(input_stats: dict[str, dict]) -> dict[str, str] | None:
         out[p] = old["hash"] if now == {k: old[k] for k in ("size", "mtime_ns")} else artifacts.fingerprint_file(Path(p))
     return out
 
-
-def load_table(run_dir: Path, name: str) -> pl.DataFrame:
-    """Read one table of a prepared run, with a clear error when ``prepare`` has not run."""
-    path = stage_dir(run_dir) / f"{name}.parquet"
-    if not path.is_file():
-        raise DataError(f"{path} not found: run `semid prepare --out {run_dir}` first")
-    return pl.read_parquet(path)

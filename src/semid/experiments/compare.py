@@ -13,72 +13,62 @@ record per model under ``results/<dataset>/``. The papers' numbers are separate,
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
+from safetensors import safe_open
 
-from semid import artifacts
-from semid.config import ConfigError, StageConfig
-from semid.log import log
+from semid.core import artifacts
+from semid.core.config import ConfigError, ModelConfig, StageConfig
+from semid.core.figures import pyplot, save
+from semid.core.log import log
+from semid.core.run import RunFolder
+from semid.evaluate import stage as ev_stage
+from semid.evaluate.results import load_reference, reference_path
+from semid.ids import train as ids_train
+from semid.ids.config import IdsConfig
+from semid.models import registry
+from semid.models import stage as model_stage
 
-# comparison row name → (config family, model kind, fixed settings). Families: "seqrec" (item-ID
-# models), "sidrec" (SID-native models), "tiger". ``ids`` in the settings names the Semantic IDs:
-# "semantic" = the ids stage's (RQ-VAE by default), "random" = random codes of the same shape.
-RECIPES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "pop": ("seqrec", "pop", {}),
-    "knn": ("seqrec", "knn", {}),
-    "sasrec-ce": ("seqrec", "sasrec", {"loss": "ce", "name": "sasrec-ce"}),
-    "sasrec-bce": ("seqrec", "sasrec", {"loss": "bce", "name": "sasrec-bce"}),
-    "gru4rec": ("seqrec", "gru4rec", {}),
-    "bert4rec": ("seqrec", "bert4rec", {}),
-    "tiger": ("tiger", "tiger", {"ids": "semantic", "name": "tiger"}),
-    "tiger-random": ("tiger", "tiger", {"ids": "random", "name": "tiger-random"}),
-    "sid-gru": ("sidrec", "sid_gru", {"ids": "semantic", "name": "sid-gru"}),
-    "sid-bert4rec": ("sidrec", "sid_bert4rec", {"ids": "semantic", "name": "sid-bert4rec"}),
-}
-FAMILIES = {"seqrec": "semid.seqrec.stage", "sidrec": "semid.sidrec.stage", "tiger": "semid.tiger.stage"}
-# paper rows shown under each of our models (results/reference.json "model" names)
-PAPER_ROWS = {"sasrec-bce": "SASRec", "gru4rec": "GRU4Rec", "bert4rec": "BERT4Rec", "tiger": "TIGER",
-              "tiger-random": "TIGER, random IDs"}
 COLUMNS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr", "coverage@10")
 
 
 class CompareConfig(StageConfig):
-    models: list[str] = Field(default_factory=lambda: list(RECIPES), description=f"rows to train and evaluate: {', '.join(RECIPES)}")
+    models: list[str] = Field(default_factory=lambda: list(registry.rows()),
+                              description=f"rows to train and evaluate: {', '.join(registry.rows())}")
     settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-row config overrides, e.g. {sasrec-ce: {max_epochs: 50}}")
     threads: int | None = Field(None, ge=1, description="CPU threads for every model (unset = each model's default)")
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples of users for the 95% CIs")
-    split: str = Field("test", description="split to evaluate on (test or val)")
+    split: str = Field("test", pattern="^(test|val)$", description="split to evaluate on (test or val)")
     beam_size: int = Field(20, ge=1, description="beam size of the generative models")
+
+    @field_validator("models")
+    @classmethod
+    def _known(cls, models: list[str]) -> list[str]:
+        unknown = [m for m in models if m not in registry.rows()]
+        if unknown:
+            raise ValueError(f"unknown model(s) {', '.join(map(repr, unknown))}; known: {', '.join(registry.rows())}")
+        return models
 
 
 def model_config(name: str, cfg: CompareConfig, semantic_ids: str,
-                 tiger: dict[str, Any] | None = None) -> tuple[str, StageConfig]:
-    """(family module, resolved config) of one comparison row; ``tiger``: the run config's tiger keys."""
-    if name not in RECIPES:
-        raise ConfigError(f"unknown model {name!r} in models; known: {', '.join(RECIPES)}")
-    family, kind, fixed = RECIPES[name]
-    module = importlib.import_module(FAMILIES[family])
-    values = dict(tiger or {}) if family == "tiger" else {}
-    values.update(fixed)
-    if values.get("ids") == "semantic":  # the ids stage's folder, passed to the stage as `ids=`
-        values.pop("ids")
-    elif values.get("ids") == "random":
+                 sections: dict[str, dict[str, Any]] | None = None) -> tuple[registry.ModelSpec, ModelConfig]:
+    """(model spec, resolved config) of one comparison row; ``sections``: the run config's sections
+    (a model with a section of its own there, as TIGER, starts from it)."""
+    if name not in registry.rows():
+        raise ConfigError(f"unknown model {name!r} in models; known: {', '.join(registry.rows())}")
+    spec, row = registry.rows()[name]
+    values = {**(sections or {}).get(spec.kind, {}), **row.settings, "name": name}
+    if row.ids == "random":
         values["ids"] = random_ids_name(semantic_ids)
     values.update(cfg.settings.get(name, {}))
     if cfg.threads is not None:
         values.setdefault("threads", cfg.threads)
-    if family == "tiger":
-        from semid.tiger.config import TigerConfig
-
-        return FAMILIES[family], TigerConfig(**values)
-    config_cls = module.MODELS[kind]
-    return FAMILIES[family], config_cls(**values)
+    return spec, spec.config(**values)
 
 
 def random_ids_name(semantic_ids: str) -> str:
@@ -86,40 +76,27 @@ def random_ids_name(semantic_ids: str) -> str:
     return "random-" + semantic_ids.split("-", 1)[1] if "-" in semantic_ids else f"random-{semantic_ids}"
 
 
-def _ensure_random_ids(run_dir: Path, ids_cfg, force: bool) -> None:
-    from semid.ids import stage as ids_stage
-
-    rnd = ids_cfg.model_copy(update={"method": "random", "name": None})
-    ids_stage.train(rnd, run_dir, force=force)
-
-
-def run(cfg: CompareConfig, run_dir: Path, ids_cfg, *, tiger: dict[str, Any] | None = None,
+def run(cfg: CompareConfig, run_dir: Path, ids_cfg: IdsConfig, *, sections: dict[str, dict[str, Any]] | None = None,
         force: bool = False) -> Path:
     """Train + evaluate each row (reusing finished ones); write the comparison; returns its folder."""
-    from semid.evaluate import stage as ev_stage
-
-    unknown = [m for m in cfg.models if m not in RECIPES]
-    if unknown:
-        raise ConfigError(f"unknown model(s) {', '.join(map(repr, unknown))} in models; known: {', '.join(RECIPES)}")
+    run = RunFolder(run_dir)
     semantic = ids_cfg.folder_name()
     rows, t_all = [], time.perf_counter()
     for i, name in enumerate(cfg.models, 1):
         log.info("── compare %d/%d: %s", i, len(cfg.models), name)
-        module_name, mcfg = model_config(name, cfg, semantic, tiger)
+        spec, mcfg = model_config(name, cfg, semantic, sections)
         if getattr(mcfg, "ids", None) == random_ids_name(semantic):
-            _ensure_random_ids(run_dir, ids_cfg, force)
+            ids_train.run(ids_cfg.model_copy(update={"method": "random", "name": None}), run, force=force)
         t0 = time.perf_counter()
-        ids_kw = {"ids": Path(run_dir) / "ids" / semantic} if module_name != FAMILIES["seqrec"] else {}
-        folder = importlib.import_module(module_name).run(mcfg, run_dir, force=force, **ids_kw)
+        folder = model_stage.train(spec.kind, mcfg, run, force=force, ids=run.ids_dir(semantic))
         fit_s = time.perf_counter() - t0
         ev = ev_stage.EvaluateConfig(model=folder.name, split=cfg.split, beam_size=cfg.beam_size,
                                      bootstrap=cfg.bootstrap, threads=cfg.threads)
-        metrics_file = ev_stage.run(ev, run_dir, force=force)
+        metrics_file = ev_stage.run(ev, run, force=force)
         rows.append(row(name, folder, metrics_file, fit_s))
-    out = Path(run_dir) / "compare"
-    dataset = rows[0]["dataset"] if rows else run_dir.name
-    write(out, rows, paper_rows(dataset, cfg.models), cfg, time.perf_counter() - t_all)
-    return out
+    dataset = rows[0]["dataset"] if rows else run.dataset()
+    write(run.compare, rows, paper_rows(dataset, cfg.models), cfg, time.perf_counter() - t_all)
+    return run.compare
 
 
 def row(name: str, folder: Path, metrics_file: Path, fit_s: float) -> dict[str, Any]:
@@ -139,8 +116,6 @@ def row(name: str, folder: Path, metrics_file: Path, fit_s: float) -> dict[str, 
 
 def _count_params(folder: Path) -> int | None:
     """Parameters in ``model.safetensors`` (for folders written before config.json carried the count)."""
-    from safetensors import safe_open
-
     weights = folder / "model.safetensors"
     if not weights.is_file():
         return None
@@ -153,9 +128,7 @@ def _short_ids(ids: Any) -> str | None:
 
 
 def paper_rows(dataset: str, models: list[str]) -> list[dict[str, Any]]:
-    from semid.evaluate.results import load_reference, reference_path
-
-    wanted = {PAPER_ROWS[m] for m in models if m in PAPER_ROWS}
+    wanted = {registry.rows()[m][1].paper for m in models if registry.rows()[m][1].paper}
     ref = load_reference(reference_path().parent)
     return [{"model": f"{r['model']} (paper)", "dataset": r["dataset"], "source": r.get("source", "paper"),
              **{c: r["metrics"].get(c) for c in COLUMNS}} for r in ref if r["dataset"] == dataset and r["model"] in wanted]
@@ -210,8 +183,6 @@ def _machine() -> str:
 
 
 def plot(path: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]]) -> None:
-    from semid.figures import pyplot, save
-
     plt = pyplot()
     names = [r["model"] for r in rows]
     vals = [r["recall@10"] or 0.0 for r in rows]
@@ -229,4 +200,4 @@ def plot(path: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]]) ->
     save(fig, path, dpi=120)
 
 
-__all__ = ["CompareConfig", "RECIPES", "run", "markdown", "model_config"]
+__all__ = ["CompareConfig", "run", "markdown", "model_config"]

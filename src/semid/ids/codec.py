@@ -1,8 +1,11 @@
-"""One interface over the three ID methods: load a trained folder, map embeddings to codes.
+"""One interface over the ID methods: map embeddings to codes, reconstruct, save and load.
 
-    codec = load_codec(folder)     # reads config.json (+ model.safetensors / codebooks.safetensors)
-    codes = codec.codes(x)         # [N, L] int64, deterministic for a given x
-    x_hat = codec.reconstruct(x)   # [N, d] what the IDs keep of x
+    codec = methods.load_codec(folder)  # reads config.json (+ model.safetensors / codebooks.safetensors)
+    codes = codec.codes(x)              # [N, L] int64, deterministic for a given x
+    x_hat = codec.reconstruct(x)        # [N, d] what the IDs keep of x
+
+A method subclasses :class:`Codec` (``assign`` and, when its codebooks live in another space,
+``decode`` and ``save``) and registers itself in :data:`semid.ids.methods.METHODS`.
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
-from semid.errors import DataError
-from semid.ids import random_ids, rqkmeans
+from semid.core.errors import DataError
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 CODEBOOKS_FILE = "codebooks.safetensors"
-CHUNK = 65536
 
 
 @dataclass
@@ -30,8 +32,7 @@ class Codec:
     levels: int
     codebook_size: int
     seed: int
-    codebooks: np.ndarray  # [L, K, D]: latent space (rqvae) or input space (rqkmeans, random)
-    model: Any = None  # the RQVAE module for rqvae
+    codebooks: np.ndarray  # [L, K, D]: in the input space (decode sums them), or a model's latent space
 
     def check(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -42,72 +43,39 @@ class Codec:
                             f"{self.input_dim}-d embeddings: embed with the same model as the catalogue")
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def codes(self, x: np.ndarray) -> np.ndarray:
-        x = self.check(x)
-        if self.method == "rqkmeans":
-            return rqkmeans.assign(x, self.codebooks)
-        if self.method == "random":
-            return random_ids.assign(x, levels=self.levels, codebook_size=self.codebook_size, seed=self.seed)
-        import torch
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        """Codes [N, L] of checked float32 embeddings."""
+        raise NotImplementedError
 
-        out = np.empty((len(x), self.levels), dtype=np.int64)
-        with torch.no_grad():
-            for s in range(0, len(x), CHUNK):
-                out[s:s + CHUNK] = self.model.codes(torch.from_numpy(x[s:s + CHUNK])).numpy()
-        return out
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """The embedding a code sequence stands for: the sum of its levels' codebook vectors."""
+        return sum(self.codebooks[level][codes[:, level]] for level in range(codes.shape[1]))
+
+    def codes(self, x: np.ndarray) -> np.ndarray:
+        return self.assign(self.check(x))
 
     def reconstruct(self, x: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
         """Reconstruction of ``x`` through its codes (``codes`` given: those codes, e.g. random IDs)."""
         x = self.check(x)
-        if codes is None:
-            codes = self.codes(x)
-        if self.method != "rqvae":
-            return rqkmeans.books_sum(codes, self.codebooks)
-        import torch
+        return self.decode(self.assign(x) if codes is None else codes)
 
-        out = np.empty_like(x)
-        with torch.no_grad():
-            for s in range(0, len(x), CHUNK):
-                out[s:s + CHUNK] = self.model.decode_codes(torch.from_numpy(codes[s:s + CHUNK])).numpy()
-        return out
+    def describe(self) -> dict[str, Any]:
+        return {"architecture": self.method, "method": self.method, "input_dim": self.input_dim, "levels": self.levels,
+                "codebook_size": self.codebook_size, "seed": self.seed}
 
     def save(self, folder: Path) -> None:
-        from safetensors.numpy import save_file
-
+        """``config.json`` + ``model.safetensors`` (rebuild from these alone) + ``codebooks.safetensors``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        if self.method == "rqvae":
-            from semid.ids import rqvae
-
-            rqvae.save(self.model, folder)  # config.json + model.safetensors
-        else:
-            (folder / CONFIG_FILE).write_text(json.dumps({
-                "architecture": self.method, "method": self.method, "input_dim": self.input_dim,
-                "levels": self.levels, "codebook_size": self.codebook_size, "seed": self.seed}, indent=2) + "\n")
-            save_file({"codebooks": self.codebooks}, str(folder / MODEL_FILE))
+        self.save_model(folder)
         save_file({f"level_{i + 1}": np.ascontiguousarray(b) for i, b in enumerate(self.codebooks)},
                   str(folder / CODEBOOKS_FILE))
 
+    def save_model(self, folder: Path) -> None:
+        (folder / CONFIG_FILE).write_text(json.dumps(self.describe(), indent=2) + "\n")
+        save_file({"codebooks": self.codebooks}, str(folder / MODEL_FILE))
 
-def from_rqvae(model) -> Codec:
-    c = model.config
-    return Codec("rqvae", c.input_dim, c.levels, c.codebook_size, int(c.extra.get("seed", 0)),
-                 model.quantizer.codebooks.detach().numpy().copy(), model)
-
-
-def load_codec(folder: Path) -> Codec:
-    """Rebuild the trained ID model of ``folder`` from its config.json and safetensors files."""
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise DataError(f"{path} not found: train IDs first with `semid ids train`")
-    raw = json.loads(path.read_text())
-    method = raw.get("method") or raw.get("extra", {}).get("method")
-    if method == "rqvae" or raw.get("architecture") == "RQVAE":
-        from semid.ids import rqvae
-
-        return from_rqvae(rqvae.load(folder))
-    from safetensors.numpy import load_file
-
-    books = load_file(str(folder / MODEL_FILE))["codebooks"]
-    return Codec(method, raw["input_dim"], raw["levels"], raw["codebook_size"], raw["seed"], books)
+    @classmethod
+    def load(cls, folder: Path, raw: dict[str, Any]) -> Codec:
+        books = load_file(str(Path(folder) / MODEL_FILE))["codebooks"]
+        return cls(raw["method"], raw["input_dim"], raw["levels"], raw["codebook_size"], raw["seed"], books)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from semid.config import StageConfig
-
-Method = Literal["rqvae", "rqkmeans", "random"]
+from semid.core.config import StageConfig
+from semid.ids.methods import METHODS
 
 
 class IdsConfig(StageConfig):
     """One Semantic ID model. Defaults follow TIGER (3 × 256, β = 0.25, MLP 512-256-128, latent 32),
     with a CPU-sized training budget; ``configs/ids_paper.yaml`` holds the paper's recipe."""
 
-    method: Method = Field("rqvae", description="rqvae (TIGER), rqkmeans (residual k-means) or random (ablation)")
+    method: str = Field("rqvae", description="; ".join(f"{k}: {m.doc}" for k, m in METHODS.items()))
     levels: int = Field(3, ge=1, le=16, description="L: number of code levels")
     codebook_size: int = Field(256, ge=2, le=65536, description="K: codes per level")
     name: str | None = Field(None, description="folder under RUN/ids (default <method>-<L>x<K>)")
@@ -44,6 +43,13 @@ class IdsConfig(StageConfig):
     # analysis
     tsne_sample: int = Field(2000, ge=0, description="items in the t-SNE map (0: no map)")
     top_words: int = Field(8, ge=1, description="distinctive words listed per first-level code")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        if method not in METHODS:
+            raise ValueError(f"unknown ID method {method!r}; known: {', '.join(METHODS)}")
+        return method
 
     @model_validator(mode="after")
     def _check(self) -> IdsConfig:

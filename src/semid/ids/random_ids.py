@@ -10,8 +10,14 @@ for the catalogue and for new items, yet says nothing about content.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from semid.ids.codec import Codec
+
+if TYPE_CHECKING:
+    from semid.ids.config import IdsConfig
 
 
 def residual_means(x: np.ndarray, codes: np.ndarray, codebook_size: int) -> np.ndarray:
@@ -37,3 +43,14 @@ def assign(x: np.ndarray, *, levels: int, codebook_size: int, seed: int) -> np.n
         rng = np.random.default_rng([seed, int.from_bytes(digest, "little"), rank])
         codes[i] = rng.integers(0, codebook_size, size=levels)
     return codes
+
+
+class RandomCodec(Codec):
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        return assign(x, levels=self.levels, codebook_size=self.codebook_size, seed=self.seed)
+
+
+def fit_codec(x: np.ndarray, cfg: IdsConfig) -> tuple[Codec, np.ndarray, list]:
+    codes = assign(x, levels=cfg.levels, codebook_size=cfg.codebook_size, seed=cfg.seed)
+    books = residual_means(x, codes, cfg.codebook_size)
+    return RandomCodec("random", x.shape[1], cfg.levels, cfg.codebook_size, cfg.seed, books), codes, []

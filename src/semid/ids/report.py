@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from semid.figures import pyplot, save
+from semid.core.figures import pyplot, save
 
 
 def plot_curve(curve: list[dict[str, Any]], path: Path) -> None:

@@ -6,12 +6,19 @@ initialisation (TIGER initialises codebooks by k-means).
 
     books = fit(x, levels=3, codebook_size=256, seed=0)   # [L, K, d] float32
     codes = assign(x, books)                              # [N, L] int64
-    x_hat = books_sum(codes, books)                       # reconstruction
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import faiss
 import numpy as np
+
+from semid.ids.codec import Codec
+
+if TYPE_CHECKING:
+    from semid.ids.config import IdsConfig
 
 CHUNK = 65536
 
@@ -19,8 +26,6 @@ CHUNK = 65536
 def kmeans(x: np.ndarray, k: int, *, seed: int, niter: int = 25) -> np.ndarray:
     """k centroids of ``x`` (faiss). With fewer distinct points than k, the spare centroids are
     copies of random points plus a little noise, so every code still has a vector."""
-    import faiss
-
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, d = x.shape
     if n == 0:
@@ -70,5 +75,12 @@ def assign(x: np.ndarray, books: np.ndarray) -> np.ndarray:
     return codes
 
 
-def books_sum(codes: np.ndarray, books: np.ndarray) -> np.ndarray:
-    return sum(books[level][codes[:, level]] for level in range(codes.shape[1]))
+class KMeansCodec(Codec):
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        return assign(x, self.codebooks)
+
+
+def fit_codec(x: np.ndarray, cfg: IdsConfig) -> tuple[Codec, np.ndarray, list]:
+    books = fit(x, levels=cfg.levels, codebook_size=cfg.codebook_size, seed=cfg.seed, niter=cfg.kmeans_iters)
+    codec = KMeansCodec("rqkmeans", x.shape[1], cfg.levels, cfg.codebook_size, cfg.seed, books)
+    return codec, codec.codes(x), []

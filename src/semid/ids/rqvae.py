@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 CONFIG_FILE = "config.json"
@@ -131,8 +132,6 @@ class RQVAE(nn.Module):
 
 
 def save(model: RQVAE, folder: Path) -> None:
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cfg = asdict(model.config) | {"hidden": list(model.config.hidden), "architecture": "RQVAE"}
@@ -142,8 +141,6 @@ def save(model: RQVAE, folder: Path) -> None:
 
 def load(folder: Path, device: str = "cpu") -> RQVAE:
     """Rebuild a model from ``config.json`` and ``model.safetensors`` alone."""
-    from safetensors.torch import load_file
-
     raw = json.loads((Path(folder) / CONFIG_FILE).read_text())
     raw.pop("architecture", None)
     known = {k: raw[k] for k in RQVAEConfig.__dataclass_fields__ if k in raw}

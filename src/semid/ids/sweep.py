@@ -16,20 +16,24 @@ from typing import Any
 
 import numpy as np
 
-from semid import artifacts
-from semid.ids import analysis, stage
-from semid.ids.codec import load_codec
+from semid.core import artifacts
+from semid.core.log import log
+from semid.core.run import RunFolder
+from semid.ids import analysis
+from semid.ids import analyze as ids_analyze
+from semid.ids import train as ids_train
 from semid.ids.config import IdsConfig
-from semid.log import log
+from semid.ids.methods import load_codec
+from semid.ids.table import load_semantic_ids
 
 COLUMNS = ["method", "levels", "codebook_size", "train_s", "recon_cosine", "recon_mse", "min_used_share",
            "mean_perplexity", "collision_share", "largest_group", "max_dedup", "coherence", "random_pairs",
            "top_purity_l1"]
 
 
-def row_for(cfg: IdsConfig, run_dir: Path, x: np.ndarray, cats) -> dict[str, Any]:
-    folder = stage.train(cfg, run_dir)
-    codes_full, levels, size = stage.load_semantic_ids(folder)
+def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats) -> dict[str, Any]:
+    folder = ids_train.run(cfg, run)
+    codes_full, levels, size = load_semantic_ids(folder)
     codec = load_codec(folder)
     rep = analysis.summarize(x, codes_full, size, codec.reconstruct(x, codes_full[:, :levels]), cats, cfg.seed)
     manifest = artifacts.load_manifest(folder) or {}
@@ -47,9 +51,10 @@ def row_for(cfg: IdsConfig, run_dir: Path, x: np.ndarray, cats) -> dict[str, Any
     }
 
 
-def run(base: IdsConfig, run_dir: Path, *, methods: list[str], levels: list[int], sizes: list[int]) -> Path:
-    x = np.load(stage._embeddings_path(run_dir))
-    _, cats = stage._catalogue(run_dir, len(x))
+def run(base: IdsConfig, run_dir: Path | RunFolder, *, methods: list[str], levels: list[int], sizes: list[int]) -> Path:
+    run = RunFolder(run_dir)
+    x = np.load(run.need(run.embeddings, "semid embed"))
+    _, cats = ids_analyze.catalogue(run, len(x))
     rows = []
     t0 = time.perf_counter()
     for method in methods:
@@ -58,8 +63,8 @@ def run(base: IdsConfig, run_dir: Path, *, methods: list[str], levels: list[int]
                 cfg = base.model_copy(update={"method": method, "levels": n_levels, "codebook_size": size,
                                          "name": f"sweep/{method}-{n_levels}x{size}"})
                 log.info("sweep: %s %d × %d", method, n_levels, size)
-                rows.append(row_for(cfg, run_dir, x, cats))
-    out = Path(run_dir) / stage.STAGE_DIR / "sweep"
+                rows.append(row_for(cfg, run, x, cats))
+    out = run.ids_dir("sweep")
     out.mkdir(parents=True, exist_ok=True)
     with artifacts.atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -1,147 +1,97 @@
-"""Training loop of the RQ-VAE (TIGER recipe, sized for a CPU by default).
+"""``semid ids train``: learn Semantic IDs for every item of a run → ``RUN/ids/<method>-<L>x<K>/``.
 
-Plain PyTorch: the model is a small MLP and the data fits in memory, so a Lightning trainer
-would add nothing but start-up time. The loop adds the two remedies against codebook collapse
-that reproductions need (see docs/semantic_ids.md):
+    semid ids train --out runs/beauty                         # RQ-VAE 3 × 256 (TIGER)
+    semid ids train --out runs/beauty method=rqkmeans
 
-* k-means initialisation of each level's codebook on the encoded residuals of a sample
-  (TIGER: "codebooks initialised by k-means on the first batch");
-* dead-code reset: a code chosen by no item over ``reset_every`` steps is moved onto a random
-  residual of the current batch (Singh et al., 2024 reset dead codes at every step).
+Folder: ``semantic_ids.parquet`` / ``.csv`` (item_id, code_1 … code_L, dedup), ``config.json`` +
+``model.safetensors`` (rebuild the model from these alone), ``codebooks.safetensors``,
+``train_curve.csv`` / ``.png`` (RQ-VAE), ``manifest.json``. The method comes from
+:data:`semid.ids.methods.METHODS`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import csv
 import os
 import time
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from semid.ids import rqkmeans
+from semid.core import artifacts
+from semid.core.errors import DataError
+from semid.core.log import log
+from semid.core.run import SEMANTIC_IDS, RunFolder, reuse
+from semid.core.threads import threads
+from semid.ids import dedup as dd
+from semid.ids.codec import CODEBOOKS_FILE, CONFIG_FILE, MODEL_FILE, Codec
 from semid.ids.config import IdsConfig
-from semid.ids.rqvae import RQVAE, RQVAEConfig
-from semid.log import log, progress
+from semid.ids.methods import METHODS
+from semid.ids.report import plot_curve
+from semid.ids.table import IDS_CSV, ids_table, write_table
+
+CURVE_CSV, CURVE_PNG = "train_curve.csv", "train_curve.png"
+# what analyze and assign write into the folder: stale once the IDs are retrained
+DERIVED = ("ids_report.json", "report.md", "code_usage.png", "coherence.png", "tsne.png", "assigned_ids.parquet",
+           "assigned_ids.csv", "report.manifest.json", CURVE_CSV, CURVE_PNG)
 
 
-def set_threads(threads: int | None) -> int:
-    n = threads or os.cpu_count() or 1
-    torch.set_num_threads(n)
-    import logging
-
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines about CPU variants are noise
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(n)
-    except ImportError:  # pragma: no cover - faiss is a dependency
-        pass
-    return n
+def ids_dir(run: RunFolder | Path, cfg: IdsConfig) -> Path:
+    """Folder of one ID model in a run: ``<run>/ids/<method>-<L>x<K>`` (or ``cfg.name``)."""
+    return RunFolder(run).ids_dir(cfg.folder_name())
 
 
-@contextlib.contextmanager
-def threads_scope(threads: int | None) -> Iterator[int]:
-    """Run a block with ``threads`` torch/faiss threads, then restore the previous count, so one
-    stage's choice does not leak into the next stage of ``semid run``."""
-    before = torch.get_num_threads()
-    try:
-        yield set_threads(threads)
-    finally:
-        set_threads(before)
+def fit(x: np.ndarray, cfg: IdsConfig) -> tuple[Codec, np.ndarray, list[dict[str, Any]]]:
+    """Train the configured ID model on ``x`` [N, d]; returns it, the items' codes [N, L], the curve."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise DataError(f"the catalogue is empty or malformed: embeddings of shape {x.shape}")
+    with threads(cfg.threads or os.cpu_count()):
+        return METHODS[cfg.method].fit(x, cfg)
 
 
-def make_optimizer(params, cfg: IdsConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=0.9)
+def write_curve(curve: list[dict[str, Any]], folder: Path) -> list[str]:
+    if not curve:
+        return []
+    keys = list(dict.fromkeys(k for point in curve for k in point))
+    with artifacts.atomic_path(folder / CURVE_CSV) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(curve)
+    plot_curve(curve, folder / CURVE_PNG)
+    return [CURVE_CSV, CURVE_PNG]
 
 
-@torch.no_grad()
-def kmeans_init(model: RQVAE, x: torch.Tensor, cfg: IdsConfig, gen: torch.Generator) -> None:
-    """Set each level's codebook to the k-means centroids of that level's residuals."""
-    sample = x[torch.randperm(len(x), generator=gen)[: cfg.kmeans_init_sample]]
-    residual = model.encoder(sample).numpy()
-    for level in range(cfg.levels):
-        book = rqkmeans.kmeans(residual, cfg.codebook_size, seed=cfg.seed + level, niter=cfg.kmeans_iters)
-        model.quantizer.codebooks.data[level] = torch.from_numpy(book)
-        residual = residual - book[rqkmeans.nearest(residual, book)]
-
-
-@torch.no_grad()
-def reset_dead_codes(model: RQVAE, usage: torch.Tensor, residuals: torch.Tensor, opt: torch.optim.Optimizer,
-                     gen: torch.Generator) -> int:
-    """Move unused codes onto random residuals of the batch; returns how many were reset."""
-    books = model.quantizer.codebooks
-    state = opt.state.get(books, {})
-    total = 0
-    for level in range(books.shape[0]):
-        dead = torch.nonzero(usage[level] == 0).flatten()
-        if len(dead) == 0:
-            continue
-        pick = torch.randint(0, residuals.shape[1], (len(dead),), generator=gen)
-        books.data[level, dead] = residuals[level, pick]
-        for value in state.values():  # stale optimizer moments would drag the new codes back
-            if torch.is_tensor(value) and value.shape == books.shape:
-                value[level, dead] = 0
-        total += len(dead)
-    return total
-
-
-def train_rqvae(x: np.ndarray, cfg: IdsConfig) -> tuple[RQVAE, list[dict[str, Any]]]:
-    """Train an RQ-VAE on ``x`` [N, d]; returns the model (eval mode) and the training curve."""
-    set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    model = RQVAE(RQVAEConfig(input_dim=data.shape[1], hidden=tuple(cfg.hidden), latent_dim=cfg.latent_dim,
-                              levels=cfg.levels, codebook_size=cfg.codebook_size, beta=cfg.beta,
-                              extra={"method": "rqvae", "seed": cfg.seed}))
-    if cfg.kmeans_init:
-        kmeans_init(model, data, cfg, gen)
-    opt = make_optimizer(model.parameters(), cfg)
-    usage = torch.zeros(cfg.levels, cfg.codebook_size)
-    stop_reset = int(cfg.reset_until * cfg.steps)
-    batch = min(cfg.batch_size, len(data))
-    perm, pos = torch.randperm(len(data), generator=gen), 0
-    curve: list[dict[str, Any]] = []
-    sums = np.zeros(4)
-    resets, seen = 0, 0
-    model.train()
-    t0 = time.perf_counter()
-    for step in progress(range(1, cfg.steps + 1), desc="rq-vae", total=cfg.steps, unit="step"):
-        if pos + batch > len(data):
-            perm, pos = torch.randperm(len(data), generator=gen), 0
-        xb = data[perm[pos:pos + batch]]
-        pos += batch
-        out = model(xb)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
-        for level in range(cfg.levels):
-            usage[level] += torch.bincount(out.codes[:, level], minlength=cfg.codebook_size)
-        sums += [out.loss.item(), out.recon_loss.item(), out.codebook_loss.item(), out.commit_loss.item()]
-        seen += 1
-        if step % cfg.reset_every == 0:
-            used = (usage > 0).float().mean(1)
-            if cfg.dead_code_reset and step <= stop_reset:
-                resets += reset_dead_codes(model, usage, out.residuals, opt, gen)
-            usage.zero_()
-        else:
-            used = None
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            mean = sums / max(seen, 1)
-            point = {"step": step, "loss": mean[0], "recon": mean[1], "codebook": mean[2], "commit": mean[3],
-                     "codes_reset": resets, "seconds": round(time.perf_counter() - t0, 2)}
-            if used is not None:
-                point |= {f"used_l{level + 1}": float(used[level]) for level in range(cfg.levels)}
-            curve.append(point)
-            sums[:], seen = 0, 0
-    log.info("rq-vae: %d steps in %.1f s, %d dead codes reset", cfg.steps, time.perf_counter() - t0, resets)
-    return model.eval(), curve
+def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Path:
+    """Train IDs for every item of the run (→ ``ids_dir(run, cfg)``); reuse when fresh."""
+    run = RunFolder(run_dir)
+    folder = ids_dir(run, cfg)
+    emb_path = run.need(run.embeddings, "semid embed")
+    inputs = run.inputs({"embeddings": emb_path})
+    config = cfg.model_dump(mode="json", include=cfg.id_fields())
+    if reuse("ids", folder, config, inputs, force=force):
+        return folder
+    x = np.load(emb_path)
+    if x.ndim != 2 or len(x) == 0:
+        raise DataError("the catalogue is empty: no item embeddings to learn IDs from", path=emb_path)
+    for name in DERIVED:
+        (folder / name).unlink(missing_ok=True)
+    log.info("ids: training %s %d × %d on %d × %d embeddings", cfg.method, cfg.levels, cfg.codebook_size, *x.shape)
+    with artifacts.StageRun("ids", folder, config, inputs, seed=cfg.seed) as stage:
+        t0 = time.perf_counter()
+        codec, codes, curve = fit(x, cfg)
+        train_s = time.perf_counter() - t0
+        dedup = dd.dedup_codes(codes) if cfg.dedup else np.zeros(len(codes), dtype=np.int64)
+        write_table(ids_table(codes, dedup), folder / SEMANTIC_IDS)
+        codec.save(folder)
+        stage.outputs = [SEMANTIC_IDS, IDS_CSV, CONFIG_FILE, MODEL_FILE, CODEBOOKS_FILE, *write_curve(curve, folder)]
+        collisions = dd.collision_stats(codes)
+        stage.extra.update({"method": cfg.method, "levels": cfg.levels, "codebook_size": cfg.codebook_size,
+                            "items": len(codes), "input_dim": int(x.shape[1]), "train_s": round(train_s, 3),
+                            "collisions": collisions, "max_dedup": int(dedup.max()),
+                            "unique_after_dedup": int(len(np.unique(np.c_[codes, dedup], axis=0))) == len(codes)})
+    log.info("ids: %s in %.1f s; %d items (%.2f%%) collide before the extra code, largest group %d → %s",
+             cfg.method, train_s, collisions["items_in_collision"], 100 * collisions["collision_share"],
+             collisions["largest_group"], folder)
+    return folder

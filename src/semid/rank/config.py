@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from semid.config import StageConfig
+from semid.core.config import StageConfig
 from semid.data.config import PrepareConfig
 
 Representation = Literal["hash", "dense", "unigram", "bigram", "prefix", "spm"]
@@ -33,7 +33,7 @@ class RankConfig(StageConfig):
                                                       "n-grams (hashed when K^n > T); SPM vocabulary size")
     dim: int = Field(32, ge=4, description="embedding width d")
     history: bool = Field(True, description="use the user's history (false: the paper's no-history setting)")
-    max_history: int = Field(20, ge=1, description="most recent history items the model sees")
+    max_items: int = Field(20, ge=1, description="most recent history items the model sees")
     mlp: list[int] = Field(default_factory=lambda: [64, 32], description="widths of the scoring MLP")
     neg_ratio: int = Field(1, ge=1, description="sampled negatives per observed training event")
     neg_sampling: Sampling = Field("popularity", description="training negatives: by training count^alpha or uniform")
@@ -53,6 +53,14 @@ class RankConfig(StageConfig):
     threads: int | None = Field(None, ge=1, description="torch threads (None: torch default; 1 on a shared machine)")
     ids: RankIdsConfig = Field(default_factory=RankIdsConfig, description="Semantic IDs (fitted on training items)")
     name: str | None = Field(None, description="model folder under RUN/models (default rank-<representation>-<T>)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Rankers written before 0.2 call ``max_items`` ``max_history``."""
+        if isinstance(data, dict) and "max_history" in data:
+            data = {("max_items" if k == "max_history" else k): v for k, v in data.items()}
+        return data
 
     def folder_name(self) -> str:
         hist = "" if self.history else "-nohist"

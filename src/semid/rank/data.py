@@ -1,7 +1,7 @@
 """Training events and evaluation lists of the ranking study, from a prepared run folder.
 
 - Training: every position ``t >= 1`` of a user's training sequence (``history + [target]`` of
-  ``RUN/data/train.parquet``) is one observed event (last ``max_history`` items before it, item
+  ``RUN/data/train.parquet``) is one observed event (last ``max_items`` items before it, item
   at ``t``, label 1); each epoch draws ``neg_ratio`` negatives per event (label 0) by training
   popularity (p ∝ count^alpha) or uniformly, re-drawn when they equal the positive.
 - Evaluation: each val/test row is one list, the positive first and then ``N`` sampled
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from semid.data.prepare import load_table
-from semid.errors import DataError
+from semid.core.errors import DataError
+from semid.core.run import RunFolder
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Lists:
 @dataclass
 class RankData:
     n_items: int
-    max_history: int
+    max_items: int
     train: Events
     counts: np.ndarray  # [N] training count of each item
     val: Lists
@@ -131,23 +131,24 @@ def tail_mask(counts: np.ndarray, share: float) -> np.ndarray:
     return (counts > 0) & (counts <= cut)
 
 
-def load(run_dir: Path, *, max_history: int, negatives: int, sampling: str, alpha: float, seed: int,
+def load(run_dir: Path, *, max_items: int, negatives: int, sampling: str, alpha: float, seed: int,
          val_users: int | None = None, tail_share: float = 0.5) -> RankData:
     """Everything the ranker needs from ``RUN/data``."""
-    items = load_table(run_dir, "items")
+    run = RunFolder(run_dir)
+    items = run.table("items")
     n_items = items.height
-    train = load_table(run_dir, "train")
+    train = run.table("train")
     if train.height == 0:
         raise DataError(f"{run_dir}/data/train.parquet has no rows")
     seqs = [np.append(np.asarray(h, dtype=np.int64), t) for h, t in
             zip(train["history"].to_list(), train["target"].to_list(), strict=True)]
     counts = np.bincount(np.concatenate(seqs), minlength=n_items)[:n_items]
-    ev = train_events(seqs, max_history, n_items)
+    ev = train_events(seqs, max_items, n_items)
     tail = tail_mask(counts, tail_share)
-    val = eval_lists(load_table(run_dir, "val"), counts, max_history, negatives, sampling, alpha, seed, tail)
+    val = eval_lists(run.table("val"), counts, max_items, negatives, sampling, alpha, seed, tail)
     if val_users is not None and len(val) > val_users:
         val = val.subset(np.sort(np.random.default_rng(seed + 1).choice(len(val), val_users, replace=False)))
-    test = eval_lists(load_table(run_dir, "test"), counts, max_history, negatives, sampling, alpha, seed + 2, tail)
+    test = eval_lists(run.table("test"), counts, max_items, negatives, sampling, alpha, seed + 2, tail)
     if len(test) == 0:
         raise DataError(f"{run_dir}/data/test.parquet has no rows")
-    return RankData(n_items, max_history, ev, counts, val, test)
+    return RankData(n_items, max_items, ev, counts, val, test)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semid.figures import pyplot, save
+from semid.core.figures import pyplot, save
 
 COLORS = {"hash": "#777777", "dense": "#8c564b", "unigram": "#1f77b4", "bigram": "#ff7f0e",
           "prefix": "#2ca02c", "spm": "#d62728"}

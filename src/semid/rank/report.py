@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from semid import artifacts
+from semid.core import artifacts
+from semid.rank import plots
 
 METRICS = ("auc", "auc_user", "ndcg@10", "recall@10")
 SID = ("unigram", "bigram", "prefix", "spm")
@@ -177,8 +178,6 @@ def markdown(doc: dict[str, Any], rows: list[dict]) -> str:
 
 
 def write(doc: dict[str, Any], out: Path) -> None:
-    from semid.rank import plots
-
     out = Path(out)
     artifacts.write_json(out / "results.json", doc)
     rows = table_rows(doc["summary"])

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from semid.errors import ConfigError
+from semid.core.errors import ConfigError
+
 
 def mix64(x: np.ndarray, salt: int = 0) -> np.ndarray:
     """splitmix64 finaliser of ``x ^ salt`` (uint64, wraps): a well-spread hash."""

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from semid import artifacts
-from semid.data.prepare import load_table
-from semid.errors import DataError
-from semid.evaluate import bootstrap
+from semid.core import artifacts
+from semid.core.errors import DataError
+from semid.core.log import log
+from semid.core.run import RunFolder
+from semid.core.threads import threads
 from semid.evaluate import metrics as M
-from semid.log import log
+from semid.evaluate.stage import score
+from semid.models import registry
+from semid.models.common import RankOptions
 from semid.rank import data as D
 from semid.rank import stage
 from semid.rank.config import RerankConfig
@@ -47,60 +49,50 @@ def rerank(model: Ranker, history: np.ndarray, items: np.ndarray, batch: int = 5
     return out
 
 
-def _score(items: np.ndarray, targets: np.ndarray, n_items: int, ks, n_boot: int, seed: int) -> dict[str, Any]:
-    return {"metrics": M.compute(items, targets, n_items, ks),
-            "ci95": bootstrap.confidence_intervals(M.per_user(items, targets, ks), n_boot=n_boot, seed=seed)}
-
-
 def run(cfg: RerankConfig, run_dir: Path, *, results_root: Path | None = None, command: str | None = None) -> Path:
-    from semid.rank.train import threads_scope
-    from semid.tiger import stage as tiger
-
-    run_dir = Path(run_dir)
-    rank_dir, tiger_dir = run_dir / "models" / cfg.ranker, run_dir / "models" / cfg.tiger
+    run = RunFolder(run_dir)
+    rank_dir, tiger_dir = run.model_dir(cfg.ranker), run.model_dir(cfg.tiger)
     if not (tiger_dir / "model.safetensors").is_file():
-        raise DataError(f"{tiger_dir}/model.safetensors not found: run `semid train tiger --out {run_dir}` first")
+        raise DataError(f"{tiger_dir}/model.safetensors not found: run `semid train tiger --out {run}` first")
+    tiger = registry.get("tiger")
     t0 = time.perf_counter()
-    with threads_scope(cfg.threads):
+    with threads(cfg.threads):
         model, rcfg, _ = stage.load(rank_dir, run_dir)
-        test = load_table(run_dir, "test")
+        test = run.table("test")
         if cfg.max_users is not None and test.height > cfg.max_users:
             rows = np.sort(np.random.default_rng(cfg.seed).choice(test.height, cfg.max_users, replace=False))
             test = test[rows]
         hists = [np.asarray(h, dtype=np.int64) for h in test["history"].to_list()]
         users = test["user_id"].to_numpy().astype(np.int64)
         targets = test["target"].to_numpy().astype(np.int64)
-        rank_fn, info = tiger.ranker(tiger_dir, beam_size=cfg.beam_size, top_k=cfg.top_k)
+        rank_fn, info = tiger.ranker(tiger_dir, tiger.config, RankOptions(top_k=cfg.top_k, beam_size=cfg.beam_size))
         log.info("rerank: TIGER top %d for %d users (beam %d)", cfg.top_k, len(users), cfg.beam_size)
         t1 = time.perf_counter()
         retrieved, _ = rank_fn(hists, users)
         tiger_s = time.perf_counter() - t1
         n_items = model.pad
-        history = D.right_aligned(hists, rcfg.max_history, n_items)
+        history = D.right_aligned(hists, rcfg.max_items, n_items)
         t2 = time.perf_counter()
         reranked = rerank(model, history, retrieved)
         rank_s = time.perf_counter() - t2
     ks = tuple(k for k in KS if k <= cfg.top_k)
-    alone = _score(retrieved, targets, n_items, ks, cfg.bootstrap, cfg.seed)
-    both = _score(reranked, targets, n_items, ks, cfg.bootstrap, cfg.seed)
+    alone = score(retrieved, targets, n_items, ks, None, cfg.bootstrap, cfg.seed)
+    both = score(reranked, targets, n_items, ks, None, cfg.bootstrap, cfg.seed)
     r = M.ranks(retrieved, targets)
     doc = {"split": "test", "users": int(len(users)), "tiger": alone, "tiger+ranker": both,
            "tiger_recall@top_k": M.recall_at(r, cfg.top_k),
            "ranker": {"folder": str(rank_dir), "representation": rcfg.representation, "table_size": rcfg.table_size,
                       "history": rcfg.history, "rows": model.rows, "params": model.num_params},
            "config": cfg.model_dump(mode="json"),
-           "tiger_info": {k: info.get(k) for k in ("beam_size", "preset", "seed")},
+           "tiger_info": {"beam_size": cfg.beam_size, "preset": info.get("preset")},
            "timing_s": {"tiger": round(tiger_s, 2), "rerank": round(rank_s, 3),
                         "total": round(time.perf_counter() - t0, 2)}, "hardware": artifacts.hardware()}
     doc["command"] = command
     out = rank_dir / f"rerank-{cfg.tiger}.json"
     artifacts.write_json(out, doc)
-    if results_root is not None:  # one results file per dataset: the rerank goes beside the study
-        manifest = artifacts.load_manifest(run_dir / "data") or {}
-        dest = Path(results_root) / str(manifest.get("config", {}).get("dataset") or run_dir.name) / "rank_study.json"
-        merged = artifacts.read_json(dest) if dest.is_file() else {}
-        merged["rerank"] = {k: v for k, v in doc.items() if k != "config"} | {"run_dir": str(run_dir)}
-        artifacts.write_json(dest, merged)
+    if results_root is not None:  # its own record beside the study's (never a read-modify-write of it)
+        dest = Path(results_root) / run.dataset() / "rerank.json"
+        artifacts.write_json(dest, {k: v for k, v in doc.items() if k != "config"} | {"run_dir": str(run)})
     a, b = alone["metrics"], both["metrics"]
     log.info("rerank: Recall@10 %.4f → %.4f, NDCG@10 %.4f → %.4f (TIGER recall@%d %.4f bounds it) → %s",
              a["recall@10"], b["recall@10"], a["ndcg@10"], b["ndcg@10"], cfg.top_k, doc["tiger_recall@top_k"], out)

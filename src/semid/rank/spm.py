@@ -16,8 +16,9 @@ import io
 from pathlib import Path
 
 import numpy as np
+import sentencepiece as spm
 
-from semid.errors import ConfigError, DataError
+from semid.core.errors import ConfigError, DataError
 
 BASE = 0xE000  # start of the Basic Multilingual Plane's private-use area (6400 characters)
 PRIVATE_USE = 6400
@@ -41,8 +42,6 @@ class SidPieces:
     """A trained SentencePiece model over SID strings: ``encode(codes) -> piece ids``."""
 
     def __init__(self, proto: bytes, levels: int, size: int):
-        import sentencepiece as spm
-
         self.levels, self.size, self.proto = levels, size, proto
         self.sp = spm.SentencePieceProcessor(model_proto=proto)
 
@@ -75,8 +74,6 @@ class SidPieces:
 def train(codes: np.ndarray, counts: np.ndarray, size: int, vocab_size: int, *, seed: int = 0) -> SidPieces:
     """Learn a vocabulary of at most ``vocab_size`` pieces over the SIDs ``codes`` [N, L] of the
     catalogue, each item weighted by its training count ``counts`` [N] (0: unseen, not used)."""
-    import sentencepiece as spm
-
     codes = np.asarray(codes, dtype=np.int64)
     levels = codes.shape[1]
     if levels * size > PRIVATE_USE:

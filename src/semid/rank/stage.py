@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors.torch import load_file, save_file
 
-from semid import artifacts
-from semid.data.prepare import stage_dir as data_dir
-from semid.errors import DataError
-from semid.log import log
+from semid.core import artifacts
+from semid.core.errors import DataError
+from semid.core.log import log
+from semid.core.run import RunFolder, reuse
+from semid.core.threads import threads
 from semid.rank import data as D
 from semid.rank import metrics as RM
 from semid.rank import represent, sids, spm
 from semid.rank.config import RankConfig
 from semid.rank.model import Ranker
+from semid.rank.train import fit, score
 
 WEIGHTS, CONFIG, SPM_FILE, METRICS = "model.safetensors", "config.json", "spm.model", "metrics.json"
 SLICES = ("all", "cold", "tail")
@@ -30,15 +33,12 @@ SLICES = ("all", "cold", "tail")
 
 def split_inputs(run_dir: Path) -> dict[str, str]:
     """Fingerprints of the run's train/val/test tables (a clear error when prepare has not run)."""
-    paths = {s: data_dir(run_dir) / f"{s}.parquet" for s in ("train", "val", "test")}
-    for path in paths.values():
-        if not path.is_file():
-            raise DataError(f"{path} not found: run `semid prepare --out {run_dir}` first")
-    return artifacts.fingerprint_inputs(paths)
+    run = RunFolder(run_dir)
+    return run.inputs({s: run.need(run.table_path(s), "semid prepare") for s in ("train", "val", "test")})
 
 
 def load_data(cfg: RankConfig, run_dir: Path, tail_share: float = 0.5) -> D.RankData:
-    return D.load(run_dir, max_history=cfg.max_history, negatives=cfg.eval_negatives, sampling=cfg.eval_sampling,
+    return D.load(run_dir, max_items=cfg.max_items, negatives=cfg.eval_negatives, sampling=cfg.eval_sampling,
                   alpha=cfg.neg_alpha,
                   seed=cfg.eval_seed, val_users=cfg.val_users, tail_share=tail_share)
 
@@ -67,8 +67,6 @@ def item_module(cfg: RankConfig, data: D.RankData, run_dir: Path, pieces: spm.Si
 
 
 def build(cfg: RankConfig, data: D.RankData, run_dir: Path, pieces: spm.SidPieces | None = None) -> Ranker:
-    import torch
-
     torch.manual_seed(cfg.seed)
     return Ranker(item_module(cfg, data, run_dir, pieces), dim=cfg.dim, mlp=cfg.mlp, history=cfg.history)
 
@@ -80,15 +78,12 @@ def evaluate(scores: np.ndarray, lists: D.Lists) -> dict[str, dict[str, float]]:
 
 def run(cfg: RankConfig, run_dir: Path, *, force: bool = False) -> Path:
     """Train, evaluate on test and save one ranker; reuse when config and data are unchanged."""
-    from semid.rank.train import fit, score, threads_scope
-
-    out = Path(run_dir) / "models" / cfg.folder_name()
+    out = RunFolder(run_dir).model_dir(cfg.folder_name())
     inputs = split_inputs(run_dir)
     config = cfg.model_dump(mode="json")
-    if not force and artifacts.is_fresh(out, config, inputs):
-        log.info("rank train: %s is up to date (reused; --force to redo)", out)
+    if reuse("rank train", out, config, inputs, force=force):
         return out
-    with threads_scope(cfg.threads), artifacts.StageRun("rank", out, config, inputs, seed=cfg.seed) as stage:
+    with threads(cfg.threads), artifacts.StageRun("rank", out, config, inputs, seed=cfg.seed) as stage:
         t0 = time.perf_counter()
         data = load_data(cfg, run_dir)
         model = build(cfg, data, run_dir)

@@ -17,17 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from semid import artifacts
-from semid.data.prepare import stage_dir as data_dir
-from semid.errors import ConfigError
-from semid.log import log, progress
+from semid.core import artifacts
+from semid.core.errors import ConfigError
+from semid.core.log import log, progress
+from semid.core.run import RunFolder
+from semid.core.threads import threads
+from semid.data import prepare
+from semid.embed.config import EmbedConfig
+from semid.embed.encode import run as embed
 from semid.rank import metrics as RM
 from semid.rank import report, stage
 from semid.rank.config import RankConfig, StudyConfig
-from semid.rank.train import fit, score, threads_scope
+from semid.rank.train import fit, score
 
 SWEPT = ("hash", "bigram", "prefix", "spm")
-STUDY_DIR = "study"
 
 
 def cells(cfg: StudyConfig) -> list[RankConfig]:
@@ -84,13 +87,9 @@ def run(cfg: StudyConfig, run_dir: Path, *, data_dir_: Path | None = None, force
         raise ConfigError(f"spm needs table sizes above its {symbols} single-code pieces (L·K); "
                           f"got table_sizes={cfg.table_sizes}")
     if cfg.prepare is not None:
-        from semid.data import prepare
-        from semid.embed.config import EmbedConfig
-        from semid.embed.encode import run as embed
-
         prepare.run(cfg.prepare, run_dir, data_dir=data_dir_)
         embed(EmbedConfig(threads=cfg.rank.threads or 1), run_dir)
-    out = run_dir / STUDY_DIR
+    out = RunFolder(run_dir).study
     todo = cells(cfg)
     inputs = stage.split_inputs(run_dir)
     log.info("rank study: %d cells (%d representations, sizes %s, history %s, seeds %s) on %s", len(todo),
@@ -98,7 +97,7 @@ def run(cfg: StudyConfig, run_dir: Path, *, data_dir_: Path | None = None, force
     records: list[dict[str, Any]] = []
     events: dict[tuple, np.ndarray] = {}
     reused = 0
-    with threads_scope(cfg.rank.threads):
+    with threads(cfg.rank.threads):
         data = stage.load_data(cfg.rank, run_dir, cfg.tail_share)
         for cell in progress(todo, desc="rank study", unit="cell"):
             key = artifacts.fingerprint_value({"cell": cell.model_dump(mode="json"), "inputs": inputs,
@@ -126,7 +125,7 @@ def run(cfg: StudyConfig, run_dir: Path, *, data_dir_: Path | None = None, force
                "statistics": "95% CI: t interval over seeds; paired tests vs hash: paired t-test over seeds "
                              f"(pooled AUC) and paired bootstrap over test events ({cfg.bootstrap} resamples) "
                              "of the per-list AUC averaged over seeds",
-               "model": {"dim": cfg.rank.dim, "mlp": cfg.rank.mlp, "max_history": cfg.rank.max_history,
+               "model": {"dim": cfg.rank.dim, "mlp": cfg.rank.mlp, "max_items": cfg.rank.max_items,
                          "epochs": cfg.rank.epochs, "lr": cfg.rank.lr, "batch_size": cfg.rank.batch_size}},
            "dataset": _split(run_dir).get("dataset"), "run_dir": str(run_dir),
            "hardware": artifacts.hardware() | {"torch_threads": cfg.rank.threads},
@@ -166,7 +165,7 @@ def _full_run(doc: dict[str, Any], previous: Path) -> dict[str, Any] | None:
 
 
 def _split(run_dir: Path) -> dict[str, Any]:
-    manifest = artifacts.load_manifest(data_dir(run_dir)) or {}
+    manifest = artifacts.load_manifest(RunFolder(run_dir).data) or {}
     conf = manifest.get("config", {})
     keys = ("dataset", "split", "holdout_items_share", "temporal_test_share", "temporal_val_share")
     return {k: conf.get(k) for k in keys}

@@ -7,31 +7,18 @@ validation lists are scored and the weights with the best pooled validation AUC 
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from semid.log import log, progress
+from semid.core.log import log, progress
 from semid.rank import data as D
 from semid.rank import metrics as RM
 from semid.rank.config import RankConfig
 from semid.rank.model import Ranker
-
-
-@contextlib.contextmanager
-def threads_scope(threads: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @torch.no_grad()

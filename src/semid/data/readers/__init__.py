@@ -1,17 +1,20 @@
-"""One reader per source format. Each is ``read(path, cfg) -> Source`` (see ``semid.data.source``)."""
+"""The one table of source formats: one reader per format, ``read(path, cfg) -> Source`` (see
+``semid.data.source``). Adding a format is one reader module and one entry in :data:`READERS`."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from semid.data.config import PrepareConfig
-from semid.data.source import Source
+if TYPE_CHECKING:
+    from semid.data.config import PrepareConfig
+    from semid.data.source import Source
 
-Reader = Callable[[Path, PrepareConfig], Source]
+Reader = Callable[[Path, "PrepareConfig"], "Source"]
 
-# format -> "module:function", imported on first use
+# format -> "module:function", imported on first use (readers pull in their parsers only when used)
 READERS: dict[str, str] = {
     "amazon2014": "semid.data.readers.amazon:read_amazon2014",
     "amazon2018": "semid.data.readers.amazon:read_amazon2018",
@@ -22,6 +25,10 @@ READERS: dict[str, str] = {
     "csv": "semid.data.readers.csv:read_csv",
     "toy": "semid.data.readers.toy:read_toy",
 }
+
+
+FORMATS: tuple[str, ...] = tuple(READERS)
+RAW_FORMATS = ("amazon2014", "amazon2018", "amazon2023", "toy")  # cleaned and filtered by default
 
 
 def get_reader(fmt: str) -> Reader:

@@ -33,11 +33,11 @@ from typing import Any
 
 import polars as pl
 
+from semid.core.errors import DataError
 from semid.data.config import PrepareConfig
 from semid.data.lines import Issues, iter_blocks
 from semid.data.source import ITEM_SCHEMA, Source
 from semid.data.text import clean_html
-from semid.errors import DataError
 
 # 8 MiB blocks: parsing speed is flat above ~2 MiB, and smaller blocks keep the peak low.
 BLOCK_BYTES = 8 << 20

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
+from semid.core.errors import DataError
 from semid.data.config import PrepareConfig
 from semid.data.lines import Issues, iter_lines
 from semid.data.source import Source, empty_items
 from semid.data.text import clean_html
-from semid.errors import DataError
 
 KEYWORD_FILES = ("idgenrec/item_generative_indexing_phase_0.txt", "item_generative_indexing_phase_0.txt", "item_text.txt")
 
@@ -105,13 +105,13 @@ def read_item_text(path: Path, maps: dict | None, issues: Issues) -> ItemText:
     files: list[Path] = []
     if (f := _find(path, "metadata/titles.tsv", "titles.tsv")) is not None:
         files.append(f)
-        for n, line in iter_lines(f, skip_header=True):
+        for _, line in iter_lines(f, skip_header=True):
             asin, _, title = line.partition("\t")
             if (title := clean_html(title)) is not None:
                 titles[asin] = title
     if (f := _find(path, "metadata/attributes.tsv", "attributes.tsv")) is not None:
         files.append(f)
-        for n, line in iter_lines(f, skip_header=True):
+        for _, line in iter_lines(f, skip_header=True):
             asin, _, names = line.partition("\t")
             attrs[asin] = [clean_html(x) or x for x in names.split("|") if x]
     elif maps is not None and (f := _s3rec_file(path)) is not None:
@@ -119,7 +119,7 @@ def read_item_text(path: Path, maps: dict | None, issues: Issues) -> ItemText:
         attrs = _attributes_from_s3rec(f, maps)
     if (f := _find(path, *KEYWORD_FILES)) is not None:
         files.append(f)
-        for n, line in iter_lines(f):
+        for _, line in iter_lines(f):
             asin, _, text = line.partition(" ")
             if text.strip():
                 keywords[asin] = text.strip()

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import polars as pl
 
+from semid.core.errors import DataError
 from semid.data.config import PrepareConfig
 from semid.data.lines import Issues
 from semid.data.readers.unisrec import _index, _one, read_text_file
 from semid.data.source import Source
-from semid.errors import DataError
 
 ORDER = ("train", "dev", "valid", "val", "test")
 USER_COLS = ("user_id", "user", "userid", "reviewerID")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 
+from semid.core.errors import DataError
 from semid.data.config import PrepareConfig
 from semid.data.lines import Issues, iter_lines
 from semid.data.source import Source
-from semid.errors import DataError
 
 
 def _one(path: Path, pattern: str) -> Path | None:
@@ -30,7 +30,7 @@ def _index(path: Path | None) -> dict[str, str]:
     if path is None:
         return {}
     out = {}
-    for n, line in iter_lines(path):
+    for _, line in iter_lines(path):
         token, _, idx = line.partition("\t")
         out[idx.strip()] = token
     return out

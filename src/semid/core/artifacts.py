@@ -1,0 +1,184 @@
+"""Artifacts on disk: atomic writes, fingerprints and the per-stage ``manifest.json``.
+
+A stage writes into its own folder of the run folder and records a manifest with its resolved
+config, the fingerprints of its inputs and outputs, package versions, seed and wall time. Given
+the same config and inputs, :func:`is_fresh` lets the stage reuse what it wrote before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+MANIFEST = "manifest.json"
+_PACKAGES = ("semid", "torch", "numpy", "polars", "pyarrow", "pydantic", "faiss-cpu",
+             "sentence-transformers", "lightning")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are for everyone to read
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def fingerprint_file(path: Path, chunk: int = 1 << 22) -> str:
+    """blake2b of the file's bytes (streamed)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint_value(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def fingerprint_inputs(paths: Mapping[str, Path]) -> dict[str, str]:
+    """Fingerprint named input files. A file with a manifest beside it that already lists its
+    fingerprint (an upstream stage's output) is not read again."""
+    out = {}
+    for name, path in sorted(paths.items()):
+        path = Path(path)
+        upstream = path.parent / MANIFEST
+        known = None
+        if upstream.is_file():
+            with contextlib.suppress(Exception):
+                known = read_json(upstream).get("outputs", {}).get(path.name)
+        out[name] = known or fingerprint_file(path)
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {"host": socket.gethostname(), "machine": platform.machine(),
+                            "cpus": os.cpu_count()}
+    with contextlib.suppress(Exception):
+        info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
+    torch = sys.modules.get("torch")  # only a stage that uses torch pays for importing it
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            if torch.cuda.is_available():
+                info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def load_manifest(stage_dir: Path, name: str = MANIFEST) -> dict[str, Any] | None:
+    path = Path(stage_dir) / name
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path)
+    except json.JSONDecodeError:
+        return None
+
+
+def is_fresh(stage_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, str], *,
+             manifest: str = MANIFEST) -> bool:
+    """True when the stage folder holds a complete run for this exact config and these inputs
+    (``manifest``: the manifest's file name, for a folder that holds several stages' outputs)."""
+    manifest = load_manifest(stage_dir, manifest)
+    if manifest is None or manifest.get("status") != "complete":
+        return False
+    if manifest.get("config_fingerprint") != fingerprint_value(dict(config)):
+        return False
+    if manifest.get("inputs") != dict(inputs):
+        return False
+    return all((Path(stage_dir) / name).is_file() for name in manifest.get("outputs", {}))
+
+
+class StageRun:
+    """Times a stage and writes its manifest once every output exists.
+
+    >>> with StageRun("prepare", out_dir, config, inputs, seed=0) as run:
+    ...     write outputs into out_dir
+    ...     run.extra["counts"] = {...}
+    """
+
+    def __init__(self, stage: str, stage_dir: Path, config: Mapping[str, Any],
+                 inputs: Mapping[str, str], *, seed: int | None = None, manifest: str = MANIFEST):
+        self.stage, self.dir, self.manifest = stage, Path(stage_dir), manifest
+        self.config, self.inputs, self.seed = dict(config), dict(inputs), seed
+        self.extra: dict[str, Any] = {}
+        self.outputs: list[str] = []
+
+    def __enter__(self) -> StageRun:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        old = self.dir / self.manifest
+        if old.exists():
+            old.unlink()  # a half-finished rewrite must never look complete
+        self.t0 = time.perf_counter()
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            return
+        names = self.outputs or sorted(p.name for p in self.dir.iterdir()
+                                       if p.is_file() and p.name != self.manifest and not p.name.startswith("."))
+        manifest = {
+            "stage": self.stage,
+            "status": "complete",
+            "config": self.config,
+            "config_fingerprint": fingerprint_value(self.config),
+            "inputs": self.inputs,
+            "outputs": {n: fingerprint_file(self.dir / n) for n in names},
+            "seed": self.seed,
+            "started": self.started,
+            "wall_time_s": round(time.perf_counter() - self.t0, 3),
+            "versions": package_versions(),
+            "hardware": hardware(),
+            **self.extra,
+        }
+        write_json(self.dir / self.manifest, manifest)

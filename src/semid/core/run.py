@@ -1,0 +1,129 @@
+"""The run folder: the one owner of every path a run holds, its tables, and the reuse check.
+
+    run = RunFolder("runs/beauty")
+    run.table("train")                  # data/train.parquet, a clear error when prepare has not run
+    run.embeddings                      # embed/item_embeddings.npy
+    run.ids_dir("rqvae-3x256")          # ids/rqvae-3x256/
+    run.model_dir("sasrec-ce")          # models/sasrec-ce/
+
+Layout (docs/architecture.md has the full table)::
+
+    data/        items, users, interactions, train/val/test (.parquet + .csv), stats.json   prepare
+    embed/       item_embeddings.npy                                                       embed
+    ids/<name>/  semantic_ids.parquet (+ .csv), config.json, model/codebooks.safetensors  ids train
+    models/<m>/  model.safetensors, config.json, checkpoints/, logs/, metrics*.json        train, evaluate
+    compare/     comparison.{md,csv,json}, recall10.png                                    compare
+    study/       the ranking study's grid                                                  rank study
+
+Every stage folder carries a ``manifest.json`` (:mod:`semid.core.artifacts`); :func:`reuse` is
+the one "is this stage up to date" check every stage starts with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from semid.core import artifacts
+from semid.core.errors import DataError
+from semid.core.log import log
+
+DATA, EMBED, IDS, MODELS, COMPARE, STUDY = "data", "embed", "ids", "models", "compare", "study"
+EMBEDDINGS = "item_embeddings.npy"
+SEMANTIC_IDS = "semantic_ids.parquet"
+TABLES = ("items", "users", "interactions", "train", "val", "test")
+
+
+class RunFolder:
+    """Paths of one run folder; nothing is created until a stage writes."""
+
+    def __init__(self, root: Path | str | RunFolder):
+        self.root = Path(root.root if isinstance(root, RunFolder) else root)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    # ---- stage folders -----------------------------------------------------------------------
+    @property
+    def data(self) -> Path:
+        return self.root / DATA
+
+    @property
+    def embed(self) -> Path:
+        return self.root / EMBED
+
+    @property
+    def compare(self) -> Path:
+        return self.root / COMPARE
+
+    @property
+    def study(self) -> Path:
+        return self.root / STUDY
+
+    @property
+    def ids_root(self) -> Path:
+        return self.root / IDS
+
+    @property
+    def models_root(self) -> Path:
+        return self.root / MODELS
+
+    def ids_dir(self, name: str) -> Path:
+        return self.ids_root / name
+
+    def model_dir(self, name: str) -> Path:
+        return self.models_root / name
+
+    # ---- files -------------------------------------------------------------------------------
+    def table_path(self, name: str) -> Path:
+        return self.data / f"{name}.parquet"
+
+    def table(self, name: str) -> pl.DataFrame:
+        """One table of the prepared data, with a clear error when ``prepare`` has not run."""
+        return pl.read_parquet(self.need(self.table_path(name), "semid prepare"))
+
+    @property
+    def embeddings(self) -> Path:
+        return self.embed / EMBEDDINGS
+
+    def semantic_ids(self, name: str) -> Path:
+        return self.ids_dir(name) / SEMANTIC_IDS
+
+    def need(self, path: Path, command: str) -> Path:
+        """``path`` if it exists, else an error naming the command that makes it."""
+        if not Path(path).exists():
+            raise DataError(f"{path} not found: run `{command} --out {self.root}` first")
+        return Path(path)
+
+    def dataset(self) -> str:
+        """The dataset name the data stage recorded (the folder's name before prepare ran)."""
+        manifest = artifacts.load_manifest(self.data) or {}
+        return str(manifest.get("config", {}).get("dataset") or self.root.name)
+
+    def split_protocol(self) -> str | None:
+        stats = self.data / "stats.json"
+        return artifacts.read_json(stats).get("split", {}).get("protocol") if stats.is_file() else None
+
+    def inputs(self, files: Mapping[str, Path]) -> dict[str, str]:
+        """Fingerprints of a stage's input files; a missing one is an error naming its stage."""
+        for path in files.values():
+            if not Path(path).is_file():
+                raise DataError(f"{path} not found: run the stage that writes it first (`semid run --out {self.root}` "
+                                "runs every stage)")
+        return artifacts.fingerprint_inputs(files)
+
+
+def reuse(stage: str, folder: Path, config: Mapping[str, Any], inputs: Mapping[str, str], *, force: bool = False,
+          manifest: str = artifacts.MANIFEST) -> bool:
+    """True (and a log line) when ``folder`` already holds this stage's outputs for this exact
+    config and these inputs; ``force`` always recomputes."""
+    if force or not artifacts.is_fresh(folder, config, inputs, manifest=manifest):
+        return False
+    log.info("%s: %s is up to date (reused; --force to redo)", stage, folder)
+    return True

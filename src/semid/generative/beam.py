@@ -1,0 +1,122 @@
+"""Batched beam search over Semantic-ID tokens, optionally constrained to valid IDs by a trie.
+
+All users of a batch and all their beams advance together: one model call per ID position, the
+trie lookup, masking and top-k are tensor operations (no per-beam Python). The model is only
+seen through a *step function*: ``step(prefix [B, nb, t]) -> log-probs [B, nb, V]``.
+
+Scores are the sum of the chosen tokens' log-probabilities (the model's softmax is over its
+level's tokens; constraining masks invalid tokens without renormalising, as
+``prefix_allowed_tokens_fn`` does in Hugging Face ``generate``). The slow reference in
+:mod:`semid.generative.beam_reference` defines the same search one beam at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from semid.generative.tokens import SIDTokenizer
+from semid.generative.trie import PrefixTrie
+
+NEG_INF = float("-inf")
+StepFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class BeamResult:
+    items: torch.Tensor  # int64 [B, k]: item ids best first, -1 = invalid ID or no candidate
+    scores: torch.Tensor  # float [B, k]: summed log-probs, -inf where items == -1 for lack of beams
+    tokens: torch.Tensor  # int64 [B, k, L+1]: the generated IDs
+
+    def invalid_rate(self) -> float:
+        """Share of returned slots whose generated ID is no item's (unconstrained search only)."""
+        real = torch.isfinite(self.scores)
+        return float(((self.items < 0) & real).sum() / real.sum().clamp(min=1))
+
+
+@torch.no_grad()
+def beam_search(step: StepFn, batch_size: int, tokenizer: SIDTokenizer, *, trie: PrefixTrie | None,
+                beam_size: int = 20, top_k: int = 10, device: torch.device | str = "cpu") -> BeamResult:
+    """Beam search for ``batch_size`` users; ``trie=None`` searches freely (any token per level)."""
+    b = batch_size
+    prefix = torch.zeros(b, 1, 0, dtype=torch.long, device=device)
+    scores = torch.zeros(b, 1, device=device)
+    nodes = torch.zeros(b, 1, dtype=torch.long, device=device)
+    for depth in range(tokenizer.id_length):
+        lo, hi = tokenizer.level_range(depth)
+        logp = step(prefix)[..., lo:hi]  # [B, nb, W]
+        if trie is not None:
+            child = trie.children(depth, nodes)
+            logp = logp.masked_fill(child < 0, NEG_INF)
+        cand = (scores[..., None] + logp).reshape(b, -1)
+        width = hi - lo
+        top, idx = cand.topk(min(beam_size, cand.shape[1]), dim=1)
+        src, code = idx // width, idx % width
+        prefix = torch.cat([prefix.gather(1, src[..., None].expand(-1, -1, prefix.shape[2])), (code + lo)[..., None]], 2)
+        if trie is not None:
+            nodes = child.reshape(b, -1).gather(1, idx)
+        scores = top
+    items = trie.leaf_items(nodes) if trie is not None else tokenizer.decode(prefix)
+    items = items.masked_fill(~torch.isfinite(scores), -1)
+    k = min(top_k, items.shape[1])
+    return BeamResult(items[:, :k], scores[:, :k], prefix[:, :k])
+
+
+def cap_cold(items: torch.Tensor, scores: torch.Tensor, cold: torch.Tensor, k: int,
+             eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the first ``k`` items of each ranked row with at most ``floor(eps * k)`` cold ones.
+
+    TIGER §4.4: items unseen in training compete with the others when the model generates their
+    ID; ``eps`` caps their share of the top ``k``. ``cold`` is bool [num_items].
+    """
+    is_cold = cold[items.clamp(min=0)] & (items >= 0)
+    cold_rank = is_cold.long().cumsum(1)
+    keep = ~is_cold | (cold_rank <= int(eps * k))
+    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices  # kept ones first, in rank order
+    items, scores, keep = items.gather(1, order), scores.gather(1, order), keep.gather(1, order)
+    items = items.masked_fill(~keep, -1)
+    scores = scores.masked_fill(~keep, NEG_INF)
+    return items[:, :k], scores[:, :k]
+
+
+# encode a batch: (histories [list of item-id arrays, at most max_items each], user ids) → step state
+StartFn = Callable[[list, np.ndarray], StepFn]
+
+
+def generative_ranker(start: StartFn, tokenizer: SIDTokenizer, *, max_items: int, beam_size: int, top_k: int,
+                      constrained: bool = True, cold_items=None, cold_start_eps: float | None = None,
+                      batch_users: int = 256, device: str = "cpu"):
+    """``rank(histories, users) -> (items [U, top_k], invalid [U, top_k] | None)`` for any model that
+    decodes Semantic IDs: users in length-sorted batches, one beam search per batch.
+
+    ``constrained=False`` searches freely and flags generated IDs that are no item's;
+    ``cold_start_eps`` (with ``cold_items``, bool [N]): TIGER §4.4, at most ``floor(eps * k)``
+    items unseen in training in each top k.
+    """
+    trie = PrefixTrie(tokenizer).to(device) if constrained else None
+    search_k = max(top_k, beam_size) if cold_start_eps is not None else top_k
+    cold = torch.as_tensor(cold_items, device=device) if cold_items is not None else None
+
+    @torch.no_grad()
+    def rank(histories: list, users: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        hist = [np.asarray(h[-max_items:], dtype=np.int64) for h in histories]
+        order = np.argsort([len(h) for h in hist], kind="stable")
+        items = np.full((len(hist), top_k), -1, dtype=np.int64)
+        invalid = np.zeros((len(hist), top_k), dtype=bool)
+        for a in range(0, len(order), batch_users):
+            idx = order[a:a + batch_users]
+            res = beam_search(start([hist[i] for i in idx], users[idx]), len(idx), tokenizer, trie=trie,
+                              beam_size=beam_size, top_k=search_k, device=device)
+            got, scores = res.items, res.scores
+            if cold_start_eps is not None and cold is not None:
+                got, scores = cap_cold(got, scores, cold, top_k, cold_start_eps)
+            got, scores = got[:, :top_k], scores[:, :top_k]
+            n = got.shape[1]
+            items[idx, :n] = got.cpu().numpy()
+            invalid[idx, :n] = ((got < 0) & torch.isfinite(scores)).cpu().numpy()
+        return items, (invalid if not constrained else None)
+
+    return rank

@@ -1,0 +1,16 @@
+"""Config keys of every model trained on Semantic IDs (pydantic only: loads without torch)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from semid.core.config import TrainerConfig
+
+
+class SIDTrainerConfig(TrainerConfig):
+    """Training keys of a model on Semantic IDs."""
+
+    ids: str | None = Field(None, description="Semantic IDs to use: a folder name under RUN/ids (unset = the ids stage's / the only one)")
+    max_items: int = Field(20, ge=1, description="history length in items")
+    val_users: int = Field(2000, ge=0, description="validation users per check (a fixed random sample; 0 = all)")
+    val_beam: int = Field(20, ge=1, description="beam size during validation")

@@ -1,0 +1,34 @@
+"""SASRec, GRU4Rec and BERT4Rec folders as rankers: the full catalogue scored with one matmul per
+batch of users; history items are not removed from the lists (as for TIGER)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semid.models.common import RankOptions, batched_ranker, read_model_folder
+from semid.models.seqrec.config import SeqRecConfig
+from semid.models.seqrec.data import history_batch
+from semid.models.seqrec.model import model_args, scores
+
+
+def ranker(folder: Path, config: type[SeqRecConfig], opts: RankOptions):
+    meta, weights = read_model_folder(folder)
+    model = config.network(model_args(meta["args"]))
+    model.load_state_dict(weights)
+    model = model.to(opts.device).eval()
+    max_items = meta["args"]["max_len"]
+    mask = model.mask_token if meta.get("loss") == "cloze" else None
+
+    def top(hists: list[np.ndarray]) -> np.ndarray:
+        x, last = history_batch(hists, max_items, mask)
+        x, last = x.to(opts.device), last.to(opts.device)
+        h = model(x)[torch.arange(len(x), device=opts.device), last]
+        k = min(opts.top_k, model.args.n_items)
+        return torch.topk(scores(model, h), k, dim=1).indices.cpu().numpy()
+
+    info: dict[str, Any] = {"loss": meta.get("loss"), "max_items": max_items}
+    return batched_ranker(top, opts), info

@@ -1,0 +1,1 @@
+"""TIGER generative retrieval (Rajput et al., 2023): model, batches, training, ranker (docs/tiger.md)."""

@@ -1,1 +1,0 @@
-"""TIGER generative retrieval: model, data, training, trie-constrained beam search."""
