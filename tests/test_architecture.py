@@ -129,3 +129,16 @@ def test_one_owner_of_run_folder_paths():
             if f"/ {folder}" in text or f"{folder} /" in text:
                 offenders.append(f"{path.relative_to(SRC)} builds a path with {folder}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_a_missing_input_names_the_command_that_writes_it(tmp_path):
+    from semid.core.errors import DataError
+    from semid.core.run import RunFolder
+
+    run = RunFolder(tmp_path / "r")
+    with pytest.raises(DataError, match=r"train.parquet not found: run `semid prepare --out .*` first"):
+        run.table("train")
+    with pytest.raises(DataError, match="run `semid embed"):
+        run.inputs({"embeddings": run.embeddings})
+    with pytest.raises(DataError, match="run `semid ids train"):
+        run.need(run.semantic_ids("rqvae-3x256"))

@@ -32,6 +32,9 @@ from semid.core.errors import DataError
 from semid.core.log import log
 
 DATA, EMBED, IDS, MODELS, COMPARE, STUDY = "data", "embed", "ids", "models", "compare", "study"
+# the command that writes each stage folder, named when one of its files is missing
+WRITER = {DATA: "semid prepare", EMBED: "semid embed", IDS: "semid ids train", MODELS: "semid train <model>",
+          COMPARE: "semid compare", STUDY: "semid rank study"}
 EMBEDDINGS = "item_embeddings.npy"
 SEMANTIC_IDS = "semantic_ids.parquet"
 TABLES = ("items", "users", "interactions", "train", "val", "test")
@@ -95,11 +98,20 @@ class RunFolder:
     def semantic_ids(self, name: str) -> Path:
         return self.ids_dir(name) / SEMANTIC_IDS
 
-    def need(self, path: Path, command: str) -> Path:
-        """``path`` if it exists, else an error naming the command that makes it."""
+    def need(self, path: Path, command: str | None = None) -> Path:
+        """``path`` if it exists, else an error naming the command that makes it (by default the
+        writer of the stage folder it lies in)."""
         if not Path(path).exists():
-            raise DataError(f"{path} not found: run `{command} --out {self.root}` first")
+            raise DataError(f"{path} not found: run `{command or self.writer(path)} --out {self.root}` first")
         return Path(path)
+
+    def writer(self, path: Path) -> str:
+        """The command that writes ``path``: the writer of the stage folder it lies in."""
+        try:
+            top = Path(path).resolve().relative_to(self.root.resolve()).parts[0]
+        except (ValueError, IndexError):
+            return "semid run"
+        return WRITER.get(top, "semid run")
 
     def dataset(self) -> str:
         """The dataset name the data stage recorded (the folder's name before prepare ran)."""
@@ -113,9 +125,7 @@ class RunFolder:
     def inputs(self, files: Mapping[str, Path]) -> dict[str, str]:
         """Fingerprints of a stage's input files; a missing one is an error naming its stage."""
         for path in files.values():
-            if not Path(path).is_file():
-                raise DataError(f"{path} not found: run the stage that writes it first (`semid run --out {self.root}` "
-                                "runs every stage)")
+            self.need(path)
         return artifacts.fingerprint_inputs(files)
 
 
