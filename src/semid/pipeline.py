@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from semid.core.config import StageConfig
 from semid.core.errors import DataError
@@ -41,6 +41,17 @@ class RunConfig(StageConfig):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="evaluation of the trained model on test")
     compare: CompareConfig = Field(default_factory=CompareConfig, description="`semid compare`: the models of the comparison table")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _toy_defaults(cls, data: Any) -> Any:
+        """The toy dataset (300 items) defaults to 3 × 16 codes (500 RQ-VAE steps) and the `tiny` TIGER preset:
+        a run of about a minute with IDs that group items (3 × 256 codes would give nearly every toy item its
+        own first code). Keys set explicitly win."""
+        if isinstance(data, dict) and isinstance(data.get("prepare"), dict) and data["prepare"].get("dataset") == "toy":
+            data = {**data, "ids": {"codebook_size": 16, "steps": 500, **(data.get("ids") or {})},
+                    "tiger": {"preset": "tiny", **(data.get("tiger") or {})}}
+        return data
+
 
 @dataclass
 class Context:
@@ -49,6 +60,7 @@ class Context:
     force: bool = False
     download_missing: bool = False
     mirror: str | None = None
+    resume: bool = False  # continue an interrupted training from its last finished epoch
 
 
 def _prepare(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:
@@ -73,7 +85,8 @@ def _ids(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:
 
 
 def _tiger(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:
-    return model_stage.train("tiger", cfg.tiger, run, ids=ids_train.ids_dir(run, cfg.ids), force=ctx.force)
+    return model_stage.train("tiger", cfg.tiger, run, ids=ids_train.ids_dir(run, cfg.ids), force=ctx.force,
+                             resume=ctx.resume and (run.model_dir(cfg.tiger.name) / "checkpoints" / "last.ckpt").is_file())
 
 
 def _evaluate(cfg: RunConfig, run: RunFolder, ctx: Context) -> Path:

@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import CSVLogger
 from safetensors.torch import save_file
 
 from semid.core.config import ModelConfig, TrainerConfig
+from semid.core.errors import DataError, Interrupted
 from semid.core.log import log, progress_enabled
 from semid.evaluate import metrics as M
 from semid.sequences import Batches
@@ -134,6 +135,19 @@ class SemidModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.cfg, self.total_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Random states go into every checkpoint, so a resumed run draws what an uninterrupted one would."""
+        checkpoint["rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        rng = checkpoint.get("rng") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
     def on_train_start(self) -> None:
         """A resumed run goes on with the next epoch's shuffle."""
         loader = self.trainer.train_dataloader
@@ -181,8 +195,17 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     ckpt_path = str(last) if resume and last.is_file() else None
     if resume and ckpt_path is None:
         log.warning("%s: --resume given but %s does not exist: starting from scratch", name, last)
+    if ckpt_path is not None:
+        readable_checkpoint(last)
     t0 = time.perf_counter()
-    trainer.fit(module, _loader(train_data), _loader(val_data), ckpt_path=ckpt_path)
+    try:
+        trainer.fit(module, _loader(train_data), _loader(val_data), ckpt_path=ckpt_path)
+    except SystemExit:  # Lightning's graceful shutdown after Ctrl-C ends in sys.exit(1)
+        if not trainer.interrupted:
+            raise
+        kept = (f"{last} keeps epoch {readable_checkpoint(last)['epoch'] + 1}: continue with the same command and --resume"
+                if last.is_file() else "no epoch had finished, so there is nothing to resume")
+        raise Interrupted(f"{name}: training interrupted during epoch {trainer.current_epoch + 1}; {kept}") from None
     score = checkpoint.best_model_score
     if stopper.stopped_epoch:
         stopped = "early stopping"
@@ -203,9 +226,18 @@ def _loader(dataset) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0)
 
 
+def readable_checkpoint(path: Path) -> dict[str, Any]:
+    """A Lightning checkpoint, loaded on CPU without pickles; a corrupt one is a DataError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a damaged file
+        raise DataError(f"{path} is unreadable ({type(exc).__name__}): it was cut short or damaged; delete it and "
+                        "train without --resume (or with --force)") from None
+
+
 def checkpoint_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(hyper-parameters, the ``model.`` sub-module's state dict) of a Lightning checkpoint."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = readable_checkpoint(path)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     return ckpt["hyper_parameters"], state
 

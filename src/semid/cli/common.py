@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -13,6 +14,7 @@ import typer
 
 from semid.core import log
 from semid.core.errors import SemidError
+from semid.core.run import RunFolder, unlock
 
 app = typer.Typer(
     name="semid",
@@ -43,24 +45,45 @@ def data_dir(value: Path | None) -> Path | None:
 DEFAULT_DATASET = "beauty"  # the run folder of a command given neither --out nor --dataset: runs/beauty
 
 
+_LOCKS: dict[Path, int] = {}  # run folders this command holds; freed when it ends
+
+
 def run_dir(out: Path | None, dataset: str | None) -> Path:
-    """``--out``, else ``runs/<dataset>`` (``runs/beauty`` when no dataset is named either)."""
-    return out if out is not None else Path("runs") / (dataset or DEFAULT_DATASET)
+    """``--out``, else ``runs/<dataset>`` (``runs/beauty`` when no dataset is named either); the
+    command holds the folder's lock until it ends, so two processes never write one run folder."""
+    folder = out if out is not None else Path("runs") / (dataset or DEFAULT_DATASET)
+    key = Path(folder).resolve()
+    if key not in _LOCKS:
+        _LOCKS[key] = RunFolder(folder).lock("semid " + " ".join(sys.argv[1:]))
+    return folder
 
 
 def reports_errors(fn: F) -> F:
-    """Print SemidError (and config errors) as one clear line and exit 2, without a traceback."""
+    """The one error boundary of every command: a failure the user can cause (a SemidError: bad
+    option, missing or corrupt file, stale model) is one clear line and exit 2; Ctrl-C says what
+    was kept (exit 130); anything else is one line too (exit 1). ``--verbose`` adds the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        log.setup(verbose=bool(kwargs.get("verbose")))
+        verbose = bool(kwargs.get("verbose"))
+        log.setup(verbose=verbose)
         try:
             return fn(*args, **kwargs)
-        except SemidError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            typer.secho("interrupted; finished stages are kept and reused on the next run", err=True)
-            sys.exit(130)
+        except (KeyboardInterrupt, Exception) as exc:
+            if verbose:
+                traceback.print_exc()
+            if isinstance(exc, KeyboardInterrupt):
+                typer.secho("interrupted; finished stages are kept and reused on the next run (--resume continues "
+                            "training where its last finished epoch left off)", err=True)
+                sys.exit(130)
+            if isinstance(exc, SemidError):
+                typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+                sys.exit(getattr(exc, "exit_code", 2))
+            hint = "" if verbose else "; --verbose shows the traceback"
+            typer.secho(f"error: unexpected {type(exc).__name__}: {exc}{hint}", fg=typer.colors.RED, err=True)
+            sys.exit(1)
+        finally:
+            while _LOCKS:
+                unlock(_LOCKS.popitem()[1])
 
     return wrapper  # type: ignore[return-value]

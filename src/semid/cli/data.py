@@ -33,6 +33,8 @@ def prepare(
     from semid.data.config import PrepareConfig
 
     cfg = cfgmod.load(PrepareConfig, config, overrides, section="prepare", dataset=dataset, format=fmt)
+    if path is not None and "dataset" not in cfg.model_fields_set:  # a user's own folder is named after itself
+        cfg = cfg.model_copy(update={"dataset": Path(path).resolve().name})
     folder = stage.run(cfg, run_dir(out, cfg.dataset), data_dir=data_dir(data_dir_), path=path, force=force)
     _print_stats(folder)
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from semid.cli.common import ConfigOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, reports_errors, run_dir
 from semid.core import config as cfgmod
 from semid.core.artifacts import read_json
+from semid.core.errors import DataError
 
 
 @app.command("evaluate")
@@ -71,4 +72,8 @@ def results_cmd(
         results.update_readme(update_readme, root)
         typer.echo(f"updated {update_readme}")
         return
-    typer.echo(results.table(results.load_records(root), results.load_reference(root), dataset))
+    records = results.load_records(root)
+    if not records:
+        raise DataError(f"no results records under {root.resolve()} (results/<dataset>/*.json): run from the repository "
+                        "root, pass --root, or record a run with `semid evaluate --record results`")
+    typer.echo(results.table(records, results.load_reference(root), dataset))

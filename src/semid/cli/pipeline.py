@@ -22,6 +22,7 @@ def run_cmd(
     until: Annotated[str | None, typer.Option("--until", help="stop after this stage")] = None,
     download_missing: Annotated[bool, typer.Option("--download-missing", help="download the dataset when it is not in --data-dir")] = False,
     mirror: Annotated[str | None, typer.Option("--mirror", help="base URL to download from instead of the official one")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted training where its last finished epoch left off")] = False,
     force: ForceOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -39,7 +40,8 @@ def run_cmd(
     if ddir is None and download_missing:
         ddir = Path("data")
     rdir = run_dir(out, cfg.prepare.dataset)
-    done = run_all(cfg, rdir, Context(data_dir=ddir, force=force, download_missing=download_missing, mirror=mirror),
+    done = run_all(cfg, rdir, Context(data_dir=ddir, force=force, download_missing=download_missing, mirror=mirror,
+                                         resume=resume),
                    until=until)
     if "evaluate" in done:
         from semid.evaluate.results import run_table

@@ -16,14 +16,20 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
+from semid.core.errors import DataError
+
+T = TypeVar("T")
 MANIFEST = "manifest.json"
+DETERMINISM = ("the same config, seed and thread count give byte-identical outputs on CPU; on a GPU, cuDNN and "
+               "cuBLAS pick kernels whose float sums may differ between runs and devices (training runs with "
+               "deterministic=False), and bf16/fp16 autocast changes numbers")
 _PACKAGES = ("semid", "torch", "numpy", "polars", "pyarrow", "pydantic", "faiss-cpu",
              "sentence-transformers", "lightning")
 
@@ -61,7 +67,14 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file; a broken one is a DataError naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}): it was edited or cut short; "
+                        "re-run the command that wrote it with --force") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a UTF-8 text file: re-run the command that wrote it with --force") from None
 
 
 def fingerprint_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -78,19 +91,50 @@ def fingerprint_value(value: Any) -> str:
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
+def read_with(path: Path, reader: Callable[[str], T]) -> T:
+    """``reader(path)`` (parquet, safetensors, npy, …); a damaged file is a DataError naming it."""
+    try:
+        return reader(str(path))
+    except FileNotFoundError:
+        raise DataError(f"{path} not found") from None
+    except Exception as exc:  # noqa: BLE001 - every reader has its own error types
+        raise DataError(f"{path} is unreadable ({type(exc).__name__}: {str(exc)[:160]}): it was cut short, edited or "
+                        "is not what it should be; re-run the command that wrote it with --force") from None
+
+
+def file_stat(path: Path) -> list[int]:
+    """(size, modification time in ns): what tells a file unchanged without reading it."""
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def current_fingerprint(path: Path, manifest: Mapping[str, Any] | None) -> str:
+    """The fingerprint of ``path`` now: the one ``manifest`` recorded when size and modification
+    time are unchanged since, else the file is hashed again (so an edited or truncated output
+    never passes for the one the manifest describes)."""
+    path = Path(path)
+    if manifest:
+        known = manifest.get("outputs", {}).get(path.name)
+        if known and manifest.get("output_stats", {}).get(path.name) == file_stat(path):
+            return known
+    return fingerprint_file(path)
+
+
 def fingerprint_inputs(paths: Mapping[str, Path]) -> dict[str, str]:
-    """Fingerprint named input files. A file with a manifest beside it that already lists its
-    fingerprint (an upstream stage's output) is not read again."""
-    out = {}
-    for name, path in sorted(paths.items()):
-        path = Path(path)
-        upstream = path.parent / MANIFEST
-        known = None
-        if upstream.is_file():
-            with contextlib.suppress(Exception):
-                known = read_json(upstream).get("outputs", {}).get(path.name)
-        out[name] = known or fingerprint_file(path)
-    return out
+    """Fingerprint named input files (an upstream stage's output is not read again while its size
+    and modification time are what that stage's manifest recorded)."""
+    return {name: current_fingerprint(Path(path), load_manifest(Path(path).parent))
+            for name, path in sorted(paths.items())}
+
+
+def changed_outputs(stage_dir: Path, manifest: Mapping[str, Any]) -> list[str]:
+    """Outputs listed in ``manifest`` that are missing or no longer what the stage wrote."""
+    bad = []
+    for name, fp in manifest.get("outputs", {}).items():
+        path = Path(stage_dir) / name
+        if not path.is_file() or current_fingerprint(path, manifest) != fp:
+            bad.append(name)
+    return bad
 
 
 def package_versions() -> dict[str, str]:
@@ -108,6 +152,7 @@ def hardware() -> dict[str, Any]:
         info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
     torch = sys.modules.get("torch")  # only a stage that uses torch pays for importing it
     if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
         with contextlib.suppress(Exception):
             if torch.cuda.is_available():
                 info["gpu"] = torch.cuda.get_device_name(0)
@@ -115,12 +160,13 @@ def hardware() -> dict[str, Any]:
 
 
 def load_manifest(stage_dir: Path, name: str = MANIFEST) -> dict[str, Any] | None:
+    """A stage folder's manifest; None when there is none or it is unreadable (the stage then reruns)."""
     path = Path(stage_dir) / name
     if not path.is_file():
         return None
     try:
         return read_json(path)
-    except json.JSONDecodeError:
+    except DataError:
         return None
 
 
@@ -135,7 +181,7 @@ def is_fresh(stage_dir: Path, config: Mapping[str, Any], inputs: Mapping[str, st
         return False
     if manifest.get("inputs") != dict(inputs):
         return False
-    return all((Path(stage_dir) / name).is_file() for name in manifest.get("outputs", {}))
+    return not changed_outputs(stage_dir, manifest)
 
 
 class StageRun:
@@ -174,11 +220,13 @@ class StageRun:
             "config_fingerprint": fingerprint_value(self.config),
             "inputs": self.inputs,
             "outputs": {n: fingerprint_file(self.dir / n) for n in names},
+            "output_stats": {n: file_stat(self.dir / n) for n in names},
             "seed": self.seed,
             "started": self.started,
             "wall_time_s": round(time.perf_counter() - self.t0, 3),
             "versions": package_versions(),
             "hardware": hardware(),
+            "determinism": DETERMINISM,
             **self.extra,
         }
         write_json(self.dir / self.manifest, manifest)

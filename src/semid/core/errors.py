@@ -11,6 +11,12 @@ class ConfigError(SemidError):
     """A config file or override is invalid (unknown key, bad value)."""
 
 
+class Interrupted(SemidError):
+    """The user stopped a run (Ctrl-C); the message says what was kept and how to continue."""
+
+    exit_code = 130
+
+
 class DataError(SemidError):
     """Input data is missing, empty or malformed."""
 

@@ -21,6 +21,9 @@ the one "is this stage up to date" check every stage starts with.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ WRITER = {DATA: "semid prepare", EMBED: "semid embed", IDS: "semid ids train", M
 EMBEDDINGS = "item_embeddings.npy"
 SEMANTIC_IDS = "semantic_ids.parquet"
 TABLES = ("items", "users", "interactions", "train", "val", "test")
+LOCK = ".semid.lock"
 
 
 class RunFolder:
@@ -45,6 +49,8 @@ class RunFolder:
 
     def __init__(self, root: Path | str | RunFolder):
         self.root = Path(root.root if isinstance(root, RunFolder) else root)
+        if self.root.exists() and not self.root.is_dir():
+            raise DataError(f"{self.root} is a file, not a run folder: pass --out a folder (it is created when missing)")
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.root)!r})"
@@ -89,7 +95,7 @@ class RunFolder:
 
     def table(self, name: str) -> pl.DataFrame:
         """One table of the prepared data, with a clear error when ``prepare`` has not run."""
-        return pl.read_parquet(self.need(self.table_path(name), "semid prepare"))
+        return artifacts.read_with(self.need(self.table_path(name), "semid prepare"), pl.read_parquet)
 
     @property
     def embeddings(self) -> Path:
@@ -113,6 +119,22 @@ class RunFolder:
             return "semid run"
         return WRITER.get(top, "semid run")
 
+    def lock(self, command: str) -> int:
+        """Take the run folder's lock (``.semid.lock``) for this process: another process writing the
+        same folder gets a DataError naming the holder. Returns the descriptor; :func:`unlock` frees it
+        (so does the process's exit, even a killed one)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise DataError(f"{self.root} is in use by {holder}; wait for it to finish, or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} (`{command}`, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode())
+        return fd
+
     def dataset(self) -> str:
         """The dataset name the data stage recorded (the folder's name before prepare ran)."""
         manifest = artifacts.load_manifest(self.data) or {}
@@ -129,6 +151,29 @@ class RunFolder:
         return artifacts.fingerprint_inputs(files)
 
 
+def stale_inputs(recorded: Mapping[str, str], current: Mapping[str, Path]) -> list[str]:
+    """Names of the inputs whose file is missing or differs from the fingerprint ``recorded`` when a
+    stage ran (a model, say, against the data and IDs it was trained on)."""
+    bad = []
+    for name, path in current.items():
+        if not Path(path).is_file() or artifacts.fingerprint_inputs({name: path})[name] != recorded.get(name):
+            bad.append(f"{name} ({path})")
+    return bad
+
+
+def check_folder(stage: str, folder: Path, fix: str, *, manifest: str = artifacts.MANIFEST) -> dict[str, Any]:
+    """The manifest of a finished stage folder whose outputs are still what the stage wrote; else a
+    DataError naming what is missing or changed and ``fix``, the command that rebuilds it."""
+    m = artifacts.load_manifest(folder, manifest)
+    if m is None or m.get("status") != "complete":
+        raise DataError(f"{folder} holds no finished {stage} (its {manifest} is missing or unreadable): {fix}")
+    changed = artifacts.changed_outputs(folder, m)
+    if changed:
+        raise DataError(f"{folder}: {', '.join(changed)} changed since {stage} wrote it (edited, truncated or "
+                        f"replaced), so it no longer matches its manifest: {fix}")
+    return m
+
+
 def reuse(stage: str, folder: Path, config: Mapping[str, Any], inputs: Mapping[str, str], *, force: bool = False,
           manifest: str = artifacts.MANIFEST) -> bool:
     """True (and a log line) when ``folder`` already holds this stage's outputs for this exact
@@ -137,3 +182,8 @@ def reuse(stage: str, folder: Path, config: Mapping[str, Any], inputs: Mapping[s
         return False
     log.info("%s: %s is up to date (reused; --force to redo)", stage, folder)
     return True
+
+
+def unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)

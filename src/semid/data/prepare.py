@@ -38,11 +38,13 @@ def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path
         cfg = cfg.model_copy(update={"category": category})
     config = {**cfg.model_dump(mode="json"), "format": fmt}
     k_user, k_item = cfg.resolved_k(fmt)
-    if not force and (old := artifacts.load_manifest(out)) is not None:
+    old = artifacts.load_manifest(out)
+    if old is not None and not force:
         inputs = _refingerprint(old.get("input_stats", {}))
         if inputs is not None and artifacts.is_fresh(out, config, inputs):
             log.info("prepare: %s is up to date (reused; --force to redo)", out)
             return out
+        _refuse_other_dataset(old, cfg.dataset, fmt, RunFolder(run_dir))
     log.info("prepare: reading %s (%s format)", folder or "synthetic toy data", fmt)
     source = get_reader(fmt)(folder, cfg)
     inputs = {str(p): artifacts.fingerprint_file(p) for p in source.files}
@@ -56,6 +58,19 @@ def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path
     log.info("prepare: %d users, %d items, %d interactions → %s",
              stats["users"], stats["items"], stats["interactions"], out)
     return out
+
+
+def _refuse_other_dataset(old: dict[str, Any], dataset: str, fmt: str, run: RunFolder) -> None:
+    """Preparing another dataset over a run folder whose later stages describe the old one is an
+    error without --force (with it, those stages see changed data and refuse or rerun)."""
+    was = old.get("config", {})
+    same = was.get("dataset") == dataset and was.get("format") == fmt
+    later = [p.name for p in (run.embed, run.ids_root, run.models_root) if p.is_dir()]
+    if not same and later:
+        raise DataError(f"{run} holds data of dataset {was.get('dataset')!r} ({was.get('format')}) and its "
+                        f"{', '.join(later)} stages were built on it; preparing {dataset!r} ({fmt}) there would mix "
+                        "two datasets. Use another --out, or --force to replace the data (embeddings, IDs and models "
+                        "are then redone or refused as stale)")
 
 
 def build(source, cfg: PrepareConfig, out: Path, k_user: int, k_item: int, dedup: bool) -> dict[str, Any]:

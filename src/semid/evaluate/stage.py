@@ -23,13 +23,12 @@ from pydantic import Field
 
 from semid.core import artifacts
 from semid.core.config import StageConfig
-from semid.core.errors import DataError
 from semid.core.log import log
 from semid.core.run import RunFolder
 from semid.core.threads import threads
 from semid.evaluate import bootstrap
 from semid.evaluate import metrics as M
-from semid.models import registry
+from semid.models import stage as model_stage
 from semid.models.common import RankOptions
 
 
@@ -75,10 +74,7 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
     run = RunFolder(run_dir)
     folder = run.model_dir(cfg.model)
     meta_file = folder / "config.json"
-    if not meta_file.is_file():
-        raise DataError(f"{meta_file} not found: train the model first (`semid train <model> --out {run}`)")
-    meta = artifacts.read_json(meta_file)
-    spec = registry.get(str(meta.get("kind", cfg.model)))
+    spec, meta = model_stage.trained_folder(run, cfg.model)
     out = folder / metrics_name(cfg)
     # the model's settings live in config.json and its weights in *.safetensors: either changing re-scores
     inputs = run.inputs({"split": run.table_path(cfg.split), "config.json": meta_file,

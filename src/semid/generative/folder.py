@@ -77,7 +77,7 @@ def read_folder(folder: Path) -> tuple[dict, dict, dict[str, torch.Tensor], SIDT
         raise DataError(f"{folder / WEIGHTS} not found: train the model first (`semid train ... --out RUN`)")
     meta = artifacts.read_json(folder / CONFIG)
     args = {**meta["args"], "level_ranges": [tuple(r) for r in meta["args"]["level_ranges"]]}
-    codes = load_file(str(folder / CODES))["codes"].numpy()
+    codes = artifacts.read_with(folder / CODES, load_file)["codes"].numpy()
     spec = meta["tokenizer"]
     tok = SIDTokenizer(codes, codebook_size=spec["codebook_size"], dedup_size=spec["dedup_size"])
-    return meta, args, load_file(str(folder / WEIGHTS)), tok
+    return meta, args, artifacts.read_with(folder / WEIGHTS, load_file), tok

@@ -21,7 +21,7 @@ from semid.ids import analysis, report
 from semid.ids.config import IdsConfig
 from semid.ids.methods import load_codec
 from semid.ids.table import load_semantic_ids
-from semid.ids.train import ids_dir
+from semid.ids.train import ids_dir, trained
 
 MANIFEST = "report.manifest.json"
 OUTPUTS = ("ids_report.json", "report.md", "code_usage.png", "coherence.png")
@@ -45,6 +45,7 @@ def catalogue(run: RunFolder, n: int) -> tuple[list[str] | None, list[list[str] 
 def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Path:
     """Write the report into the ID folder of ``cfg``; reuse it when IDs, embeddings and settings are unchanged."""
     run = RunFolder(run_dir)
+    cfg = trained(run, cfg)
     folder = ids_dir(run, cfg)
     emb_path = run.need(run.embeddings, "semid embed")
     codes_full, levels, size = load_semantic_ids(folder)

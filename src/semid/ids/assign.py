@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import polars as pl
 from semid.core import artifacts
 from semid.core.errors import DataError
 from semid.core.log import log
-from semid.core.run import RunFolder
+from semid.core.run import RunFolder, check_folder, stale_inputs
 from semid.core.threads import threads
 from semid.embed.config import EmbedConfig
 from semid.embed.encode import embed_texts
@@ -29,7 +30,7 @@ from semid.ids import dedup as dd
 from semid.ids.config import IdsConfig
 from semid.ids.methods import load_codec
 from semid.ids.table import ids_table, load_semantic_ids, write_table
-from semid.ids.train import ids_dir
+from semid.ids.train import ids_dir, trained
 
 ASSIGNED = "assigned_ids.parquet"
 READERS = {".parquet": pl.read_parquet, ".csv": pl.read_csv, ".jsonl": pl.read_ndjson, ".ndjson": pl.read_ndjson}
@@ -42,14 +43,14 @@ def read_new_items(source: Path, run: RunFolder) -> tuple[np.ndarray, dict[str, 
         raise DataError(f"{source} not found")
     suffix = source.suffix.lower()
     if suffix == ".npy":
-        x = np.load(source)
+        x = artifacts.read_with(source, np.load)
         if x.ndim != 2:
             raise DataError(f"expected a 2-D matrix [items, dim], got shape {x.shape}", path=source)
         return x, {"row": np.arange(len(x), dtype=np.int32)}
     if suffix == ".txt":
         df = pl.DataFrame({"text": [line.strip() for line in source.read_text().splitlines() if line.strip()]})
     elif suffix in READERS:
-        df = READERS[suffix](source)
+        df = artifacts.read_with(source, READERS[suffix])
     else:
         raise DataError("new items must come as .npy (embeddings), .parquet, .csv, .jsonl or .txt", path=source)
     keys = {"row": np.arange(df.height, dtype=np.int32)}
@@ -59,7 +60,10 @@ def read_new_items(source: Path, run: RunFolder) -> tuple[np.ndarray, dict[str, 
     if df.height == 0:
         return np.zeros((0, 0), dtype=np.float32), keys
     if "embedding" in df.columns:
-        return np.asarray(df["embedding"].to_list(), dtype=np.float32), keys
+        try:
+            return np.asarray(df["embedding"].to_list(), dtype=np.float32), keys
+        except (ValueError, TypeError):
+            raise DataError("the 'embedding' column must hold equal-length lists of numbers", path=source) from None
     col = "text" if "text" in df.columns else "title" if "title" in df.columns else None
     if col is None:
         raise DataError(f"no 'text', 'title' or 'embedding' column (columns: {', '.join(df.columns)})", path=source)
@@ -70,6 +74,23 @@ def read_new_items(source: Path, run: RunFolder) -> tuple[np.ndarray, dict[str, 
     return x, keys
 
 
+def catalogue_ids(keys: dict[str, Any], run: RunFolder, source: Path) -> np.ndarray:
+    """Catalogue item_id of each new row whose ``asin`` (or ``id``) is already a catalogue item, else
+    -1: such an item keeps its catalogue ID and never gets a second one. Duplicate keys are an error."""
+    col = next((c for c in ("asin", "id") if c in keys), None)
+    n = len(keys["row"])
+    if col is None:
+        return np.full(n, -1, dtype=np.int64)
+    values = [str(v) for v in keys[col]]
+    dups = sorted(v for v, k in Counter(values).items() if k > 1)
+    if dups:
+        raise DataError(f"{len(dups)} {col} value(s) appear more than once ({', '.join(dups[:5])}): each new item "
+                        "must be listed once", path=source)
+    items = run.table("items")
+    index = dict(zip(items["asin"].cast(str).to_list(), items["item_id"].to_list()))
+    return np.array([index.get(v, -1) for v in values], dtype=np.int64)
+
+
 def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, source: Path | None = None, output: Path | None = None) -> Path:
     """Map items to IDs with the frozen model of ``ids_dir(run, cfg)``.
 
@@ -77,7 +98,12 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, source: Path | None = None
     trained ones). With ``source`` the new items get IDs whose extra code keeps them unique
     against the catalogue."""
     run = RunFolder(run_dir)
+    cfg = trained(run, cfg)
     folder = ids_dir(run, cfg)
+    fix = f"retrain them with `semid ids train --out {run} --force` (and the same settings)"
+    manifest = check_folder("ids train", run.need(folder, "semid ids train"), fix)
+    if stale_inputs(manifest.get("inputs", {}), {"embeddings": run.embeddings}):
+        raise DataError(f"{folder} was trained on other item embeddings ({run.embeddings} changed since): {fix}")
     with threads(cfg.threads or os.cpu_count()):
         codec = load_codec(folder)
         existing, levels, _ = load_semantic_ids(folder)
@@ -93,11 +119,18 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, source: Path | None = None
             x, keys = read_new_items(source, run)
             if len(x) == 0:
                 raise DataError("no new items to assign", path=source)
-            codes = codec.codes(x)
-            extra = dd.dedup_against(existing, codes) if cfg.dedup else np.zeros(len(codes), np.int64)
-            table = ids_table(codes, extra, keys)
-            log.info("ids assign: %d new items; %d share their first %d codes with a catalogue item",
-                     len(codes), int((extra > 0).sum()), levels)
+            known = catalogue_ids(keys, run, source)
+            new = known < 0
+            codes = np.empty((len(x), levels), dtype=np.int64)
+            extra = np.empty(len(x), dtype=np.int64)
+            codes[~new], extra[~new] = existing[known[~new], :levels], existing[known[~new], levels]
+            if new.any():
+                codes[new] = codec.codes(x[new])
+                extra[new] = dd.dedup_against(existing, codes[new]) if cfg.dedup else 0
+            table = ids_table(codes, extra, keys | {"catalogue_item_id": known.astype(np.int32)})
+            log.info("ids assign: %d new items (%d share their first %d codes with a catalogue item); %d already in "
+                     "the catalogue keep their IDs", int(new.sum()), int((extra[new] > 0).sum()), levels,
+                     int((~new).sum()))
     output = Path(output) if output else folder / ASSIGNED
     write_table(table, output)
     log.info("ids assign: %.2f s → %s", time.perf_counter() - t0, output)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from semid.core.artifacts import read_with
 from semid.core.errors import DataError
 
 CONFIG_FILE = "config.json"
@@ -77,5 +78,5 @@ class Codec:
 
     @classmethod
     def load(cls, folder: Path, raw: dict[str, Any]) -> Codec:
-        books = load_file(str(Path(folder) / MODEL_FILE))["codebooks"]
+        books = read_with(Path(folder) / MODEL_FILE, load_file)["codebooks"]
         return cls(raw["method"], raw["input_dim"], raw["levels"], raw["codebook_size"], raw["seed"], books)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from semid.core.artifacts import read_with
 from semid.core.log import log, progress
 from semid.ids import rqkmeans, rqvae
 from semid.ids.codec import Codec
@@ -153,7 +154,7 @@ class RQVAECodec(Codec):
 
     @classmethod
     def load(cls, folder, raw: dict[str, Any]) -> RQVAECodec:
-        return cls.of(rqvae.load(folder))
+        return cls.of(read_with(folder, rqvae.load))
 
 
 def fit(x: np.ndarray, cfg: IdsConfig) -> tuple[Codec, np.ndarray, list[dict[str, Any]]]:

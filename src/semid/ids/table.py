@@ -25,7 +25,7 @@ def load_semantic_ids(path: Path) -> tuple[np.ndarray, int, int]:
     file = folder / SEMANTIC_IDS if path.is_dir() else path
     if not file.is_file():
         raise DataError(f"{file} not found: run `semid ids train` first")
-    df = pl.read_parquet(file).sort("item_id")
+    df = artifacts.read_with(file, pl.read_parquet).sort("item_id")
     levels = sum(1 for c in df.columns if c.startswith("code_"))
     cols = [f"code_{i + 1}" for i in range(levels)] + ["dedup"]
     codes = df.select(cols).to_numpy().astype(np.int64)

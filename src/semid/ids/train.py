@@ -42,6 +42,23 @@ def ids_dir(run: RunFolder | Path, cfg: IdsConfig) -> Path:
     return RunFolder(run).ids_dir(cfg.folder_name())
 
 
+def trained(run_dir: Path | RunFolder, cfg: IdsConfig) -> IdsConfig:
+    """``cfg`` when its folder holds trained IDs; when the user named no ID model (no method, shape or
+    name given) and the run holds exactly one, that one's config; else a DataError naming what exists."""
+    run = RunFolder(run_dir)
+    if (ids_dir(run, cfg) / SEMANTIC_IDS).is_file():
+        return cfg
+    found = sorted(p.parent for p in run.ids_root.glob(f"*/{SEMANTIC_IDS}")) if run.ids_root.is_dir() else []
+    named = {"method", "levels", "codebook_size", "name"} & cfg.model_fields_set
+    if len(found) == 1 and not named:
+        m = artifacts.load_manifest(found[0]) or {}
+        keys = {k: v for k, v in m.get("config", {}).items() if k in IdsConfig.model_fields}
+        return cfg.model_copy(update=keys | {"name": found[0].name})
+    have = ", ".join(p.name for p in found) or "none"
+    raise DataError(f"{ids_dir(run, cfg)} holds no Semantic IDs (trained here: {have}): run `semid ids train --out {run}` "
+                    "with the same settings, or name the trained ones, e.g. method=rqkmeans or name=<folder>")
+
+
 def fit(x: np.ndarray, cfg: IdsConfig) -> tuple[Codec, np.ndarray, list[dict[str, Any]]]:
     """Train the configured ID model on ``x`` [N, d]; returns it, the items' codes [N, L], the curve."""
     x = np.ascontiguousarray(x, dtype=np.float32)

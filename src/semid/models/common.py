@@ -42,7 +42,7 @@ def read_model_folder(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Ten
     for name in (WEIGHTS, CONFIG):
         if not (folder / name).is_file():
             raise DataError(f"{folder / name} not found: train the model first (`semid train ... --out RUN`)")
-    return artifacts.read_json(folder / CONFIG), load_file(str(folder / WEIGHTS))
+    return artifacts.read_json(folder / CONFIG), artifacts.read_with(folder / WEIGHTS, load_file)
 
 
 def batched_ranker(top: Callable[[list[np.ndarray]], np.ndarray], opts: RankOptions) -> Ranker:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from semid.core import artifacts
 from semid.core.config import ModelConfig
+from semid.core.errors import DataError
 from semid.core.log import log
-from semid.core.run import SEMANTIC_IDS, RunFolder, reuse
+from semid.core.run import SEMANTIC_IDS, RunFolder, check_folder, reuse, stale_inputs
 from semid.core.threads import threads
 from semid.generative.folder import CODES, resolve_ids
 from semid.models import registry
@@ -46,6 +47,11 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
     config = cfg.model_dump(mode="json") | ({"ids_folder": ids_folder.name} if ids_folder else {})
     if not resume and reuse(spec.kind, out, config, inputs, force=force):
         return out
+    unfinished = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.ckpt")) and (
+        (artifacts.load_manifest(out) or {}).get("status") != "complete")
+    if unfinished and not resume and not force:
+        raise DataError(f"{out / 'checkpoints'} holds an unfinished training run: continue it with --resume, or start "
+                        "over with --force (which deletes its checkpoints)")
     with threads(cfg.threads), artifacts.StageRun(spec.kind, out, config, inputs, seed=cfg.seed) as stage:
         meta = spec.train(cfg, run, out, resume=resume, ids=ids_folder)
         artifacts.write_json(out / CONFIG, {"kind": spec.kind, "config": config, **meta})
@@ -55,3 +61,34 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
     log.info("%s: %s parameters, best validation Recall@10 %s, %.0f s → %s", spec.kind, f"{meta['params']:,}",
              "n/a" if best is None else f"{best:.4f}", meta["training"]["train_wall_s"], out)
     return out
+
+
+def trained_folder(run_dir: Path | RunFolder, name: str) -> tuple[registry.ModelSpec, dict]:
+    """(spec, config.json) of ``RUN/models/<name>``, checked before anything scores with it: its
+    files must be what training wrote, and the data (and Semantic IDs, embeddings) it was trained on
+    must be the run's current ones. Otherwise a DataError says what changed and how to retrain."""
+    run = RunFolder(run_dir)
+    folder = run.model_dir(name)
+    meta_file = folder / CONFIG
+    if not meta_file.is_file():
+        raise DataError(f"{meta_file} not found: train the model first (`semid train <kind> --out {run}`)")
+    kind = str(artifacts.read_json(meta_file).get("kind", name))
+    fix = (f"retrain it with `semid train {registry.get(kind).kind} --out {run} --force` and the settings in its "
+           "config.json (or let `semid compare` / `semid run` retrain what is stale)")
+    manifest = check_folder("training", folder, fix)
+    meta = artifacts.read_json(meta_file)
+    spec = registry.get(str(meta.get("kind", name)))
+    recorded = manifest.get("inputs", {})
+    current = {"train": run.table_path("train")}
+    if "val" in recorded:
+        current["val"] = run.table_path("val")
+    if "embeddings" in recorded:
+        current["embeddings"] = run.embeddings
+    if "semantic_ids" in recorded:
+        current["semantic_ids"] = run.semantic_ids(str((meta.get("config") or {}).get("ids_folder")
+                                                       or Path(str(meta.get("ids"))).name))
+    stale = stale_inputs(recorded, current)
+    if stale:
+        raise DataError(f"{folder} was trained on other data: {', '.join(stale)} changed since (prepare, embed or "
+                        f"ids train ran again), so its numbers would describe a different catalogue; {fix}")
+    return spec, meta

@@ -17,13 +17,12 @@ import numpy as np
 import torch
 
 from semid.core import artifacts
-from semid.core.errors import DataError
 from semid.core.log import log
 from semid.core.run import RunFolder
 from semid.core.threads import threads
 from semid.evaluate import metrics as M
 from semid.evaluate.stage import score
-from semid.models import registry
+from semid.models import stage as model_stage
 from semid.models.common import RankOptions
 from semid.rank import data as D
 from semid.rank import stage
@@ -52,9 +51,7 @@ def rerank(model: Ranker, history: np.ndarray, items: np.ndarray, batch: int = 5
 def run(cfg: RerankConfig, run_dir: Path, *, results_root: Path | None = None, command: str | None = None) -> Path:
     run = RunFolder(run_dir)
     rank_dir, tiger_dir = run.model_dir(cfg.ranker), run.model_dir(cfg.tiger)
-    if not (tiger_dir / "model.safetensors").is_file():
-        raise DataError(f"{tiger_dir}/model.safetensors not found: run `semid train tiger --out {run}` first")
-    tiger = registry.get("tiger")
+    tiger, _ = model_stage.trained_folder(run, cfg.tiger)
     t0 = time.perf_counter()
     with threads(cfg.threads):
         model, rcfg, _ = stage.load(rank_dir, run_dir)

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from semid.core import artifacts
 from semid.core.errors import DataError
 from semid.core.log import log
-from semid.core.run import RunFolder, reuse
+from semid.core.run import RunFolder, check_folder, reuse
 from semid.core.threads import threads
 from semid.rank import data as D
 from semid.rank import metrics as RM
@@ -127,6 +127,10 @@ def load(folder: Path, run_dir: Path) -> tuple[Ranker, RankConfig, D.RankData]:
     folder = Path(folder)
     if not (folder / WEIGHTS).is_file():
         raise DataError(f"{folder / WEIGHTS} not found: run `semid rank train` first")
+    fix = f"retrain it with `semid rank train --out {run_dir} --force` and the settings in its config.json"
+    manifest = check_folder("rank train", folder, fix)
+    if manifest.get("inputs") != split_inputs(run_dir):
+        raise DataError(f"{folder} was trained on other data (the run's train/val/test changed since): {fix}")
     meta = artifacts.read_json(folder / CONFIG)
     cfg = RankConfig.model_validate(meta["rank"])
     data = load_data(cfg, run_dir)

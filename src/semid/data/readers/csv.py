@@ -51,8 +51,8 @@ def _read_one(path: Path) -> pl.DataFrame:
     sep = "\t" if "\t" in head else ","
     try:
         df = pl.read_csv(path, separator=sep, infer_schema=False, quote_char='"')
-    except pl.exceptions.ComputeError as exc:
-        raise DataError(f"cannot parse as CSV: {exc}", path=path) from None
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:  # OSError: a cut-short gzip file
+        raise DataError(f"cannot parse as CSV ({type(exc).__name__}: {str(exc)[:160]})", path=path) from None
     user = _pick(df.columns, USER_COLS, "user", path)
     item = _pick(df.columns, ITEM_COLS, "item", path)
     time = _pick(df.columns, TIME_COLS, "time", path)

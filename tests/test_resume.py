@@ -1,0 +1,74 @@
+"""Kill-and-resume: TIGER training stopped by SIGKILL or by Ctrl-C (SIGINT) in the middle, then
+``--resume``, ends with exactly the metrics of an uninterrupted run with the same seed (CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from semid.cli import app
+
+SEMID = [sys.executable, "-c", "from semid.cli import main; main()"]
+TRAIN = ["preset=tiny", "max_epochs=5", "patience=100", "val_users=200", "threads=1", "seed=3"]
+
+
+def train(out: Path, name: str, *extra: str) -> list[str]:
+    return [*SEMID, "train", "tiger", "--out", str(out), *TRAIN, f"name={name}", *extra]
+
+
+def metrics(out: Path, name: str) -> dict:
+    res = CliRunner().invoke(app, ["evaluate", "--out", str(out), f"model={name}", "bootstrap=0", "threads=1"])
+    assert res.exit_code == 0, res.output
+    return json.loads((out / "models" / name / "metrics.json").read_text())["metrics"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("resume") / "toy"
+    res = CliRunner().invoke(app, ["run", "--dataset", "toy", "--out", str(out), "ids.method=rqkmeans",
+                                   "ids.tsne_sample=0", "--until", "ids"])
+    assert res.exit_code == 0, res.output
+    done = subprocess.run(train(out, "full"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, metrics(out, "full")
+
+
+def stop_midway(cmd: list[str], last: Path, sig: int) -> subprocess.CompletedProcess:
+    """Start training, wait until an epoch has been checkpointed, then send ``sig``."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=os.environ | {"SEMID_PROGRESS": "0"})
+    t0 = time.time()
+    while not last.is_file():
+        assert proc.poll() is None, "training finished before it could be stopped"
+        assert time.time() - t0 < 300
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next epoch
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "sigint"])
+def test_stopped_training_resumes_to_the_same_metrics(toy, sig):
+    out, full = toy
+    name = f"cut-{sig.name.lower()}"
+    last = out / "models" / name / "checkpoints" / "last.ckpt"
+    stopped = stop_midway(train(out, name), last, sig)
+    if sig == signal.SIGINT:
+        assert stopped.returncode == 130, stopped.stderr[-2000:]
+        assert "training interrupted during epoch" in stopped.stderr and "--resume" in stopped.stderr
+    else:
+        assert stopped.returncode == -signal.SIGKILL
+    assert not (out / "models" / name / "model.safetensors").exists()  # nothing pretends to be finished
+    resumed = subprocess.run(train(out, name, "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert metrics(out, name) == full
