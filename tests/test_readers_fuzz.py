@@ -25,3 +25,16 @@ def test_the_harness_reports_an_unclear_error():
     tally, bad = fuzz_readers.Counter(), []
     fuzz_readers.run_case("csv", {"train.csv": (["U1,I1,1400000000"], "gzip-cut")}, True, tally, bad)
     assert not bad and tally["clear error (file)"] == 1  # the cut-short gzip CSV once raised a bare OSError
+
+
+@pytest.mark.parametrize("fmt", ["amazon2014", "amazon2018"])
+def test_lone_surrogate_escapes_are_counted_or_replaced(fmt):
+    """Found by the fuzzer at 10,000 cases: a JSON escape like \\ud8bf (half a surrogate pair) once
+    crashed the lenient line-by-line path with a UnicodeEncodeError."""
+    review = '{"reviewerID": "%s", "asin": "I1", "overall": 5.0, "unixReviewTime": 1400000000}'
+    meta = '{"asin": "I1", "title": "caf\\udcc3 cream"}' if fmt == "amazon2018" else "{'asin': 'I1', 'title': 'cream'}"
+    lines = [review % "U1", review % "\\ud8bf", "x" * 300, "not json"]
+    names = list(fuzz_readers.LAYOUTS[fmt])
+    tally, bad = fuzz_readers.Counter(), []
+    fuzz_readers.run_case(fmt, {names[0]: (lines, "plain"), names[1]: ([meta], "plain")}, False, tally, bad)
+    assert not bad and tally["read, lines skipped and counted"] == 1

@@ -253,6 +253,10 @@ def _check(rec: dict[str, Any], layout: Layout) -> tuple[tuple[Any, ...], str | 
             return (), f"missing required field {name!r}"
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             return (), f"field {name!r} is not a string"
+        try:
+            str(value).encode("utf-8")
+        except UnicodeEncodeError:
+            return (), f"field {name!r} holds an invalid unicode escape (a lone surrogate)"
         ids.append(str(value))
     ts = rec.get(layout.time)
     if isinstance(ts, float) and ts.is_integer():
