@@ -43,14 +43,17 @@ def toy(tmp_path_factory) -> tuple[Path, dict]:
 
 def stop_midway(cmd: list[str], last: Path, sig: int) -> subprocess.CompletedProcess:
     """Start training, wait until an epoch has been checkpointed, then send ``sig``."""
+    # as in a terminal: a shell's background job (CI's, say) starts children with SIGINT ignored
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ | {"SEMID_PROGRESS": "0"})
+                            env=os.environ | {"SEMID_PROGRESS": "0"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not last.is_file():
         assert proc.poll() is None, "training finished before it could be stopped"
         assert time.time() - t0 < 300
         time.sleep(0.05)
     time.sleep(0.5)  # into the next epoch
+    assert proc.poll() is None, "training finished before it could be stopped"
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
