@@ -31,6 +31,8 @@ from semid.data.readers import get_reader
 
 USER, ITEM = st.integers(0, 30).map(lambda i: f"U{i}"), st.integers(0, 30).map(lambda i: f"I{i}")
 TIME = st.integers(1_300_000_000, 1_500_000_000)
+# timestamps as text fields: mostly valid, sometimes NaN, infinite, negative or past int64
+TIME_TEXT = st.one_of(TIME, TIME, TIME, st.sampled_from(["inf", "-inf", "nan", "1e400", "-5", "1.5e9", "9" * 25, ""]))
 JUNK = st.one_of(st.integers(), st.floats(allow_nan=True), st.text(max_size=8), st.none(), st.lists(st.integers(), max_size=3))
 
 
@@ -67,8 +69,8 @@ META23 = json_line({"parent_asin": ITEM, "title": st.text(max_size=12), "store":
 SEQ = st.builds(lambda u, items: " ".join([u, *items]), st.integers(1, 30).map(str),
                 st.lists(st.integers(1, 30).map(str), min_size=0, max_size=6))
 GRAM = st.builds(lambda u, items: " ".join([u, *items]), USER, st.lists(ITEM, min_size=0, max_size=6))
-INTER = st.builds(lambda u, i, t: f"{u}\t{i}\t{t}", USER, ITEM, TIME)
-CSV = st.builds(lambda u, i, t: f"{u},{i},{t}", USER, ITEM, TIME)
+INTER = st.builds(lambda u, i, t: f"{u}\t{i}\t{t}", USER, ITEM, TIME_TEXT)
+CSV = st.builds(lambda u, i, t: f"{u},{i},{t}", USER, ITEM, TIME_TEXT)
 
 # format → {file name: (line strategy, header line or None)}
 LAYOUTS = {
@@ -154,7 +156,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fuzz_readers.json")
     a = ap.parse_args()
     report = {"command": " ".join(["python", *sys.argv]), "examples_per_format": a.examples,
-              "python": platform.python_version(), "formats": {}}
+              "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "formats": {}}
     failures = 0
     for fmt in a.formats.split(","):
         t0 = time.perf_counter()
@@ -163,8 +165,8 @@ def main() -> None:
         report["formats"][fmt] = {"cases": sum(tally.values()), "outcomes": dict(tally), "failures": len(bad),
                                   "failure_examples": bad[:5], "seconds": round(time.perf_counter() - t0, 1)}
         print(f"{fmt}: {sum(tally.values())} cases, {dict(tally)}, {len(bad)} failures", flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        a.out.parent.mkdir(parents=True, exist_ok=True)  # written after every format: a long run keeps its part
+        a.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"wrote {a.out}; {failures} failures")
     sys.exit(1 if failures else 0)
 

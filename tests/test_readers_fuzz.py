@@ -38,3 +38,16 @@ def test_lone_surrogate_escapes_are_counted_or_replaced(fmt):
     tally, bad = fuzz_readers.Counter(), []
     fuzz_readers.run_case(fmt, {names[0]: (lines, "plain"), names[1]: ([meta], "plain")}, False, tally, bad)
     assert not bad and tally["read, lines skipped and counted"] == 1
+
+
+@pytest.mark.parametrize("fmt", ["unisrec", "csv"])
+@pytest.mark.parametrize("stamp", ["inf", "nan", "1e400", "9" * 25])
+def test_timestamps_past_int64_or_not_finite_are_bad_lines(fmt, stamp):
+    """Found by the fuzzer: such a timestamp once escaped as an OverflowError or a polars cast error."""
+    line = f"U1\tI2\t{stamp}" if fmt == "unisrec" else f"U1,I2,{stamp}"
+    good = "U1\tI1\t1400000000" if fmt == "unisrec" else "U1,I1,1400000000"
+    for strict in (True, False):
+        tally, bad = fuzz_readers.Counter(), []
+        fuzz_readers.run_case(fmt, {next(iter(fuzz_readers.LAYOUTS[fmt])): ([good, line], "plain")}, strict, tally, bad)
+        assert not bad
+        assert tally["clear error (file and line)" if strict else "read, lines skipped and counted"] == 1

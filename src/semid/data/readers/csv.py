@@ -66,6 +66,7 @@ def read_csv(path: Path, cfg: PrepareConfig) -> Source:
     frames = [_read_one(f).with_columns(pl.lit(i).alias("_file")) for i, f in enumerate(files)]
     df = pl.concat(frames).with_row_index("_row")
     ts = df["time"].str.strip_chars().cast(pl.Float64, strict=False)
+    ts = pl.select(pl.when(ts.is_finite() & (ts.abs() < 2.0**63)).then(ts)).to_series()  # NaN, ±inf, past int64: bad
     missing = df["user"].is_null() | df["item"].is_null()
     bad_mask = missing | ts.is_null()
     if bad_mask.any():

@@ -36,6 +36,14 @@ def _index(path: Path | None) -> dict[str, str]:
     return out
 
 
+def _unix_seconds(text: str) -> int:
+    """A timestamp field as whole seconds; ValueError for text, NaN, infinity or a value past int64."""
+    value = int(float(text))
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(text)
+    return value
+
+
 def _header(fields: str) -> list[str]:
     return [f.split(":")[0] for f in fields.split("\t")]
 
@@ -71,9 +79,9 @@ def read_unisrec(path: Path, cfg: PrepareConfig) -> Source:
         else:
             seq = [fields[col["item_id"]]]
             try:
-                ts = [int(float(fields[col["timestamp"]]))] if "timestamp" in col else [None]
-            except ValueError:
-                issues.bad(inter, n, f"timestamp {fields[col['timestamp']]!r} is not a number")
+                ts = [_unix_seconds(fields[col["timestamp"]])] if "timestamp" in col else [None]
+            except (ValueError, OverflowError):
+                issues.bad(inter, n, "timestamp is not a whole number of seconds")
                 continue
         users += [user_names.get(user, user)] * len(seq)
         items += [item_names.get(i, i) for i in seq]
