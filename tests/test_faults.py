@@ -214,3 +214,17 @@ def test_same_config_and_seed_give_byte_identical_data_and_ids(toy, tmp_path):
         assert (again / rel).read_bytes() == (toy / rel).read_bytes(), rel
     manifest = json.loads((again / "ids" / "rqkmeans-3x16" / "manifest.json").read_text())
     assert "GPU" in manifest["determinism"] and manifest["hardware"]["torch_threads"] >= 1
+
+
+def test_the_whole_pipeline_runs_on_a_users_own_folder(tmp_path):
+    data = tmp_path / "myshop"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    rows = [(u, int(i), 1_600_000_000 + 60 * t) for u in range(80) for t, i in enumerate(rng.integers(0, 40, 8))]
+    pl.DataFrame(rows, schema=["user_id", "item_id", "time"], orient="row").write_csv(data / "train.csv")
+    out = tmp_path / "run"
+    res = cli("run", "--format", "csv", "--path", str(data), "--out", str(out), "prepare.k_core=2", "ids.method=rqkmeans",
+              "ids.codebook_size=4", "ids.tsne_sample=0", "tiger.preset=tiny", "evaluate.bootstrap=0")
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    m = json.loads((out / "models" / "tiger" / "metrics.json").read_text())
+    assert m["dataset"] == "myshop" and m["users"] == 80 and "| myshop | tiger |" in res.output
