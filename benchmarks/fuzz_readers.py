@@ -120,7 +120,7 @@ def run_case(fmt: str, files: dict[str, tuple[list[str], str]], strict: bool, ta
                 bad.append({"format": fmt, "strict": strict, "error": msg, "why": "the error names no file"})
             tally["clear error (file and line)" if line_level else "clear error (file)"] += 1
             return
-        except Exception as exc:  # noqa: BLE001 - what the fuzzer looks for
+        except Exception as exc:  # what the fuzzer looks for
             bad.append({"format": fmt, "strict": strict, "error": f"{type(exc).__name__}: {str(exc)[:300]}",
                         "files": {k: (v[0][:3], v[1]) for k, v in files.items()}})
             tally["other exception"] += 1

@@ -48,6 +48,15 @@ def run(toy, tmp_path) -> Path:
     return dst
 
 
+def shop(folder: Path, users: int, items: int) -> Path:
+    """A user's own data: ``train.csv`` with 8 timestamped events per user."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rows = [(u, int(i), 1_600_000_000 + 60 * t) for u in range(users) for t, i in enumerate(rng.integers(0, items, 8))]
+    pl.DataFrame(rows, schema=["user_id", "item_id", "time"], orient="row").write_csv(folder / "train.csv")
+    return folder
+
+
 def metrics_bytes(run: Path) -> bytes:
     return (run / "models" / "tiger" / "metrics.json").read_bytes()
 
@@ -173,11 +182,7 @@ def test_results_outside_the_repository(tmp_path, monkeypatch):
 
 
 def test_own_data_is_recorded_under_its_own_name(tmp_path):
-    data = tmp_path / "my_shop"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    rows = [(u, int(i), 1_600_000_000 + 60 * t) for u in range(60) for t, i in enumerate(rng.integers(0, 25, 8))]
-    pl.DataFrame(rows, schema=["user_id", "item_id", "time"], orient="row").write_csv(data / "train.csv")
+    data = shop(tmp_path / "my_shop", users=60, items=25)
     out = tmp_path / "run"
     res = cli("prepare", "--format", "csv", "--path", str(data), "--out", str(out), "k_core=2")
     assert res.exit_code == 0, res.output + repr(res.exception)
@@ -217,11 +222,7 @@ def test_same_config_and_seed_give_byte_identical_data_and_ids(toy, tmp_path):
 
 
 def test_the_whole_pipeline_runs_on_a_users_own_folder(tmp_path):
-    data = tmp_path / "myshop"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    rows = [(u, int(i), 1_600_000_000 + 60 * t) for u in range(80) for t, i in enumerate(rng.integers(0, 40, 8))]
-    pl.DataFrame(rows, schema=["user_id", "item_id", "time"], orient="row").write_csv(data / "train.csv")
+    data = shop(tmp_path / "myshop", users=80, items=40)
     out = tmp_path / "run"
     res = cli("run", "--format", "csv", "--path", str(data), "--out", str(out), "prepare.k_core=2", "ids.method=rqkmeans",
               "ids.codebook_size=4", "ids.tsne_sample=0", "tiger.preset=tiny", "evaluate.bootstrap=0")

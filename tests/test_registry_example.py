@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from semid.core.config import ModelConfig
-from semid.core.run import RunFolder
+from semid.core.run import RunFolder, read_model_folder
 from semid.data import prepare
 from semid.data.config import PrepareConfig
 from semid.evaluate import metrics as M
@@ -26,7 +26,7 @@ from semid.experiments import compare
 from semid.ids.config import IdsConfig
 from semid.models import registry
 from semid.models import stage as model_stage
-from semid.models.common import RankOptions, batched_ranker, read_model_folder
+from semid.models.common import RankOptions, batched_ranker
 from semid.sequences import sequences
 from semid.training import save_weights
 
@@ -50,7 +50,7 @@ def train(cfg: MarkovConfig, run: RunFolder, out: Path, **_: Any) -> dict[str, A
 def ranker(folder: Path, config: type[MarkovConfig], opts: RankOptions):
     _, weights = read_model_folder(folder)
     follows = weights["follows"].numpy()
-    top = lambda hists: np.argsort(-follows[[h[-1] for h in hists]], axis=1, kind="stable")[:, :opts.top_k]  # noqa: E731
+    top = lambda hists: np.argsort(-follows[[h[-1] for h in hists]], axis=1, kind="stable")[:, :opts.top_k]
     return batched_ranker(top, opts), {"max_items": 1}
 
 

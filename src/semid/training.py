@@ -31,6 +31,7 @@ from safetensors.torch import save_file
 from semid.core.config import ModelConfig, TrainerConfig
 from semid.core.errors import DataError, Interrupted
 from semid.core.log import log, progress_enabled
+from semid.core.run import WEIGHTS
 from semid.evaluate import metrics as M
 from semid.sequences import Batches
 
@@ -230,7 +231,7 @@ def readable_checkpoint(path: Path) -> dict[str, Any]:
     """A Lightning checkpoint, loaded on CPU without pickles; a corrupt one is a DataError."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types for a damaged file
+    except Exception as exc:  # torch raises several types for a damaged file
         raise DataError(f"{path} is unreadable ({type(exc).__name__}): it was cut short or damaged; delete it and "
                         "train without --resume (or with --force)") from None
 
@@ -252,6 +253,6 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def save_weights(state: dict[str, torch.Tensor], out: Path, name: str = "model.safetensors") -> None:
+def save_weights(state: dict[str, torch.Tensor], out: Path, name: str = WEIGHTS) -> None:
     """A state dict as ``safetensors`` (no pickles), the weights file of every model folder."""
     save_file({k: v.contiguous() for k, v in state.items()}, str(out / name))

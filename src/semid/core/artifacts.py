@@ -97,7 +97,7 @@ def read_with(path: Path, reader: Callable[[str], T]) -> T:
         return reader(str(path))
     except FileNotFoundError:
         raise DataError(f"{path} not found") from None
-    except Exception as exc:  # noqa: BLE001 - every reader has its own error types
+    except Exception as exc:  # every reader has its own error types
         raise DataError(f"{path} is unreadable ({type(exc).__name__}: {str(exc)[:160]}): it was cut short, edited or "
                         "is not what it should be; re-run the command that wrote it with --force") from None
 

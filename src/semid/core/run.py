@@ -26,19 +26,24 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+from safetensors import safe_open
 
 from semid.core import artifacts
 from semid.core.errors import DataError
 from semid.core.log import log
+
+if TYPE_CHECKING:
+    import torch
 
 DATA, EMBED, IDS, MODELS, COMPARE, STUDY = "data", "embed", "ids", "models", "compare", "study"
 # the command that writes each stage folder, named when one of its files is missing
 WRITER = {DATA: "semid prepare", EMBED: "semid embed", IDS: "semid ids train", MODELS: "semid train <model>",
           COMPARE: "semid compare", STUDY: "semid rank study"}
 EMBEDDINGS = "item_embeddings.npy"
+WEIGHTS, MODEL_CONFIG = "model.safetensors", "config.json"  # what every model folder holds
 SEMANTIC_IDS = "semantic_ids.parquet"
 TABLES = ("items", "users", "interactions", "train", "val", "test")
 LOCK = ".semid.lock"
@@ -182,6 +187,22 @@ def reuse(stage: str, folder: Path, config: Mapping[str, Any], inputs: Mapping[s
         return False
     log.info("%s: %s is up to date (reused; --force to redo)", stage, folder)
     return True
+
+
+def read_model_folder(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(config.json, weights) of a trained model folder, with clear errors when either is missing."""
+    folder = Path(folder)
+    for name in (WEIGHTS, MODEL_CONFIG):
+        if not (folder / name).is_file():
+            raise DataError(f"{folder / name} not found: train the model first (`semid train ... --out RUN`)")
+    return artifacts.read_json(folder / MODEL_CONFIG), artifacts.read_with(folder / WEIGHTS, _tensors)
+
+
+def _tensors(path: str) -> dict[str, torch.Tensor]:
+    """A safetensors file as torch tensors (``safe_open`` loads torch on use only, so the command
+    line, which takes run-folder locks through this module, starts without it)."""
+    with safe_open(path, framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
 
 
 def unlock(fd: int) -> None:

@@ -70,7 +70,7 @@ def load_model(name: str, device: str = "auto", fp16: bool = True, max_seq_lengt
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # bundled weights: never touch the network
     try:
         model = SentenceTransformer(target, device=device)
-    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+    except Exception as exc:  # any loader failure becomes one clear message
         hub_cache = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
         raise ConfigError(
             f"could not load embedding model {name!r}: no local folder {Path(name).expanduser().resolve()}, and "

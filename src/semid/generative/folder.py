@@ -19,12 +19,12 @@ from safetensors.torch import load_file, save_file
 
 from semid.core import artifacts
 from semid.core.errors import DataError
-from semid.core.run import RunFolder
+from semid.core.run import WEIGHTS, RunFolder, read_model_folder
 from semid.generative.tokens import SIDTokenizer
 from semid.ids.table import load_semantic_ids
 from semid.sequences import eval_histories, sequences
 
-WEIGHTS, CONFIG, CODES = "model.safetensors", "config.json", "sid_codes.safetensors"
+CODES = "sid_codes.safetensors"  # the item → ID table a model was trained with
 
 
 def resolve_ids(run: RunFolder, name: str | None, default: Path | None = None) -> Path:
@@ -73,11 +73,9 @@ def write_folder(out: Path, meta: dict[str, Any], state: dict[str, torch.Tensor]
 def read_folder(folder: Path) -> tuple[dict, dict, dict[str, torch.Tensor], SIDTokenizer]:
     """(config.json, model arguments, weights, tokenizer) of a trained folder."""
     folder = Path(folder)
-    if not (folder / WEIGHTS).is_file():
-        raise DataError(f"{folder / WEIGHTS} not found: train the model first (`semid train ... --out RUN`)")
-    meta = artifacts.read_json(folder / CONFIG)
+    meta, weights = read_model_folder(folder)
     args = {**meta["args"], "level_ranges": [tuple(r) for r in meta["args"]["level_ranges"]]}
     codes = artifacts.read_with(folder / CODES, load_file)["codes"].numpy()
     spec = meta["tokenizer"]
     tok = SIDTokenizer(codes, codebook_size=spec["codebook_size"], dedup_size=spec["dedup_size"])
-    return meta, args, artifacts.read_with(folder / WEIGHTS, load_file), tok
+    return meta, args, weights, tok

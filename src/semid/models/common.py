@@ -1,4 +1,4 @@
-"""What every model family shares: ranking options, the batched ranker, reading a model folder.
+"""What every model family shares: ranking options and the batched ranker.
 
 A *ranker* is ``rank(histories, users) -> (items [U, top_k], invalid [U, top_k] | None)``: the
 one protocol :mod:`semid.evaluate.stage` scores, whatever the model.
@@ -8,17 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
-
-from semid.core import artifacts
-from semid.core.errors import DataError
-
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 Ranker = Callable[[list, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
@@ -34,15 +26,6 @@ class RankOptions:
     cold_start_eps: float | None = None
     batch_users: int = 256
     device: str = "cpu"
-
-
-def read_model_folder(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(config.json, weights) of a trained model folder, with clear errors when either is missing."""
-    folder = Path(folder)
-    for name in (WEIGHTS, CONFIG):
-        if not (folder / name).is_file():
-            raise DataError(f"{folder / name} not found: train the model first (`semid train ... --out RUN`)")
-    return artifacts.read_json(folder / CONFIG), artifacts.read_with(folder / WEIGHTS, load_file)
 
 
 def batched_ranker(top: Callable[[list[np.ndarray]], np.ndarray], opts: RankOptions) -> Ranker:

@@ -18,11 +18,11 @@ from semid.core import artifacts
 from semid.core.config import ModelConfig
 from semid.core.errors import DataError
 from semid.core.log import log
-from semid.core.run import SEMANTIC_IDS, RunFolder, check_folder, reuse, stale_inputs
+from semid.core.run import MODEL_CONFIG as CONFIG
+from semid.core.run import SEMANTIC_IDS, WEIGHTS, RunFolder, check_folder, reuse, stale_inputs
 from semid.core.threads import threads
 from semid.generative.folder import CODES, resolve_ids
 from semid.models import registry
-from semid.models.common import CONFIG, WEIGHTS
 
 
 def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool = False, resume: bool = False,
@@ -72,12 +72,11 @@ def trained_folder(run_dir: Path | RunFolder, name: str) -> tuple[registry.Model
     meta_file = folder / CONFIG
     if not meta_file.is_file():
         raise DataError(f"{meta_file} not found: train the model first (`semid train <kind> --out {run}`)")
-    kind = str(artifacts.read_json(meta_file).get("kind", name))
-    fix = (f"retrain it with `semid train {registry.get(kind).kind} --out {run} --force` and the settings in its "
-           "config.json (or let `semid compare` / `semid run` retrain what is stale)")
-    manifest = check_folder("training", folder, fix)
     meta = artifacts.read_json(meta_file)
     spec = registry.get(str(meta.get("kind", name)))
+    fix = (f"retrain it with `semid train {spec.kind} --out {run} --force` and the settings in its "
+           "config.json (or let `semid compare` / `semid run` retrain what is stale)")
+    manifest = check_folder("training", folder, fix)
     recorded = manifest.get("inputs", {})
     current = {"train": run.table_path("train")}
     if "val" in recorded:

@@ -18,8 +18,8 @@ from pydantic import Field
 
 from semid.core.config import ModelConfig
 from semid.core.errors import DataError
-from semid.core.run import RunFolder
-from semid.models.common import RankOptions, batched_ranker, read_model_folder
+from semid.core.run import RunFolder, read_model_folder
+from semid.models.common import RankOptions, batched_ranker
 from semid.models.pop import summary
 from semid.training import save_weights
 
@@ -84,5 +84,5 @@ def ranker(folder: Path, config: type[KNNConfig], opts: RankOptions):
     _, weights = read_model_folder(folder)
     emb, recency = weights["embeddings"].to(opts.device), weights["recency_weights"]
     exclude = bool(weights["exclude_history"].item())
-    top = lambda hists: rank(hists, emb, opts.top_k, recency, exclude).cpu().numpy()  # noqa: E731
+    top = lambda hists: rank(hists, emb, opts.top_k, recency, exclude).cpu().numpy()
     return batched_ranker(top, opts), {"max_items": len(recency)}

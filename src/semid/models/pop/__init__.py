@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from semid.core.config import ModelConfig
-from semid.core.run import RunFolder
-from semid.models.common import RankOptions, batched_ranker, read_model_folder
+from semid.core.run import RunFolder, read_model_folder
+from semid.models.common import RankOptions, batched_ranker
 from semid.sequences import sequences
 from semid.training import save_weights
 

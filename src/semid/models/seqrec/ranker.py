@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from semid.models.common import RankOptions, batched_ranker, read_model_folder
+from semid.core.run import read_model_folder
+from semid.models.common import RankOptions, batched_ranker
 from semid.models.seqrec.config import SeqRecConfig
 from semid.models.seqrec.data import history_batch
 from semid.models.seqrec.model import model_args, scores
