@@ -8,7 +8,7 @@ DATASET ?= beauty
 SEMID_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export SEMID_DATA_DIR
 
-.PHONY: install demo test lint bench compare rank-study clean
+.PHONY: install demo test lint bench compare rank-study results results-compare clean
 
 install: $(STAMP)
 
@@ -29,9 +29,17 @@ test: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-# every model of the comparison table on Beauty (→ runs/beauty/compare/comparison.md)
+# every model of the comparison table on Beauty (→ runs/beauty/compare/comparison.md), not recorded
 compare: install
 	$(BIN)/semid compare --config configs/compare_beauty.yaml --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty
+
+# the recorded comparison (→ results/beauty/*.json, comparison.md): needs a committed tree
+results-compare: install
+	$(BIN)/semid compare --config configs/compare_beauty.yaml --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty --record results
+
+# every record under results/ (results/README.md lists them), then the README's tables
+results: results-compare rank-study
+	$(BIN)/semid results --update-readme README.md
 
 # the SID ranking study on Beauty (held-out items) and Office (temporal split) → results/*/rank_study.json
 rank-study: install

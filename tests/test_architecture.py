@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "semid"
 # lower layers never import from higher ones (a module may import from its own layer)
 LAYERS = [
     ("semid.core",),
-    ("semid.data", "semid.embed", "semid.evaluate.metrics", "semid.evaluate.bootstrap", "semid.sequences"),
+    ("semid.data", "semid.embed", "semid.evaluate.metrics", "semid.evaluate.bootstrap", "semid.evaluate.stats", "semid.sequences"),
     ("semid.ids",),
     ("semid.generative", "semid.training"),
     ("semid.models",),

@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from semid.generative.beam import beam_search, cap_cold
+from semid.generative.beam import BeamResult, beam_search, best_in_order, cap_cold
 from semid.generative.beam_reference import build_dict_trie, model_step_one, reference_beam_search
 from semid.generative.tokens import BOS, PAD, SIDTokenizer
 from semid.generative.trie import PrefixTrie
@@ -75,6 +75,113 @@ def test_fast_beam_matches_reference(seed, n_items, levels, k, beam, top_k, cons
         np.testing.assert_allclose([s for _, s in got], [s for _, s in ref], rtol=1e-9, atol=1e-9)
 
 
+class GridScores:
+    """Log-probs on a coarse grid (multiples of 0.5, exact in floating point), so that many candidate
+    scores tie exactly; the same numbers for a batch of beams and for one prefix at a time.
+
+    ``levels=1`` makes every row identical (the scores ignore the prefix and the user)."""
+
+    def __init__(self, rng: np.random.Generator, vocab: int, levels: int, hashes: int = 5):
+        self.table = torch.from_numpy(-0.5 * rng.integers(0, levels, size=(hashes, vocab))).double()
+        self.weights = torch.from_numpy(rng.integers(1, 7, size=8))
+        self.hashes = hashes
+
+    def row(self, users: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        h = users * 3 + (prefix * self.weights[:prefix.shape[-1]]).sum(-1)
+        return self.table[h % self.hashes]
+
+    def step(self, n_users: int):
+        users = torch.arange(n_users)
+        return lambda prefix: self.row(users[:, None].expand(prefix.shape[:2]), prefix)
+
+    def step_one(self, user: int, toks: list[int]) -> torch.Tensor:
+        return self.row(torch.tensor(user), torch.tensor(toks, dtype=torch.long))
+
+
+def assert_same_search(fast, u: int, ref: list[tuple[int, float]], tok: SIDTokenizer):
+    """Same items, same order, bit-identical scores; the returned IDs are the items' own tokens."""
+    finite = torch.isfinite(fast.scores[u])
+    assert fast.items[u][finite].tolist() == [i for i, _ in ref]
+    assert fast.scores[u][finite].tolist() == [s for _, s in ref]
+    assert not finite[finite.sum():].any()  # the empty slots come last
+    for item, tokens in zip(fast.items[u][finite].tolist(), fast.tokens[u][finite]):
+        if item >= 0:
+            assert torch.equal(tok.item_tokens[item], tokens)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n_items=st.integers(1, 40), levels=st.integers(1, 3), k=st.integers(2, 5),
+       beam=st.integers(1, 10), top_k=st.integers(1, 10), constrained=st.booleans(), grid=st.integers(1, 3))
+def test_fast_beam_matches_reference_when_scores_tie(seed, n_items, levels, k, beam, top_k, constrained, grid):
+    """Many exact ties (1 to 3 distinct log-probs per row): both searches keep the same beams and
+    return the same list, equal scores ordered by the smaller token sequence first."""
+    rng = np.random.default_rng(seed)
+    tok = SIDTokenizer.from_codes(random_catalogue(rng, n_items, levels, k), codebook_size=k)
+    scores = GridScores(rng, tok.vocab_size, grid)
+    users = 3
+    trie = PrefixTrie(tok) if constrained else None
+    fast = beam_search(scores.step(users), users, tok, trie=trie, beam_size=beam, top_k=top_k)
+    dict_trie = build_dict_trie(tok) if constrained else None
+    for u in range(users):
+        ref = reference_beam_search(scores.step_one, u, tok, dict_trie, beam_size=beam, top_k=top_k)
+        assert_same_search(fast, u, ref, tok)
+
+
+def test_best_in_order_breaks_ties_by_lower_index():
+    cand = torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0, 2.0],     # a tie across the edge: the first 1.0s
+                         [0.0, 3.0, 2.0, 1.0, 5.0, 4.0],     # no tie: the top 3, ascending
+                         [-math.inf, 0.0, -math.inf, -math.inf, 0.0, 0.0]])
+    assert best_in_order(cand, 3)[:2].tolist() == [[0, 2, 5], [1, 4, 5]]
+    assert best_in_order(cand, 2)[2].tolist() == [1, 4]
+    assert best_in_order(cand, 6).tolist() == [list(range(6))] * 3
+    got = best_in_order(cand, 4)[2].tolist()  # every finite one, and a dead one in the spare place
+    assert got == sorted(got) and {1, 4, 5} < set(got) and len(set(got) & {0, 2, 3}) == 1
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+@pytest.mark.parametrize("beam,top_k", [(1, 1), (3, 3), (5, 2), (40, 40)])
+def test_all_scores_equal_returns_the_smallest_ids_in_order(constrained, beam, top_k):
+    """Identical rows: every candidate ties, so the search returns the lexicographically smallest
+    IDs (of the catalogue when constrained, of all IDs when free), smallest first."""
+    rng = np.random.default_rng(4)
+    codes = random_catalogue(rng, 25, 2, 4)
+    tok = SIDTokenizer.from_codes(codes, codebook_size=4)
+    step = lambda prefix: torch.zeros(*prefix.shape[:2], tok.vocab_size, dtype=torch.float64)  # noqa: E731
+    res = beam_search(step, 2, tok, trie=PrefixTrie(tok) if constrained else None, beam_size=beam, top_k=top_k)
+    n = min(beam, top_k)
+    if constrained:
+        expected = np.lexsort(codes.T[::-1])[:n].tolist()  # items by their codes
+    else:  # every ID in lexicographic order: codes (0, 0, 0), (0, 0, 1), …, decoded (-1 = no item)
+        widths = [tok.level_width(d) for d in range(tok.id_length)]
+        every = np.stack(np.meshgrid(*[np.arange(w) for w in widths], indexing="ij"), -1).reshape(-1, len(widths))
+        expected = tok.decode(torch.from_numpy(every[:n] + tok.offsets)).tolist()
+    pad = res.items.shape[1] - len(expected)  # a beam wider than the catalogue leaves empty slots
+    for u in range(2):
+        assert res.items[u].tolist() == expected + [-1] * pad
+        assert res.scores[u].tolist() == [0.0] * len(expected) + [-math.inf] * pad
+    ref = reference_beam_search(lambda user, toks: torch.zeros(tok.vocab_size, dtype=torch.float64), 0, tok,
+                                build_dict_trie(tok) if constrained else None, beam_size=beam, top_k=top_k)
+    assert [i for i, _ in ref] == expected
+
+
+def test_fast_beam_matches_reference_on_a_model_rounded_to_a_grid():
+    """A real model's log-probs rounded to whole nats: ties between beams of different parents and depths."""
+    rng = np.random.default_rng(1)
+    tok = SIDTokenizer.from_codes(random_catalogue(rng, 40, 2, 4), codebook_size=4)
+    model = tiny_model(tok, 1)
+    hist = histories(tok, rng, 4, 5)
+    state = model.start(pad_batch(hist))
+    step_one = model_step_one(model, hist)
+    fast = beam_search(lambda p: state(p).round(), len(hist), tok, trie=PrefixTrie(tok), beam_size=6, top_k=6)
+    ties = 0
+    for u in range(len(hist)):
+        ref = reference_beam_search(lambda user, toks: step_one(user, toks).round(), u, tok, build_dict_trie(tok),
+                                    beam_size=6, top_k=6)
+        assert_same_search(fast, u, ref, tok)
+        ties += len(ref) - len({s for _, s in ref})
+    assert ties > 0  # the case is not vacuous
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), n_items=st.integers(1, 60), levels=st.integers(1, 3), k=st.integers(2, 6))
 def test_trie_returns_only_catalogue_items(seed, n_items, levels, k):
@@ -126,8 +233,20 @@ def test_unconstrained_reports_invalid_ids():
     hist = [tok.encode(torch.tensor([0])).view(-1)]
     res = beam_search(model.start(pad_batch(hist)), 1, tok, trie=None, beam_size=16, top_k=16)
     assert res.items.shape == (1, 16)
-    assert 0 < res.invalid_rate() <= 1  # only 2 of 16 IDs are items
-    assert (res.items >= 0).sum() <= 2
+    # a beam of 16 holds all 4 × 4 × 1 IDs: the 2 items and 14 IDs that are no item's
+    assert sorted(res.items[0].tolist()) == [-1] * 14 + [0, 1]
+    assert res.invalid_rate() == 14 / 16
+    top4 = BeamResult(res.items[:, :4], res.scores[:, :4], res.tokens[:, :4])
+    assert top4.invalid_rate() == (top4.items < 0).float().mean().item()
+    # and each ID's score is its exact sum of log-probs, best first
+    step_one = model_step_one(model, hist)
+    for item, toks, score in zip(res.items[0].tolist(), res.tokens[0].tolist(), res.scores[0].tolist()):
+        assert item == int(tok.decode(torch.tensor(toks)))
+        assert score == pytest.approx(sum(float(step_one(0, toks[:d])[toks[d]]) for d in range(3)), abs=1e-9)
+    assert (res.scores[0].diff() <= 0).all()
+    # with an empty slot (a dead beam, score -inf) in the list, the rate counts only the real slots
+    dead = BeamResult(torch.tensor([[0, -1, -1]]), torch.tensor([[-1.0, -2.0, -math.inf]]), res.tokens[:, :3])
+    assert dead.invalid_rate() == 1 / 2
 
 
 def test_cap_cold_limits_share():

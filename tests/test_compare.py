@@ -35,25 +35,29 @@ def test_row_settings_and_run_tiger_keys_reach_the_model_config():
 def test_toy_comparison(tmp_path):
     out = tmp_path / "toy"
     res = CliRunner().invoke(app, ["compare", "--out", str(out), *TOY, "compare.models=[tiger,tiger-random]",
-                                   "--record", str(tmp_path / "results"), "--hardware", "test CPU"])
+                                   "--record", str(tmp_path / "results"), "--allow-dirty"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert (out / "ids" / "random-3x16" / "semantic_ids.parquet").is_file()  # made for the random-ID row
     table = json.loads((out / "compare" / "comparison.json").read_text())
     rows = {r["model"]: r for r in table["rows"]}
     assert set(rows) == {"tiger", "tiger-random"}
     assert rows["tiger"]["ids"] == "rqkmeans-3x16" and rows["tiger-random"]["ids"] == "random-3x16"
-    for r in rows.values():
-        assert 0 <= r["recall@5"] <= r["recall@10"] <= r["recall@20"] <= 1
-        assert r["params"] > 0
-        lo, hi = r["recall@10_ci95"]
-        assert lo <= r["recall@10"] <= hi
+    for name, r in rows.items():
+        m = json.loads((out / "models" / name / "metrics.json").read_text())
+        assert r["seeds"] == [0] and r["history kept"]["mean"] == {c: m["metrics"][c] for c in r["history kept"]["mean"]}
+        assert r["history removed"]["mean"]["recall@10"] == m["metrics_history_removed"]["recall@10"]
+        assert r["params"] == json.loads((out / "models" / name / "config.json").read_text())["params"]
+        lo, hi = r["history kept"]["ci95"]["recall@10"]
+        assert lo <= m["metrics"]["recall@10"] <= hi
     csv = pl.read_csv(out / "compare" / "comparison.csv")
-    assert csv.height == 2 and "recall@10" in csv.columns
+    assert csv["model"].to_list() == ["tiger", "tiger-random"]
+    assert csv["recall@10"].to_list() == pytest.approx([rows[n]["history kept"]["mean"]["recall@10"] for n in ("tiger", "tiger-random")])
     md = (out / "compare" / "comparison.md").read_text()
-    assert "| tiger-random |" in md and (out / "compare" / "recall10.png").stat().st_size > 1000
+    assert "| tiger-random | 1 |" in md and (out / "compare" / "recall10.png").stat().st_size > 1000
     assert (tmp_path / "results" / "toy" / "comparison.md").read_text() == md  # the table lands beside the records
     rec = json.loads((tmp_path / "results" / "toy" / "tiger-random.json").read_text())
-    assert rec["hardware"] == "test CPU" and rec["source"] == "measured" and "recall@10" in rec["metrics"]
+    assert rec["hardware"]["cpus"] >= 1 and rec["source"] == "measured"
+    assert rec["metrics"]["recall@10"] == rows["tiger-random"]["history kept"]["mean"]["recall@10"]
     # a second call reuses every finished model: the weights are not rewritten
     weights = out / "models" / "tiger" / "model.safetensors"
     before = weights.stat().st_mtime_ns

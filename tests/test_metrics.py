@@ -81,26 +81,38 @@ def test_bootstrap_interval_contains_mean_and_shrinks():
 def test_results_record_and_table(tmp_path):
     metrics = {"model": "tiger", "dataset": "beauty", "split": "test", "users": 3,
                "metrics": {"recall@10": 0.05, "ndcg@10": 0.03, "mrr": 0.02},
+               "metrics_history_removed": {"recall@10": 0.07, "ndcg@10": 0.04},
                "ci95": {"recall@10": [0.04, 0.06]}, "protocol": {"beam_size": 20},
-               "model_info": {"preset": "cpu"}, "seeds": {"evaluate": 0}}
+               "model_info": {"preset": "cpu", "seed": 0}, "git": {"commit": "a" * 40, "dirty": False},
+               "hardware": {"cpus": 2, "cpu_model": "Test CPU", "memory_gib": 4.0}, "train_wall_s": 100.0, "rank_wall_s": 5.0}
     mfile = tmp_path / "metrics.json"
     mfile.write_text(json.dumps(metrics))
     root = tmp_path / "results"
     root.mkdir()
     (root / "reference.json").write_text(json.dumps({"records": [
-        {"dataset": "beauty", "model": "TIGER", "source": "paper T1", "metrics": {"recall@10": 0.0648}}]}))
-    out = results.record(mfile, root=root, hardware="2-core CPU", wall_time_s=100.0)
+        {"dataset": "beauty", "model": "TIGER", "source": "paper T1", "metrics": {"recall@10": 0.0648}, "protocol": "history kept"},
+        {"dataset": "beauty", "model": "SASRec", "source": "paper T1", "metrics": {"recall@10": 0.0605}, "protocol": "history removed"}]}))
+    out = results.record(mfile, root=root)
     assert out == root / "beauty" / "tiger.json"
     rec = json.loads(out.read_text())
-    assert rec["preset"] == "cpu" and rec["hardware"] == "2-core CPU" and rec["split"] == "test"
+    assert rec["preset"] == "cpu" and rec["hardware"]["cpu_model"] == "Test CPU" and rec["train_wall_s"] == 100.0
+    assert rec["eval_wall_s"] == 5.0 and rec["git"]["commit"] == "a" * 40 and rec["dirty"] is False
     text = results.table(results.load_records(root), results.load_reference(root))
-    assert "| beauty | tiger | cpu | test | 2-core CPU |" in text
-    assert "TIGER (paper)" in text and "0.0648" in text
+    lines = text.splitlines()
+    mine = next(line for line in lines if line.startswith("| beauty | tiger |"))
+    cells = [c.strip() for c in mine.strip("|").split("|")]
+    assert cells[:4] == ["beauty", "tiger", "cpu", "1"] and cells[6:8] == ["0.0500", "0.0300"]
+    assert cells[-3:] == ["0.0700", "0.0400", "2 × Test CPU, 4.0 GiB, no GPU"]
+    # each paper row sits under the protocol its paper used
+    tiger = [c.strip() for c in next(x for x in lines if "TIGER (paper)" in x).strip("|").split("|")]
+    sasrec = [c.strip() for c in next(x for x in lines if "SASRec (paper)" in x).strip("|").split("|")]
+    assert tiger[6] == "0.0648" and tiger[-3] == "–"
+    assert sasrec[6] == "–" and sasrec[-3] == "0.0605"
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results.START}\nold\n{results.END}\nrest\n")
     results.update_readme(readme, root)
     body = readme.read_text()
-    assert "old" not in body and "0.0500" in body and body.endswith("rest\n")
+    assert "old" not in body and text in body and body.endswith("rest\n")
 
 
 def test_readme_ranking_block_from_a_study_file(tmp_path):

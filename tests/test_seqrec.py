@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -86,7 +87,7 @@ def test_bce_and_ce_losses_differ_and_match_closed_forms():
     torch.manual_seed(1)
     bce = train.sequence_loss(model, x, y, "bce")
     torch.manual_seed(1)
-    neg = torch.randint(0, 20, (3,))
+    neg = train.sample_negatives(y[0, :3], 20)
     w = model.item_weights()
     pos_l, neg_l = (h * w[y[0, :3]]).sum(-1), (h * w[neg]).sum(-1)
     expected = -torch.nn.functional.logsigmoid(pos_l).mean() - torch.nn.functional.logsigmoid(-neg_l).mean()
@@ -94,6 +95,38 @@ def test_bce_and_ce_losses_differ_and_match_closed_forms():
     assert not torch.isclose(ce, bce)
     assert C.SASRecConfig(loss="bce").name == "sasrec-bce" and C.SASRecConfig().name == "sasrec-ce"
     assert C.SASRecConfig(loss="bce").dropout == 0.5 and C.SASRecConfig(loss="bce", dropout=0.1).dropout == 0.1
+
+
+def test_bce_negatives_never_equal_the_positive():
+    """Each negative is uniform over the other items: never the target, never padding, seeded."""
+    target = torch.arange(4).repeat(5000)
+    torch.manual_seed(0)
+    neg = train.sample_negatives(target, 4)
+    assert (neg != target).all() and ((neg >= 0) & (neg < 4)).all()
+    pairs = torch.bincount(target * 4 + neg, minlength=16).view(4, 4).double() / 5000
+    assert (pairs.diagonal() == 0).all()
+    off = pairs[~torch.eye(4, dtype=torch.bool)]
+    assert (off - 1 / 3).abs().max() < 0.03  # each other item about a third of the time
+    torch.manual_seed(0)
+    assert torch.equal(train.sample_negatives(target, 4), neg)
+    assert (train.sample_negatives(torch.tensor([0, 1, 1, 0]), 2) == torch.tensor([1, 0, 0, 1])).all()
+    with pytest.raises(ValueError, match="at least 2 items"):
+        train.sample_negatives(torch.tensor([0]), 1)
+
+
+def test_bce_loss_uses_the_other_item_in_a_two_item_catalogue():
+    """With two items the only negative of a target is the other item: the loss is exact, whatever the seed."""
+    torch.manual_seed(0)
+    model = _model("sasrec", n_items=2).eval()
+    x = torch.tensor([[1, 2, 1, 2, 2, 1, 1, 2]])
+    y = torch.tensor([[1, 0, 1, 1, 0, 0, 1, 0]])
+    h = model(x)[0]
+    w = model.item_weights()
+    pos_l, neg_l = (h * w[y[0]]).sum(-1), (h * w[1 - y[0]]).sum(-1)
+    expected = -torch.nn.functional.logsigmoid(pos_l).mean() - torch.nn.functional.logsigmoid(-neg_l).mean()
+    for seed in range(5):
+        torch.manual_seed(seed)
+        torch.testing.assert_close(train.sequence_loss(model, x, y, "bce"), expected)
 
 
 def test_batches_cover_every_target_once_and_mask_in_cloze():
@@ -169,11 +202,18 @@ def test_model_folder_evaluates_and_cli_reuses(toy_run):
     m = json.loads(evaluate(EvaluateConfig(model="sasrec-cli", bootstrap=20), out).read_text())
     assert m["kind"] == "sasrec" and m["model_info"]["params"] > 0
     assert m["metrics"]["recall@10"] > 0.05  # random is about 10 / 295
-    # resume continues from last.ckpt
+    # resume continues from last.ckpt: one more epoch, counted on from the checkpoint's step
+    folder = out / "models" / "sasrec-cli"
+    first = json.loads((folder / "config.json").read_text())["training"]
+    assert first["epochs"] == 4 and first["steps"] % 4 == 0 and first["steps"] > 0
     res = CliRunner().invoke(app, ["train", "sasrec", "--out", str(out), "max_items=8", "max_epochs=5", "lr=0.01",
                                    "val_users=50", "threads=1", "name=sasrec-cli", "--resume"])
     assert res.exit_code == 0, res.output + repr(res.exception)
-    assert json.loads((out / "models" / "sasrec-cli" / "config.json").read_text())["training"]["epochs"] == 5
+    after = json.loads((folder / "config.json").read_text())["training"]
+    assert after["epochs"] == 5 and after["steps"] == first["steps"] // 4 * 5
+    # the resumed run logs from the checkpoint on (at most its last step again), not from scratch at epoch 0
+    resumed = pl.read_csv(next((folder / "logs").glob("resume-*/metrics.csv")))
+    assert resumed["step"].min() >= first["steps"] - 1 and resumed["epoch"].min() >= 3 and resumed["epoch"].max() == 4
 
 
 def test_bad_config_key_is_a_clear_error(tmp_path):

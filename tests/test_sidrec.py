@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -13,6 +14,8 @@ from typer.testing import CliRunner
 from semid.cli import app
 from semid.core import config as cfgmod
 from semid.core.errors import ConfigError
+from semid.core.run import RunFolder
+from semid.core.threads import threads
 from semid.generative.beam import beam_search
 from semid.generative.tokens import PAD, SIDTokenizer, history_tokens
 from semid.generative.trie import PrefixTrie
@@ -173,8 +176,23 @@ def test_toy_end_to_end(toy_run, kind):
     res = runner.invoke(app, ["evaluate", "--out", str(toy_run), f"model={name}", "bootstrap=0"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     m = json.loads((folder / "metrics.json").read_text())
-    assert m["kind"] == kind and 0.0 <= m["metrics"]["recall@10"] <= 1.0
+    assert m["kind"] == kind and m["users"] == RunFolder(toy_run).table("test").height
+    # the recorded numbers are those of the model's own ranking of every test user
+    test = RunFolder(toy_run).table("test")
+    with threads(1):
+        items, _ = spec.ranker(folder, spec.config, RankOptions(beam_size=20, top_k=20))[0](
+            test["history"].to_list(), test["user_id"].to_numpy().astype(np.int64))
+    hit = items[:, :10] == test["target"].to_numpy()[:, None]
+    assert m["metrics"]["recall@10"] == pytest.approx(hit.any(1).mean(), abs=1e-12)
+    assert m["metrics"]["ndcg@10"] == pytest.approx((hit / np.log2(np.arange(2, 12))).sum(1).mean(), abs=1e-12)
+    # resume continues from last.ckpt: one more epoch, counted on from the checkpoint's step
+    first = json.loads((folder / "config.json").read_text())["training"]
+    assert first["epochs"] == 2 and first["steps"] % 2 == 0 and first["steps"] > 0
     more = [o if not o.startswith("max_epochs") else "max_epochs=3" for o in opts]
     res = runner.invoke(app, ["train", cmd, "--out", str(toy_run), *more, "--resume"])
     assert res.exit_code == 0, res.output + repr(res.exception)
-    assert json.loads((folder / "config.json").read_text())["training"]["epochs"] == 3
+    after = json.loads((folder / "config.json").read_text())["training"]
+    assert after["epochs"] == 3 and after["steps"] == first["steps"] // 2 * 3
+    # the resumed run logs from the checkpoint on (at most its last step again), not from scratch at epoch 0
+    resumed = pl.read_csv(next((folder / "logs").glob("resume-*/metrics.csv")))
+    assert resumed["step"].min() >= first["steps"] - 1 and resumed["epoch"].min() >= 1 and resumed["epoch"].max() == 2

@@ -11,9 +11,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from semid import training
 from semid.cli import app
 from semid.core.log import log
+from semid.core.run import RunFolder
+from semid.core.threads import threads
+from semid.evaluate import results
 from semid.generative.tokens import SIDTokenizer, history_tokens
+from semid.models import registry
+from semid.models.common import RankOptions
 from semid.models.tiger import data
 from semid.models.tiger.config import PRESETS, TigerConfig
 from semid.models.tiger.model import ModelArgs, Tiger
@@ -89,6 +95,20 @@ def test_presets_fill_unset_fields_only():
         TigerConfig(nonsense=1)
 
 
+def cells(line: str) -> list[str]:
+    """The cells of a Markdown table row."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def rerank(folder, out, **opts) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The model folder's ranker on every test user, in this process: (items, invalid flags, targets)."""
+    spec = registry.get(json.loads((folder / "config.json").read_text())["kind"])
+    test = RunFolder(out).table("test")
+    rank, _ = spec.ranker(folder, spec.config, RankOptions(**opts))
+    items, invalid = rank(test["history"].to_list(), test["user_id"].to_numpy().astype(np.int64))
+    return items, invalid, test["target"].to_numpy()
+
+
 def test_toy_end_to_end(tmp_path):
     """prepare → embed → IDs → TIGER → evaluate on the toy dataset through `semid run`."""
     t0 = time.perf_counter()
@@ -97,7 +117,6 @@ def test_toy_end_to_end(tmp_path):
     res = runner.invoke(app, ["run", "--dataset", "toy", "--out", str(out), "ids.method=rqkmeans",
                               "ids.codebook_size=16", "ids.tsne_sample=0", "tiger.preset=tiny", "evaluate.bootstrap=100"])
     assert res.exit_code == 0, res.output + repr(res.exception)
-    assert "(paper)" not in res.output or "beauty" in res.output  # the toy set has no paper numbers
     assert f"run folder: {out}" in res.output
     model = out / "models" / "tiger"
     for name in ("model.safetensors", "config.json", "sid_codes.safetensors", "manifest.json", "metrics.json",
@@ -107,15 +126,44 @@ def test_toy_end_to_end(tmp_path):
     assert m["split"] == "test" and m["protocol"]["beam_size"] == 20
     assert m["metrics"]["recall@10"] > 0.05  # random would be about 10 / 295
     assert set(m["ci95"]) >= {"recall@10", "ndcg@10", "mrr"}
-    # every returned item exists: free decoding reports the invalid-ID rate instead
+    assert "invalid_rate@10" not in m["metrics"]  # constrained decoding returns only items
+    # the printed table: this run's row with this run's numbers, and no paper rows (the toy set has none)
+    lines = res.output.splitlines()
+    head = cells(next(line for line in lines if line.startswith("| dataset | model |")))
+    rows = [cells(line) for line in lines if line.startswith("| toy |")]
+    assert len(rows) == 1 and rows[0][:2] == ["toy", "tiger"] and len(rows[0]) == len(head)
+    shown = {h: v for h, v in zip(head, rows[0]) if h in m["metrics"]}
+    assert {"recall@10", "ndcg@10"} <= set(shown)
+    assert shown == {h: f"{m['metrics'][h]:.4f}" for h in shown}
+    assert "(paper)" not in res.output
+    # a dataset with paper numbers lists each of them under this run's row
+    papers = [r for r in json.loads(results.reference_path().read_text())["records"] if r["dataset"] == "beauty"]
+    beauty = [cells(line) for line in results.run_table(model / "metrics.json", "beauty").splitlines()[2:] if line.startswith("|")]
+    assert beauty[0][:2] == ["toy", "tiger"] and len(papers) > 0
+    assert [row[1] for row in beauty[1:]] == [f"{r['model']} (paper)" for r in papers]
+    # free decoding reports the invalid-ID rate: the share of top-10 slots whose generated ID is no item's
     res = runner.invoke(app, ["evaluate", "--out", str(out), "constrained=false", "bootstrap=0"])
     assert res.exit_code == 0, res.output
     free = json.loads((model / "metrics-free.json").read_text())
-    assert 0.0 <= free["metrics"]["invalid_rate@10"] <= 1.0
-    # resume continues from last.ckpt
+    with threads(json.loads((model / "config.json").read_text())["config"]["threads"]):
+        items, invalid, targets = rerank(model, out, top_k=20, beam_size=20, constrained=False)
+    assert np.array_equal(invalid, items < 0)
+    assert free["metrics"]["invalid_rate@10"] == pytest.approx(invalid[:, :10].mean(), abs=1e-12)
+    assert free["metrics"]["recall@10"] == pytest.approx((items[:, :10] == targets[:, None]).any(1).mean(), abs=1e-12)
+    # resume continues from last.ckpt: one more epoch, counted on from the checkpoint's step
+    first = json.loads((model / "config.json").read_text())["training"]
+    ckpt = training.readable_checkpoint(model / "checkpoints" / "last.ckpt")
+    per_epoch = first["steps"] // 3
+    assert first["epochs"] == 3 and first["steps"] == 3 * per_epoch == ckpt["global_step"] and per_epoch > 0
     res = runner.invoke(app, ["train", "tiger", "--out", str(out), "preset=tiny", "max_epochs=4", "--resume"])
     assert res.exit_code == 0, res.output + repr(res.exception)
-    steps = pl.read_csv(model / "logs" / "metrics.csv")["step"].max()
-    assert steps > 0
+    after = json.loads((model / "config.json").read_text())["training"]
+    assert after["epochs"] == 4 and after["steps"] == 4 * per_epoch
+    logs = list((model / "logs").glob("resume-*/metrics.csv"))
+    assert len(logs) == 1
+    resumed = pl.read_csv(logs[0])
+    # it logs from the checkpoint's last step on (epochs 3 and 4); a run that started over would log from step 19, epoch 1
+    assert resumed["step"].min() >= first["steps"] - 1 and resumed["epoch"].min() >= 2 and resumed["epoch"].max() == 3
+    assert pl.read_csv(model / "logs" / "metrics.csv")["step"].max() < first["steps"]
     # about 6 s on an idle 2-core CPU; not asserted, as shared CI machines vary tenfold
     log.info("toy end to end: %.1f s", time.perf_counter() - t0)

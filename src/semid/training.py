@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from safetensors.torch import save_file
 
+from semid.core import artifacts
 from semid.core.config import ModelConfig, TrainerConfig
 from semid.core.errors import DataError, Interrupted
 from semid.core.log import log, progress_enabled
@@ -52,6 +53,14 @@ def sample(n: int, k: int | None, seed: int) -> np.ndarray:
     if not k or k >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
+
+
+VAL_SEED = 0  # one validation sample for every model and seed: their early stopping sees the same users
+
+
+def val_sample(n: int, k: int | None) -> np.ndarray:
+    """The validation users every model checks (a fixed sample of ``k``; all when 0/None or ≥ n)."""
+    return sample(n, k, VAL_SEED)
 
 
 def setup(cfg: ModelConfig) -> None:
@@ -198,7 +207,7 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
         log.warning("%s: --resume given but %s does not exist: starting from scratch", name, last)
     if ckpt_path is not None:
         readable_checkpoint(last)
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), artifacts.now()
     try:
         trainer.fit(module, _loader(train_data), _loader(val_data), ckpt_path=ckpt_path)
     except SystemExit:  # Lightning's graceful shutdown after Ctrl-C ends in sys.exit(1)
@@ -219,7 +228,7 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     return {"best_checkpoint": checkpoint.best_model_path or str(last),
             "best_val_recall@10": float(score) if score is not None else None,
             "epochs": trainer.current_epoch, "steps": trainer.global_step,
-            "train_wall_s": round(time.perf_counter() - t0, 1), "stopped_by": stopped, "precision": precision(cfg),
+            "train_wall_s": round(time.perf_counter() - t0, 1), "started": started, "stopped_by": stopped, "precision": precision(cfg),
             "device": str(module.device), "threads": torch.get_num_threads()}
 
 

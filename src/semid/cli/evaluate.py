@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,10 +20,8 @@ from semid.core.errors import DataError
 def evaluate_cmd(
     overrides: Overrides = None, dataset: DatasetOpt = None, out: OutOpt = None, config: ConfigOpt = None,
     record: Annotated[Path | None, typer.Option("--record", help="also write a results record under this folder (e.g. results)")] = None,
-    hardware: Annotated[str | None, typer.Option("--hardware", help="hardware label of the record, e.g. '2-core CPU'")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="preset label of the record (default: the model's)")] = None,
     setting: Annotated[str | None, typer.Option("--setting", help="record name suffix: results/<dataset>/<model>-<setting>.json")] = None,
-    wall_time: Annotated[float | None, typer.Option("--wall-time", help="pipeline wall time (s) to note in the record")] = None,
+    allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="record a run from a tree with uncommitted changes (marked dirty)")] = False,
     force: ForceOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """Rank the full catalogue for each user of a split; Recall/NDCG@5,10,20, MRR, coverage, CIs (→ metrics.json).
@@ -39,10 +35,7 @@ def evaluate_cmd(
     path = stage.run(cfg, run_dir(out, dataset), force=force)
     _print(path)
     if record is not None:
-        rec = results.record(path, root=record, preset=preset, hardware=hardware or "unspecified",
-                             wall_time_s=wall_time, setting=setting,
-                             command="semid " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-        typer.echo(f"recorded: {rec}")
+        typer.echo(f"recorded: {results.record(path, root=record, setting=setting, allow_dirty=allow_dirty)}")
 
 
 def _print(path: Path) -> None:
@@ -51,9 +44,12 @@ def _print(path: Path) -> None:
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("95% CI", justify="right")
+    t.add_column("history removed", justify="right")
+    removed = m.get("metrics_history_removed") or {}
     for k, v in m["metrics"].items():
         ci = m["ci95"].get(k)
-        t.add_row(k, f"{v:.4f}", f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+        t.add_row(k, f"{v:.4f}", f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "",
+                  f"{removed[k]:.4f}" if k in removed and not k.startswith("invalid") else "")
     Console().print(t)
 
 

@@ -8,11 +8,14 @@ the same config and inputs, :func:`is_fresh` lets the stage reuse what it wrote 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import platform
+import shlex
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -145,8 +148,18 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what the platform reports)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"host": socket.gethostname(), "machine": platform.machine(),
+    """The machine as detected (never typed by hand): CPU model and cores, memory, GPU, torch threads."""
+    info: dict[str, Any] = {"host": socket.gethostname(), "machine": platform.machine(), "cpu_model": cpu_model(),
                             "cpus": os.cpu_count()}
     with contextlib.suppress(Exception):
         info["memory_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
@@ -157,6 +170,56 @@ def hardware() -> dict[str, Any]:
             if torch.cuda.is_available():
                 info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def describe_hardware(hw: Mapping[str, Any]) -> str:
+    """One line for tables: ``"2 × Intel Xeon … (x86_64), 23.5 GiB, no GPU"``."""
+    gpu = f"GPU {hw['gpu']}" if hw.get("gpu") else "no GPU"
+    return f"{hw.get('cpus')} × {hw.get('cpu_model') or hw.get('machine')}, {hw.get('memory_gib')} GiB, {gpu}"
+
+
+@functools.cache
+def _git(source: str) -> tuple[str | None, bool | None]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", source, *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, dirty
+
+
+def git_state() -> dict[str, Any]:
+    """``{"commit", "dirty"}`` of the semid source checkout (None, None for an installed wheel).
+
+    Read once per process: a long run records the code it started with."""
+    source = Path(__file__).resolve().parents[3]
+    commit, dirty = _git(str(source)) if (source / ".git").exists() else (None, None)
+    return {"commit": commit, "dirty": dirty}
+
+
+def command_line() -> str:
+    """The command that started this process, as a user would type it."""
+    prog = Path(sys.argv[0]).name if sys.argv else "python"
+    return " ".join([shlex.quote("semid" if prog in ("semid", "__main__.py") else prog),
+                     *(shlex.quote(a) for a in sys.argv[1:])])
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def provenance(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What produced a result, recorded by the code: git commit and dirty flag, package versions,
+    detected hardware, the command line, the date and the config's hash."""
+    out = {"git": git_state(), "versions": package_versions(), "hardware": hardware(), "command": command_line(),
+           "date": now()}
+    if config is not None:
+        out["config_hash"] = fingerprint_value(dict(config))
+    return out
 
 
 def load_manifest(stage_dir: Path, name: str = MANIFEST) -> dict[str, Any] | None:
@@ -205,7 +268,7 @@ class StageRun:
         if old.exists():
             old.unlink()  # a half-finished rewrite must never look complete
         self.t0 = time.perf_counter()
-        self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.started = now()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -226,6 +289,8 @@ class StageRun:
             "wall_time_s": round(time.perf_counter() - self.t0, 3),
             "versions": package_versions(),
             "hardware": hardware(),
+            "git": git_state(),
+            "command": command_line(),
             "determinism": DETERMINISM,
             **self.extra,
         }

@@ -123,10 +123,11 @@ class TrainerConfig(ModelConfig):
     grad_clip: float = Field(1.0, ge=0, description="gradient-norm clip (0 = off)")
     max_epochs: int = Field(10, ge=1, description="epochs over the training data")
     max_steps: int = Field(-1, description="stop after this many steps (-1 = no limit)")
-    max_time_min: float | None = Field(None, gt=0, description="stop training after this many minutes (wall time)")
+    max_time_min: float | None = Field(None, gt=0, description="stop training after this many minutes (wall time; never "
+                                       "for reported comparisons: the result would depend on the machine's load)")
     patience: int = Field(3, ge=1, description="early stopping: validations without a better Recall@10")
     val_every: int = Field(1, ge=1, description="validate every this many epochs")
-    val_users: int = Field(3000, ge=0, description="validation users per check (a fixed random sample; 0 = all)")
+    val_users: int = Field(10_000, ge=0, description="validation users per check (0 = all): one fixed sample, the same for every model and seed")
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
         "auto", description="auto: bf16 on a GPU that has it, else fp16 on GPU, 32 on CPU")
     accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="where to train")

@@ -4,12 +4,15 @@ papers' numbers in ``results/reference.json``, and the Markdown tables made from
     semid results                      # print the tables
     semid results --update-readme      # rewrite the block between the README's results markers
 
-A record is written only from a real run (:func:`record` copies a ``metrics.json``), never by hand.
+A record is written only from a real run (:func:`record` copies a ``metrics.json``,
+:func:`record_comparison` a finished ``semid compare``), never by hand; its provenance (git commit
+and dirty flag, versions, detected hardware, wall times, the run's dates, seeds, the command) is
+what the code wrote during the run, and a run from a tree with uncommitted changes is refused
+unless told to mark it so.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +20,89 @@ from semid.core import artifacts
 from semid.core.errors import DataError
 
 COLUMNS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr", "coverage@10")
+REMOVED = ("recall@10", "ndcg@10")  # the history-removed protocol's columns of the README table
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 RANK_START, RANK_END = "<!-- ranking:start -->", "<!-- ranking:end -->"
 STUDY = "rank_study.json"
 
 
-def record(metrics_file: Path, *, root: Path = Path("results"), preset: str | None = None, hardware: str,
-           wall_time_s: float | None = None, command: str | None = None, setting: str | None = None,
-           notes: str | None = None) -> Path:
-    """Write ``root/<dataset>/<model>[-<setting>].json`` from a metrics file of a real run."""
+PROVENANCE = ("git", "versions", "hardware", "command", "date", "seeds", "protocol", "train_wall_s", "eval_wall_s")
+
+
+def _check_clean(git: list[dict[str, Any]], allow_dirty: bool) -> bool:
+    """True when some run came from a tree with uncommitted changes; refused unless ``allow_dirty``."""
+    dirty = any(g.get("dirty") for g in git)
+    if any(g.get("commit") is None for g in git) and not allow_dirty:
+        raise DataError("the run's git commit is unknown (not run from a semid checkout): a record must name the code "
+                        "that produced it; pass --allow-dirty to record it marked as such")
+    if dirty and not allow_dirty:
+        raise DataError("the run came from a working tree with uncommitted changes, so no commit reproduces it: commit "
+                        "and rerun (finished stages are reused), or pass --allow-dirty to record it marked dirty")
+    return dirty
+
+
+def record(metrics_file: Path, *, root: Path = Path("results"), setting: str | None = None,
+           allow_dirty: bool = False) -> Path:
+    """``root/<dataset>/<model>[-<setting>].json`` from one evaluation's metrics file (one seed).
+    Provenance (commit, versions, hardware, wall times, dates, command) comes from the files the
+    code wrote during the run, never from flags."""
     m = artifacts.read_json(metrics_file)
     info = m.get("model_info", {})
+    training = info.get("training") or {}
+    dirty = _check_clean([m.get("git") or {}], allow_dirty)
     name = m["model"] + (f"-{setting}" if setting else "")
     rec = {
         "model": m["model"], "kind": m.get("kind"), "loss": info.get("loss"), "params": info.get("params"),
-        "dataset": m["dataset"], "preset": preset or info.get("preset"), "setting": setting,
-        "split": m["split"], "users": m["users"], "hardware": hardware, "metrics": m["metrics"], "ci95": m["ci95"],
-        "protocol": m["protocol"], "beam_size": m["protocol"].get("beam_size"), "seeds": m.get("seeds"),
-        "wall_time_s": wall_time_s, "command": command, "ids": info.get("ids"), "training": info.get("training"),
-        "machine": m.get("hardware"), "date": time.strftime("%Y-%m-%d"), "notes": notes, "source": "measured",
+        "dataset": m["dataset"], "preset": info.get("preset"), "setting": setting, "split": m["split"],
+        "users": m["users"], "seeds": [info.get("seed")], "metrics": m["metrics"], "ci95": m["ci95"],
+        "metrics_history_removed": m.get("metrics_history_removed"), "ci95_history_removed": m.get("ci95_history_removed"),
+        "protocol": m["protocol"], "ids": info.get("ids"), "training": training,
+        "train_wall_s": m.get("train_wall_s"), "eval_wall_s": m.get("rank_wall_s"), "trained": m.get("trained"),
+        "git": m.get("git"), "dirty": dirty, "versions": m.get("versions"), "hardware": m.get("hardware"),
+        "command": m.get("command"), "date": m.get("date"), "source": "measured",
     }
     out = Path(root) / str(m["dataset"]) / f"{name}.json"
     artifacts.write_json(out, rec)
     return out
+
+
+def record_comparison(folder: Path, *, root: Path = Path("results"), allow_dirty: bool = False) -> list[Path]:
+    """One record per row of a finished ``semid compare`` (its seeds, both protocols, paired tests
+    against the baselines), plus the comparison's tables and plot, under ``root/<dataset>/``."""
+    comp = artifacts.read_json(Path(folder) / "comparison.json")
+    rows = comp["rows"]
+    if not rows:
+        raise DataError(f"{folder}/comparison.json has no rows to record")
+    dirty = _check_clean([m.get("git") or {} for r in rows for m in map(artifacts.read_json, (s["metrics_file"] for s in r["per_seed"]))]
+                         + [comp.get("git") or {}], allow_dirty)
+    dest = Path(root) / str(rows[0]["dataset"])
+    written = []
+    for r in rows:
+        kept, removed = r["history kept"], r["history removed"]
+        rec = {"model": r["model"], "kind": r["kind"], "loss": r["loss"], "params": r["params"], "ids": r["ids"],
+               "dataset": r["dataset"], "split": r["split"], "users": r["users"], "seeds": r["seeds"],
+               "metrics": kept["mean"], "metrics_std": kept["std"], "ci95": kept["ci95"],
+               "metrics_history_removed": removed["mean"], "metrics_history_removed_std": removed["std"],
+               "ci95_history_removed": removed["ci95"],
+               "protocol": {"ranking": "full catalogue", "targets_per_user": 1, "metrics": "history items left in the list "
+                            "(TIGER's protocol)", "metrics_history_removed": "history items removed (the baselines' papers')",
+                            "seeds": "mean (and sample std) over seeds; CI: bootstrap over users and seeds"},
+               "trials": r["trials"], "tuned": r["tuned"], "epochs": r["epochs"], "steps": r["steps"],
+               "stopped_by": r["stopped_by"], "train_wall_s": r["train_wall_s"], "eval_wall_s": r["eval_wall_s"],
+               "threads": r["threads"], "per_seed": r["per_seed"],
+               "tests": [t for t in comp["tests"] if r["model"] in (t["model"], t["baseline"])],
+               "git": {"commit": r["git"][0] if len(r["git"]) == 1 else r["git"], "dirty": r["dirty"]}, "dirty": dirty,
+               "versions": comp.get("versions"), "hardware": r["hardware"], "command": comp.get("command"),
+               "date": min(s["trained"] or s["evaluated"] for s in r["per_seed"]), "recorded": comp.get("date"),
+               "source": "measured", "record_of": "comparison.json"}
+        path = dest / f"{r['model']}.json"
+        artifacts.write_json(path, rec)
+        written.append(path)
+    for name in ("comparison.md", "comparison.csv", "comparison.json", "recall10.png"):
+        if (Path(folder) / name).is_file():
+            artifacts.write_bytes(dest / name, (Path(folder) / name).read_bytes())
+            written.append(dest / name)
+    return written
 
 
 def load_records(root: Path = Path("results")) -> list[dict[str, Any]]:
@@ -62,24 +125,35 @@ def _cell(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "–"
 
 
+def _hardware(rec: dict[str, Any]) -> str:
+    hw = rec.get("hardware")
+    return artifacts.describe_hardware(hw) if isinstance(hw, dict) else str(hw or "–")
+
+
 def table(records: list[dict[str, Any]], reference: list[dict[str, Any]] = (), dataset: str | None = None,
           columns=COLUMNS) -> str:
-    """A Markdown table: measured rows, then the papers' rows (marked "paper")."""
-    head = "| dataset | model | setting | split | hardware | " + " | ".join(columns) + " |"
-    rule = "|" + "---|" * 5 + "---:|" * len(columns)
+    """A Markdown table: measured rows (mean over seeds, both protocols), then the papers' rows
+    (marked "paper"), each in the columns of the protocol its paper used."""
+    head = ("| dataset | model | setting | seeds | " + " | ".join(columns) + " | "
+            + " | ".join(f"{c} (history removed)" for c in REMOVED) + " | hardware |")
+    rule = "|---|---|---|---:|" + "---:|" * (len(columns) + len(REMOVED)) + "---|"
     rows = []
     for r in sorted(records, key=lambda r: (r["dataset"], r["model"], str(r.get("setting")))):
         if dataset and r["dataset"] != dataset:
             continue
         loss = f"loss {r['loss']}" if r.get("loss") else None
         setting = ", ".join(str(x) for x in (r.get("preset"), loss, r.get("setting")) if x)
-        rows.append(f"| {r['dataset']} | {r['model']} | {setting or '–'} | {r['split']} | {r['hardware']} | "
-                    + " | ".join(_cell(r["metrics"].get(c)) for c in columns) + " |")
+        removed = r.get("metrics_history_removed") or {}
+        rows.append(f"| {r['dataset']} | {r['model']} | {setting or '–'} | {len(r.get('seeds') or [None])} | "
+                    + " | ".join(_cell(r["metrics"].get(c)) for c in columns) + " | "
+                    + " | ".join(_cell(removed.get(c)) for c in REMOVED) + f" | {_hardware(r)} |")
     for r in reference:
         if dataset and r["dataset"] != dataset:
             continue
-        rows.append(f"| {r['dataset']} | {r['model']} (paper) | {r.get('source', '')} | {r.get('split', 'test')} | paper | "
-                    + " | ".join(_cell(r["metrics"].get(c)) for c in columns) + " |")
+        kept = r.get("protocol", "history kept") == "history kept"
+        rows.append(f"| {r['dataset']} | {r['model']} (paper) | {r.get('source', '')} | – | "
+                    + " | ".join(_cell(r["metrics"].get(c) if kept else None) for c in columns) + " | "
+                    + " | ".join(_cell(None if kept else r["metrics"].get(c)) for c in REMOVED) + " | paper |")
     return "\n".join([head, rule, *rows])
 
 
@@ -139,7 +213,8 @@ def run_table(metrics_file: Path, dataset: str) -> str:
     m = artifacts.read_json(metrics_file)
     info = m.get("model_info", {})
     mine = {"dataset": m["dataset"], "model": m["model"], "preset": info.get("preset"), "setting": None,
-            "split": m["split"], "hardware": "this run", "metrics": m["metrics"]}
+            "split": m["split"], "hardware": m.get("hardware"), "metrics": m["metrics"], "seeds": [info.get("seed")],
+            "metrics_history_removed": m.get("metrics_history_removed")}
     ref_file = reference_path()
     ref = artifacts.read_json(ref_file)["records"] if ref_file.is_file() else []
     ref = [r for r in ref if r["dataset"] == dataset]

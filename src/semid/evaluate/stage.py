@@ -8,7 +8,14 @@
 Every model folder names its kind in ``config.json``; the model registry
 (:mod:`semid.models.registry`) loads it as a ranker ``rank(histories, users) -> (items [U, K],
 invalid [U, K] | None)``, so one protocol serves every model. Writes ``<model folder>/metrics.json`` (other settings:
-``metrics-<tag>.json``): the numbers, 95% bootstrap CIs over users, and the protocol.
+``metrics-<tag>.json``): the numbers, 95% bootstrap CIs over users, the protocol and the run's provenance; and
+``ranks.parquet`` (``ranks-<tag>.parquet``): each user's target and its 1-based rank in the top K (null when absent),
+which paired comparisons (:mod:`semid.evaluate.stats`) read.
+
+Two protocols, both in every record: ``metrics`` ranks every item, the user's history included (TIGER's protocol);
+``metrics_history_removed`` drops the user's history items from the list first (the full-sort protocol of the
+SASRec / BERT4Rec / GRU4Rec papers). Score-based models rank K + (longest history) items so the second list is still
+K long; a generative model's beam holds ``beam_size`` items, so its second list can be shorter.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import polars as pl
 import torch
 from pydantic import Field
 
@@ -63,6 +71,20 @@ def metrics_name(cfg: EvaluateConfig) -> str:
     return f"metrics-{tag}.json" if tag else "metrics.json"
 
 
+def ranks_name(metrics_file: str | Path) -> str:
+    """``metrics.json`` → ``ranks.parquet``, ``metrics-val.json`` → ``ranks-val.parquet``."""
+    return Path(metrics_file).name.replace("metrics", "ranks", 1).removesuffix(".json") + ".parquet"
+
+
+def remove_history(items: np.ndarray, histories: list, k: int) -> np.ndarray:
+    """Each row's items minus that user's history items, first ``k`` kept (-1 pads a short list)."""
+    out = np.full((len(items), k), -1, dtype=np.int64)
+    for i, (row, hist) in enumerate(zip(items, histories)):
+        keep = row[(row >= 0) & ~np.isin(row, np.asarray(hist, dtype=np.int64))][:k]
+        out[i, :len(keep)] = keep
+    return out
+
+
 def _device(accelerator: str) -> str:
     if accelerator == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -77,12 +99,13 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
     spec, meta = model_stage.trained_folder(run, cfg.model)
     out = folder / metrics_name(cfg)
     # the model's settings live in config.json and its weights in *.safetensors: either changing re-scores
+    ranks_file = folder / ranks_name(out)
     inputs = run.inputs({"split": run.table_path(cfg.split), "config.json": meta_file,
                          **{f.name: f for f in sorted(folder.glob("*.safetensors"))}})
     config = cfg.model_dump(mode="json")
-    if not force and out.is_file():
+    if not force and out.is_file() and ranks_file.is_file():
         old = artifacts.read_json(out)
-        if old.get("config") == config and old.get("inputs") == inputs:
+        if old.get("config") == config and old.get("inputs") == inputs and "metrics_history_removed" in old:
             log.info("evaluate: %s is up to date (reused; --force to redo)", out)
             return out
 
@@ -95,8 +118,11 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
     seen[np.concatenate([train["target"].to_numpy(), train["history"].explode().drop_nulls().to_numpy()])] = True
     device = _device(cfg.accelerator)
     model_cfg = meta.get("config") or {}
+    histories = df["history"].to_list()
+    # room for the history items the second protocol removes
+    longest = max((len(h) for h in histories), default=0)
     with threads(cfg.threads or model_cfg.get("threads")):
-        opts = RankOptions(top_k=cfg.top_k, beam_size=cfg.beam_size, constrained=cfg.constrained, cold_items=~seen,
+        opts = RankOptions(top_k=cfg.top_k + longest, beam_size=cfg.beam_size, constrained=cfg.constrained, cold_items=~seen,
                            cold_start_eps=cfg.cold_start_eps, batch_users=cfg.batch_users, device=device)
         rank, info = spec.ranker(folder, spec.config, opts)
         info = {"kind": spec.kind, "params": meta.get("params", 0), "seed": model_cfg.get("seed"),
@@ -106,10 +132,14 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
         log.info("evaluate: %s on %d %s users (beam %d, %s)", cfg.model, df.height, cfg.split, cfg.beam_size,
                  "constrained" if cfg.constrained else "free")
         t0 = time.perf_counter()
-        items, invalid = rank(df["history"].to_list(), df["user_id"].to_numpy().astype(np.int64))
+        ranked, invalid = rank(histories, df["user_id"].to_numpy().astype(np.int64))
         rank_s = time.perf_counter() - t0
+    items = _width(ranked[:, :cfg.top_k], cfg.top_k)
+    invalid = None if invalid is None else _width(invalid[:, :cfg.top_k], cfg.top_k, False)
+    removed = remove_history(ranked, histories, cfg.top_k)
     targets = df["target"].to_numpy()
     result = score(items, targets, n_items, cfg.ks, invalid, cfg.bootstrap, cfg.seed)
+    result_removed = score(removed, targets, n_items, cfg.ks, None, cfg.bootstrap, cfg.seed)
     cold = df["cold"].to_numpy() if "cold" in df.columns else np.zeros(df.height, dtype=bool)
     groups = {}
     if cold.any():
@@ -117,22 +147,62 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
                                   **score(items[cold], targets[cold], n_items, cfg.ks, None, 0, cfg.seed)["metrics"]}
     record = {
         "model": cfg.model, "kind": spec.kind, "dataset": run.dataset(), "split": cfg.split, "users": int(df.height),
-        **result, "groups": groups,
+        **result, "metrics_history_removed": result_removed["metrics"], "ci95_history_removed": result_removed["ci95"],
+        "groups": groups,
         "protocol": {"ranking": "full catalogue", "targets_per_user": 1, "history_items": info.get("max_items") or "model's",
+                     "metrics": "history items left in the ranked list (TIGER's protocol)",
+                     "metrics_history_removed": "the user's history items removed from the ranked list (the baselines' "
+                                                "papers' full-sort protocol)" + ("; from the beam's list of beam_size items"
+                                                                                 if spec.needs_ids else ""),
                      "beam_size": cfg.beam_size, "top_k": cfg.top_k, "constrained": cfg.constrained,
                      "cold_start_eps": cfg.cold_start_eps, "mrr": f"MRR@{cfg.top_k} (0 when the target is not in the list)",
                      "bootstrap": f"{cfg.bootstrap} resamples of users, percentile 95% CI",
                      "split": run.split_protocol()},
         "model_info": info, "seeds": {"evaluate": cfg.seed, "model": info.get("seed")},
         "rank_wall_s": round(rank_s, 2), "users_per_s": round(df.height / max(rank_s, 1e-9), 1),
-        "hardware": artifacts.hardware() | {"device": device}, "versions": artifacts.package_versions(),
-        "config": config, "inputs": inputs, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "train_wall_s": (meta.get("training") or {}).get("train_wall_s"), "trained": (meta.get("training") or {}).get("started"),
+        "training_provenance": meta.get("provenance"), "ranks_file": ranks_file.name,
+        "config": config, "inputs": inputs, **artifacts.provenance(config),
     }
+    record["hardware"] |= {"device": device}
+    with artifacts.atomic_path(ranks_file) as tmp:
+        pl.DataFrame({"user_id": df["user_id"], "target": targets,
+                      "rank": _one_based(M.ranks(items, targets)), "rank_history_removed": _one_based(M.ranks(removed, targets))},
+                     schema_overrides={"rank": pl.Int32, "rank_history_removed": pl.Int32}).write_parquet(tmp)
     artifacts.write_json(out, record)
-    m = result["metrics"]
-    log.info("evaluate: recall@10 %.4f, ndcg@10 %.4f, mrr %.4f, coverage@10 %.3f (%.1f users/s) → %s",
-             m.get("recall@10", 0), m.get("ndcg@10", 0), m["mrr"], m.get("coverage@10", 0), record["users_per_s"], out)
+    m, mr = result["metrics"], result_removed["metrics"]
+    log.info("evaluate: recall@10 %.4f, ndcg@10 %.4f, mrr %.4f, coverage@10 %.3f; history removed: recall@10 %.4f, "
+             "ndcg@10 %.4f (%.1f users/s) → %s", m.get("recall@10", 0), m.get("ndcg@10", 0), m["mrr"], m.get("coverage@10", 0),
+             mr.get("recall@10", 0), mr.get("ndcg@10", 0), record["users_per_s"], out)
     return out
+
+
+def _width(a: np.ndarray, k: int, fill=-1) -> np.ndarray:
+    """``a`` padded on the right to ``k`` columns (a model may return fewer items than asked)."""
+    if a.shape[1] >= k:
+        return a
+    return np.concatenate([a, np.full((len(a), k - a.shape[1]), fill, dtype=a.dtype)], axis=1)
+
+
+def _one_based(r: np.ndarray) -> list[int | None]:
+    return [int(x) + 1 if x >= 0 else None for x in r]
+
+
+def read_ranks(path: Path) -> pl.DataFrame:
+    """A ``ranks.parquet`` (user_id, target, rank, rank_history_removed; ranks 1-based, null = not in the list)."""
+    return artifacts.read_with(path, pl.read_parquet)
+
+
+def per_user_metric(ranks: pl.Series, metric: str) -> np.ndarray:
+    """Per-user values of ``recall@k`` / ``ndcg@k`` / ``mrr`` from 1-based ranks (null = miss)."""
+    r = ranks.fill_null(0).to_numpy().astype(np.int64) - 1  # 0-based, -1 = absent
+    if metric == "mrr":
+        return M.rr_per_user(r)
+    base, _, k = metric.partition("@")
+    fn = {"recall": M.recall_per_user, "ndcg": M.ndcg_per_user}.get(base)
+    if fn is None or not k.isdigit():
+        raise ValueError(f"unknown per-user metric {metric!r}: use recall@K, ndcg@K or mrr")
+    return fn(r, int(k))
 
 
 def score(items: np.ndarray, targets: np.ndarray, n_items: int, ks, invalid, n_boot: int, seed: int) -> dict[str, Any]:
@@ -141,4 +211,4 @@ def score(items: np.ndarray, targets: np.ndarray, n_items: int, ks, invalid, n_b
     return {"metrics": metrics, "ci95": ci}
 
 
-__all__ = ["EvaluateConfig", "run", "score", "metrics_name"]
+__all__ = ["EvaluateConfig", "run", "score", "metrics_name", "ranks_name", "remove_history", "read_ranks", "per_user_metric"]

@@ -2,48 +2,64 @@
 
     semid compare --dataset beauty                                   # all models, runs/beauty
     semid compare --dataset beauty 'compare.models=[pop,sasrec-ce,tiger]'   # a subset
-    semid compare --dataset beauty --config configs/compare_beauty.yaml --record
+    semid compare --config configs/compare_beauty.yaml --record results     # the reported comparison
 
-Every model goes through the same run folder (prepare → embed → ids, reused when finished), its
-own training stage, and the one evaluation module (full-catalogue ranking, bootstrap CIs), so
-the rows differ only in the model. Finished models and evaluations are reused. Writes
-``RUN/compare/comparison.{md,csv,json}`` and ``recall10.png``; with ``record`` also one JSON
-record per model under ``results/<dataset>/``. The papers' numbers are separate, labelled rows.
+Every model goes through the same run folder (prepare → embed → ids, reused when finished; the
+Semantic IDs are one fit, shared by every model and seed), its own training stage and the one
+evaluation module, so the rows differ only in the model. The protocol a reviewer asks for:
+
+1. ``tune``: one small grid, the same for every trained row (``lr: [x0.5, x1, x2]`` = half, the
+   row's own and twice its learning rate), each point trained at the first seed and scored on the
+   **validation** split; the best by validation ``select`` goes on.
+2. ``seeds``: the chosen configuration trained once per seed (model init and data order) and
+   scored on **test** once; untrained rows (pop, knn) are deterministic and run once.
+3. ``baselines``: every row against each named baseline, paired over users and seeds
+   (:mod:`semid.experiments.table`), Holm-corrected.
+
+Budgets are in epochs (``budget`` applies to every trained row), never wall-clock; threads are
+fixed per cell and recorded; ``jobs`` cells train side by side as separate processes. Finished
+cells are reused, so a killed comparison continues where it stopped. Writes
+``RUN/compare/comparison.{md,csv,json}`` and ``recall10.png``.
 """
 
 from __future__ import annotations
 
-import math
+import itertools
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-from pydantic import Field, field_validator
-from safetensors import safe_open
+from pydantic import Field, field_validator, model_validator
 
-from semid.core import artifacts
 from semid.core.config import ConfigError, ModelConfig, StageConfig
-from semid.core.figures import pyplot, save
 from semid.core.log import log
+from semid.core.log import setup as log_setup
 from semid.core.run import RunFolder
 from semid.evaluate import stage as ev_stage
-from semid.evaluate.results import load_reference, reference_path
+from semid.experiments import table
 from semid.ids import train as ids_train
 from semid.ids.config import IdsConfig
 from semid.models import registry
 from semid.models import stage as model_stage
 
-COLUMNS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr", "coverage@10")
-
 
 class CompareConfig(StageConfig):
     models: list[str] = Field(default_factory=lambda: list(registry.rows()),
                               description=f"rows to train and evaluate: {', '.join(registry.rows())}")
-    settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-row config overrides, e.g. {sasrec-ce: {max_epochs: 50}}")
-    threads: int | None = Field(None, ge=1, description="CPU threads for every model (unset = each model's default)")
-    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples of users for the 95% CIs")
-    split: str = Field("test", pattern="^(test|val)$", description="split to evaluate on (test or val)")
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-row config overrides, e.g. {sasrec-ce: {dropout: 0.3}}")
+    budget: dict[str, Any] = Field(default_factory=dict, description="keys set on every trained row, e.g. {max_epochs: 40, patience: 5}")
+    tune: dict[str, list[Any]] = Field(default_factory=dict, description="grid on validation for every trained row; 'x2' = twice the row's value")
+    select: str = Field("recall@10", description="validation metric that picks the grid point")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="model seeds (init and data order) per trained row")
+    baselines: list[str] = Field(default_factory=list, description="rows every other row is tested against (paired, Holm-corrected)")
+    threads: int | None = Field(None, ge=1, description="CPU threads of every cell (unset = each model's default)")
+    jobs: int = Field(1, ge=1, description="cells trained side by side, each a process with `threads` threads")
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples (users and seeds) for CIs and paired tests")
+    permutations: int = Field(10_000, ge=100, description="sign flips of the paired permutation test")
+    split: str = Field("test", pattern="^(test|val)$", description="split of the final scores (test or val)")
     beam_size: int = Field(20, ge=1, description="beam size of the generative models")
 
     @field_validator("models")
@@ -53,6 +69,15 @@ class CompareConfig(StageConfig):
         if unknown:
             raise ValueError(f"unknown model(s) {', '.join(map(repr, unknown))}; known: {', '.join(registry.rows())}")
         return models
+
+    @model_validator(mode="after")
+    def _baselines_are_rows(self) -> CompareConfig:
+        missing = [b for b in self.baselines if b not in self.models]
+        if missing:
+            raise ValueError(f"baselines {missing} are not among models {self.models}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds repeat: {self.seeds}")
+        return self
 
 
 def model_config(name: str, cfg: CompareConfig, semantic_ids: str,
@@ -65,9 +90,11 @@ def model_config(name: str, cfg: CompareConfig, semantic_ids: str,
     values = {**(sections or {}).get(spec.kind, {}), **row.settings, "name": name}
     if row.ids == "random":
         values["ids"] = random_ids_name(semantic_ids)
+    if spec.trained:
+        values.update(cfg.budget)
     values.update(cfg.settings.get(name, {}))
     if cfg.threads is not None:
-        values.setdefault("threads", cfg.threads)
+        values["threads"] = cfg.threads
     return spec, spec.config(**values)
 
 
@@ -76,128 +103,122 @@ def random_ids_name(semantic_ids: str) -> str:
     return "random-" + semantic_ids.split("-", 1)[1] if "-" in semantic_ids else f"random-{semantic_ids}"
 
 
+def grid(base: ModelConfig, tune: dict[str, list[Any]]) -> list[tuple[str, ModelConfig]]:
+    """Every grid point of ``tune`` applied to ``base``: (folder-name suffix, config). The point
+    equal to ``base`` has no suffix, so it is the row's own folder."""
+    if not tune:
+        return [("", base)]
+    unknown = [k for k in tune if k not in type(base).model_fields]
+    if unknown:
+        raise ConfigError(f"compare.tune: unknown key(s) {unknown} for {type(base).__name__}")
+    points = []
+    for combo in itertools.product(*(tune[k] for k in tune)):
+        values, parts = {}, []
+        for key, v in zip(tune, combo):
+            own = getattr(base, key)
+            if isinstance(v, str) and v.startswith("x"):
+                try:
+                    factor = float(v[1:])
+                except ValueError:
+                    raise ConfigError(f"compare.tune.{key}: {v!r} is neither a value nor a factor like 'x2'") from None
+                values[key], label = type(own)(own * factor), f"{key}{factor:g}x"
+            else:
+                values[key], label = v, f"{key}{v}"
+            if values[key] != own:
+                parts.append(label)
+        cfg = type(base)(**(base.model_dump(exclude_unset=True) | values))
+        points.append(("-" + "-".join(parts) if parts else "", cfg))
+    return points
+
+
+@dataclass
+class Cell:
+    """One training + evaluation: a row's config at one seed, scored on one split."""
+
+    row: str
+    kind: str
+    config: ModelConfig
+    split: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+def _run_cell(kind: str, values: dict[str, Any], run_dir: str, ids_dir: str, ev: dict[str, Any], force: bool,
+              verbose: bool | None = None) -> dict[str, Any]:
+    """Train + evaluate one cell (a module-level function, so a worker process can run it)."""
+    if verbose is not None:  # a worker process: its own log handler
+        log_setup(verbose)
+    spec = registry.get(kind)
+    cfg = spec.config(**values)
+    t0 = time.perf_counter()
+    resume = not force and model_stage.killed_run_of(kind, cfg, run_dir, ids=Path(ids_dir))
+    if resume:
+        log.info("%s: continuing its interrupted training from checkpoints/last.ckpt", cfg.name)
+    folder = model_stage.train(kind, cfg, Path(run_dir), force=force, resume=resume, ids=Path(ids_dir))
+    stage_s = time.perf_counter() - t0
+    metrics = ev_stage.run(ev_stage.EvaluateConfig(model=folder.name, **ev), Path(run_dir), force=force)
+    return {"folder": str(folder), "metrics_file": str(metrics), "stage_wall_s": round(stage_s, 1)}
+
+
+def execute(cells: list[Cell], run: RunFolder, semantic: str, cfg: CompareConfig, *, force: bool) -> None:
+    """Run ``cells`` (``cfg.jobs`` at a time, each in its own process when more than one)."""
+    def ev(cell: Cell) -> dict[str, Any]:
+        return {"split": cell.split, "beam_size": cfg.beam_size, "threads": cfg.threads,
+                "bootstrap": cfg.bootstrap if cell.split == cfg.split else 0}
+
+    args = [(c.kind, c.config.model_dump(mode="json"),
+             str(run.root), str(run.ids_dir(semantic)), ev(c), force) for c in cells]
+    if cfg.jobs == 1 or len(cells) == 1:
+        for i, (cell, a) in enumerate(zip(cells, args), 1):
+            log.info("── compare %d/%d: %s (seed %d, %s)", i, len(cells), cell.name, cell.config.seed, cell.split)
+            cell.result = _run_cell(*a)
+        return
+    verbose = log.getEffectiveLevel() <= 10
+    log.info("── compare: %d cells, %d side by side", len(cells), cfg.jobs)
+    with ProcessPoolExecutor(cfg.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_cell, *a, verbose) for a in args]
+        for cell, fut in zip(cells, futures):
+            cell.result = fut.result()
+            log.info("── compare: %s (seed %d) done", cell.name, cell.config.seed)
+
+
 def run(cfg: CompareConfig, run_dir: Path, ids_cfg: IdsConfig, *, sections: dict[str, dict[str, Any]] | None = None,
         force: bool = False) -> Path:
-    """Train + evaluate each row (reusing finished ones); write the comparison; returns its folder."""
+    """Tune on validation, train every seed, score on test, test the pairs; returns the output folder."""
     run = RunFolder(run_dir)
     semantic = ids_cfg.folder_name()
-    rows, t_all = [], time.perf_counter()
-    for i, name in enumerate(cfg.models, 1):
-        log.info("── compare %d/%d: %s", i, len(cfg.models), name)
-        spec, mcfg = model_config(name, cfg, semantic, sections)
-        if getattr(mcfg, "ids", None) == random_ids_name(semantic):
-            ids_train.run(ids_cfg.model_copy(update={"method": "random", "name": None}), run, force=force)
-        t0 = time.perf_counter()
-        folder = model_stage.train(spec.kind, mcfg, run, force=force, ids=run.ids_dir(semantic))
-        fit_s = time.perf_counter() - t0
-        ev = ev_stage.EvaluateConfig(model=folder.name, split=cfg.split, beam_size=cfg.beam_size,
-                                     bootstrap=cfg.bootstrap, threads=cfg.threads)
-        metrics_file = ev_stage.run(ev, run, force=force)
-        rows.append(row(name, folder, metrics_file, fit_s))
+    t_all = time.perf_counter()
+    bases = {name: model_config(name, cfg, semantic, sections) for name in cfg.models}
+    if any(getattr(c, "ids", None) == random_ids_name(semantic) for _, c in bases.values()):
+        ids_train.run(ids_cfg.model_copy(update={"method": "random", "name": None}), run, force=force)
+    first = cfg.seeds[0]
+    # 1. the grid, on validation, at the first seed
+    trials: dict[str, list[Cell]] = {}
+    for name, (spec, base) in bases.items():
+        points = grid(base, cfg.tune) if spec.trained else [("", base)]
+        trials[name] = [Cell(name, spec.kind, c.model_copy(update={"name": name + suffix, "seed": first}), "val")
+                        for suffix, c in points]
+    tuning = [c for cells in trials.values() if len(cells) > 1 for c in cells]
+    if tuning:
+        execute(tuning, run, semantic, cfg, force=force)
+    chosen = {name: max(cells, key=lambda c: table.val_score(c, cfg.select)) if len(cells) > 1 else cells[0]
+              for name, cells in trials.items()}
+    # 2. the chosen configuration at every seed, on the final split
+    final: list[Cell] = []
+    for name, pick in chosen.items():
+        seeds = cfg.seeds if bases[name][0].trained else [first]
+        for s in seeds:
+            conf = pick.config.model_copy(update={"seed": s, "name": pick.name + ("" if s == first else f"-s{s}")})
+            final.append(Cell(name, pick.kind, conf, cfg.split))
+    execute(final, run, semantic, cfg, force=force)
+    rows = table.summarise(final, trials, cfg)
+    tests = table.paired_tests(final, cfg)
     dataset = rows[0]["dataset"] if rows else run.dataset()
-    write(run.compare, rows, paper_rows(dataset, cfg.models), cfg, time.perf_counter() - t_all)
+    table.write(run.compare, rows, tests, table.paper_rows(dataset, cfg.models), cfg, time.perf_counter() - t_all)
     return run.compare
 
 
-def row(name: str, folder: Path, metrics_file: Path, fit_s: float) -> dict[str, Any]:
-    meta = artifacts.read_json(folder / "config.json")
-    m = artifacts.read_json(metrics_file)
-    info, training = m.get("model_info", {}), meta.get("training") or {}
-    return {"model": name, "kind": meta.get("kind"), "loss": info.get("loss"), "ids": _short_ids(info.get("ids")),
-            "dataset": m["dataset"], "split": m["split"], "users": m["users"], "source": "measured",
-            **{c: m["metrics"].get(c) for c in COLUMNS},
-            "recall@10_ci95": m["ci95"].get("recall@10"), "ndcg@10_ci95": m["ci95"].get("ndcg@10"),
-            "train_wall_s": training.get("train_wall_s"), "eval_wall_s": m.get("rank_wall_s"),
-            "stage_wall_s": round(fit_s, 1), "epochs": training.get("epochs"),
-            "threads": training.get("threads") or (meta.get("config") or {}).get("threads"),
-            "params": meta["params"] if "params" in meta else _count_params(folder), "metrics_file": str(metrics_file),
-            "folder": str(folder)}
-
-
-def _count_params(folder: Path) -> int | None:
-    """Parameters in ``model.safetensors`` (for folders written before config.json carried the count)."""
-    weights = folder / "model.safetensors"
-    if not weights.is_file():
-        return None
-    with safe_open(str(weights), framework="np") as f:
-        return int(sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys()))
-
-
-def _short_ids(ids: Any) -> str | None:
-    return Path(str(ids)).name if ids else None
-
-
-def paper_rows(dataset: str, models: list[str]) -> list[dict[str, Any]]:
-    wanted = {registry.rows()[m][1].paper for m in models if registry.rows()[m][1].paper}
-    ref = load_reference(reference_path().parent)
-    return [{"model": f"{r['model']} (paper)", "dataset": r["dataset"], "source": r.get("source", "paper"),
-             **{c: r["metrics"].get(c) for c in COLUMNS}} for r in ref if r["dataset"] == dataset and r["model"] in wanted]
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
-def markdown(rows: list[dict[str, Any]], paper: list[dict[str, Any]]) -> str:
-    cols = ["model", "loss", "ids", *COLUMNS, "train s", "threads", "params", "source"]
-    lines = ["| " + " | ".join(cols) + " |", "|---|---|---|" + "---:|" * (len(cols) - 4) + "---|"]
-    for r in rows:
-        ci = r.get("recall@10_ci95")
-        r10 = _fmt(r["recall@10"]) + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
-        cells = [r["model"], _fmt(r["loss"]), _fmt(r["ids"]), *(r10 if c == "recall@10" else _fmt(r[c]) for c in COLUMNS),
-                 _fmt(r["train_wall_s"], 0), _fmt(r.get("threads") or "default"), _fmt(r["params"]), "measured"]
-        lines.append("| " + " | ".join(cells) + " |")
-    for p in paper:
-        cells = [p["model"], "", "", *(_fmt(p.get(c)) for c in COLUMNS), "", "", "", p["source"]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write(out: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]], cfg: CompareConfig, wall_s: float) -> None:
-    md = ["# Model comparison", "",
-          f"Dataset {rows[0]['dataset'] if rows else '?'}, split {cfg.split}, full-catalogue ranking, "
-          f"one target per user; Recall@10 with its 95% bootstrap CI over users ({cfg.bootstrap} resamples). "
-          "`train s` is the model's training wall time; rows marked (paper) are the papers' own numbers "
-          "(results/reference.json), not ours.", "", markdown(rows, paper), "",
-          f"hardware: {_machine()}; `threads`: torch CPU threads of the training run. Total wall time of this "
-          f"command {wall_s:.0f} s (models already trained and unchanged are reused, not retrained)."]
-    artifacts.write_text(out / "comparison.md", "\n".join(md) + "\n")
-    flat = [{k: (str(v) if isinstance(v, list) else v) for k, v in r.items()} for r in rows + paper]
-    with artifacts.atomic_path(out / "comparison.csv") as tmp:
-        pl.DataFrame(flat, infer_schema_length=None).write_csv(tmp)
-    artifacts.write_json(out / "comparison.json", {"rows": rows, "paper": paper, "config": cfg.model_dump(mode="json"),
-                                                   "hardware": artifacts.hardware(), "wall_time_s": round(wall_s, 1)})
-    if rows:
-        plot(out / "recall10.png", rows, paper)
-    log.info("compare: %d models → %s", len(rows), out / "comparison.md")
-
-
-def _machine() -> str:
-    hw = artifacts.hardware()
-    gpu = f", GPU {hw['gpu']}" if hw.get("gpu") else ", no GPU"
-    return f"{hw.get('cpus')} CPUs ({hw.get('machine')}), {hw.get('memory_gib')} GiB RAM{gpu}"
-
-
-def plot(path: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]]) -> None:
-    plt = pyplot()
-    names = [r["model"] for r in rows]
-    vals = [r["recall@10"] or 0.0 for r in rows]
-    err = [[v - (r["recall@10_ci95"] or [v, v])[0] for v, r in zip(vals, rows)],
-           [(r["recall@10_ci95"] or [v, v])[1] - v for v, r in zip(vals, rows)]]
-    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(rows) + 2), 3.5))
-    ax.bar(names, vals, yerr=err, capsize=3, color="tab:blue", label="measured (95% CI)")
-    for p in paper:
-        if p.get("recall@10") is not None:
-            ax.axhline(p["recall@10"], ls="--", lw=0.8, color="gray")
-            ax.text(len(rows) - 0.5, p["recall@10"], p["model"], fontsize=7, va="bottom", ha="right", color="gray")
-    ax.set_ylabel("Recall@10")
-    ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    save(fig, path, dpi=120)
-
-
-__all__ = ["CompareConfig", "run", "markdown", "model_config"]
+__all__ = ["CompareConfig", "run", "model_config", "grid", "random_ids_name", "Cell"]

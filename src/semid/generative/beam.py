@@ -8,6 +8,17 @@ Scores are the sum of the chosen tokens' log-probabilities (the model's softmax 
 level's tokens; constraining masks invalid tokens without renormalising, as
 ``prefix_allowed_tokens_fn`` does in Hugging Face ``generate``). The slow reference in
 :mod:`semid.generative.beam_reference` defines the same search one beam at a time.
+
+Ties: candidates are ordered by score, best first, and among equal scores by their token
+sequence, the lexicographically smaller (lower token ids, first position first) first. This
+total order decides which candidates a full beam keeps and the order of the returned list, so
+the search is deterministic and equal to the reference even when many scores tie. It is kept
+without Python loops: the beams are stored in lexicographic order of their prefixes, so the
+flat index of a candidate (parent beam × token) is its lexicographic rank; a top-k gives the
+beam's lowest kept score and, of the candidates with exactly that score, the lowest indices are
+kept (:func:`best_in_order`: tensor operations, no loop over candidates). The final list is one
+stable sort of the beams by score. Dead beams (score ``-inf``: no valid continuation) are never
+returned as items, so which of them fill a beam's spare places is left to ``topk``.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ def beam_search(step: StepFn, batch_size: int, tokenizer: SIDTokenizer, *, trie:
                 beam_size: int = 20, top_k: int = 10, device: torch.device | str = "cpu") -> BeamResult:
     """Beam search for ``batch_size`` users; ``trie=None`` searches freely (any token per level)."""
     b = batch_size
+    # the beams of a user, in lexicographic order of their prefixes (not by score)
     prefix = torch.zeros(b, 1, 0, dtype=torch.long, device=device)
     scores = torch.zeros(b, 1, device=device)
     nodes = torch.zeros(b, 1, dtype=torch.long, device=device)
@@ -51,18 +63,48 @@ def beam_search(step: StepFn, batch_size: int, tokenizer: SIDTokenizer, *, trie:
         if trie is not None:
             child = trie.children(depth, nodes)
             logp = logp.masked_fill(child < 0, NEG_INF)
+        # flat index = parent's lexicographic rank × W + code: the candidates' lexicographic order
         cand = (scores[..., None] + logp).reshape(b, -1)
         width = hi - lo
-        top, idx = cand.topk(min(beam_size, cand.shape[1]), dim=1)
+        idx = best_in_order(cand, min(beam_size, cand.shape[1]))
         src, code = idx // width, idx % width
         prefix = torch.cat([prefix.gather(1, src[..., None].expand(-1, -1, prefix.shape[2])), (code + lo)[..., None]], 2)
         if trie is not None:
             nodes = child.reshape(b, -1).gather(1, idx)
-        scores = top
-    items = trie.leaf_items(nodes) if trie is not None else tokenizer.decode(prefix)
+        scores = cand.gather(1, idx)
+    # best first; equal scores keep their lexicographic order
+    order = scores.sort(dim=1, descending=True, stable=True).indices
+    scores, prefix = scores.gather(1, order), prefix.gather(1, order[..., None].expand(-1, -1, prefix.shape[2]))
+    items = trie.leaf_items(nodes.gather(1, order)) if trie is not None else tokenizer.decode(prefix)
     items = items.masked_fill(~torch.isfinite(scores), -1)
     k = min(top_k, items.shape[1])
     return BeamResult(items[:, :k], scores[:, :k], prefix[:, :k])
+
+
+def best_in_order(cand: torch.Tensor, keep: int) -> torch.Tensor:
+    """Column indices of the ``keep`` best scores of each row of ``cand [B, N]``, ascending; of
+    equal finite scores the lower indices win (which ``-inf`` candidates fill a row is left open:
+    they are dead beams, never returned).
+
+    A top-k of ``keep + 1`` shows where a tie crosses the beam's edge (the ``keep``-th and the next
+    score are equal); only those rows are redone: every candidate above the ``keep``-th score is
+    kept, and the places left go to the first candidates equal to it. No loop over candidates.
+    """
+    n = cand.shape[1]
+    top, idx = cand.topk(min(keep + 1, n), dim=1)
+    idx = idx[:, :keep].sort(dim=1).values
+    if n == keep:
+        return idx
+    thr = top[:, keep - 1]
+    split = (top[:, keep] == thr) & torch.isfinite(thr)
+    if split.any():
+        rows = split.nonzero().view(-1)
+        c, t = cand[rows], thr[rows, None]
+        at = c == t
+        room = (top[rows, :keep] == t).sum(1, keepdim=True)  # places for the candidates equal to the edge score
+        chosen = (c > t) | (at & (at.cumsum(1) <= room))
+        idx[rows] = chosen.nonzero()[:, 1].view(len(rows), keep)  # row-major: ascending within each row
+    return idx
 
 
 def cap_cold(items: torch.Tensor, scores: torch.Tensor, cold: torch.Tensor, k: int,

@@ -3,6 +3,10 @@
 One user at a time, one beam at a time: the trie is a dict of dicts, the model is called on a
 single prefix, candidates are sorted in Python. Used by the agreement tests and as the
 benchmark's baseline; never in the pipeline.
+
+Ties (the rule :mod:`semid.generative.beam` implements too): candidates are ordered by score, best
+first, and among equal scores by their token sequence, the lexicographically smaller first. The
+same order decides which candidates a full beam keeps and the order of the returned list.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def reference_beam_search(step_one: StepOne, user: int, tokenizer: SIDTokenizer,
                 if node is not None and tok not in node:
                     continue
                 cands.append((score + logp[tok], toks + [tok], node[tok] if node is not None else None))
-        cands.sort(key=lambda c: -c[0])
+        cands.sort(key=lambda c: (-c[0], c[1]))  # best first; equal scores: smaller token sequence first
         beams = cands[:beam_size]
     out = []
     for score, toks, node in beams[:top_k]:

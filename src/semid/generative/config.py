@@ -12,5 +12,4 @@ class SIDTrainerConfig(TrainerConfig):
 
     ids: str | None = Field(None, description="Semantic IDs to use: a folder name under RUN/ids (unset = the ids stage's / the only one)")
     max_items: int = Field(20, ge=1, description="history length in items")
-    val_users: int = Field(2000, ge=0, description="validation users per check (a fixed random sample; 0 = all)")
     val_beam: int = Field(20, ge=1, description="beam size during validation")

@@ -24,6 +24,8 @@ from semid.core.threads import threads
 from semid.generative.folder import CODES, resolve_ids
 from semid.models import registry
 
+PENDING = "pending.json"  # the config of a training run under way; gone once it finished
+
 
 def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool = False, resume: bool = False,
           ids: Path | None = None) -> Path:
@@ -34,6 +36,32 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
     spec = registry.get(kind)
     run = RunFolder(run_dir)
     out = run.model_dir(cfg.name)
+    config, inputs, ids_folder = _identity(spec, cfg, run, ids)
+    if not resume and reuse(spec.kind, out, config, inputs, force=force):
+        return out
+    unfinished = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.ckpt")) and (
+        (artifacts.load_manifest(out) or {}).get("status") != "complete")
+    if unfinished and not resume and not force:
+        raise DataError(f"{out / 'checkpoints'} holds an unfinished training run: continue it with --resume, or start "
+                        "over with --force (which deletes its checkpoints)")
+    with threads(cfg.threads), artifacts.StageRun(spec.kind, out, config, inputs, seed=cfg.seed) as stage:
+        artifacts.write_json(out / PENDING, {"config": config, "inputs": inputs})
+        started = artifacts.now()
+        meta = spec.train(cfg, run, out, resume=resume, ids=ids_folder)
+        meta["training"].setdefault("started", started)
+        artifacts.write_json(out / CONFIG, {"kind": spec.kind, "config": config, **meta,
+                                            "provenance": artifacts.provenance(config)})
+        stage.outputs = [name for name in (WEIGHTS, CODES, CONFIG) if (out / name).is_file()]
+        stage.extra["training"] = meta["training"]
+        (out / PENDING).unlink()
+    best = meta["training"].get("best_val_recall@10")
+    log.info("%s: %s parameters, best validation Recall@10 %s, %.0f s → %s", spec.kind, f"{meta['params']:,}",
+             "n/a" if best is None else f"{best:.4f}", meta["training"]["train_wall_s"], out)
+    return out
+
+
+def _identity(spec: registry.ModelSpec, cfg: ModelConfig, run: RunFolder, ids: Path | None) -> tuple[dict, dict, Path | None]:
+    """(config, input fingerprints, Semantic-ID folder) that identify a training run."""
     files = {"train": run.table_path("train")}
     if spec.trained:
         files["val"] = run.table_path("val")
@@ -43,24 +71,25 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
     if spec.needs_ids:
         ids_folder = resolve_ids(run, cfg.ids, ids)
         files["semantic_ids"] = ids_folder / SEMANTIC_IDS
-    inputs = run.inputs(files)
     config = cfg.model_dump(mode="json") | ({"ids_folder": ids_folder.name} if ids_folder else {})
-    if not resume and reuse(spec.kind, out, config, inputs, force=force):
-        return out
-    unfinished = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.ckpt")) and (
-        (artifacts.load_manifest(out) or {}).get("status") != "complete")
-    if unfinished and not resume and not force:
-        raise DataError(f"{out / 'checkpoints'} holds an unfinished training run: continue it with --resume, or start "
-                        "over with --force (which deletes its checkpoints)")
-    with threads(cfg.threads), artifacts.StageRun(spec.kind, out, config, inputs, seed=cfg.seed) as stage:
-        meta = spec.train(cfg, run, out, resume=resume, ids=ids_folder)
-        artifacts.write_json(out / CONFIG, {"kind": spec.kind, "config": config, **meta})
-        stage.outputs = [name for name in (WEIGHTS, CODES, CONFIG) if (out / name).is_file()]
-        stage.extra["training"] = meta["training"]
-    best = meta["training"].get("best_val_recall@10")
-    log.info("%s: %s parameters, best validation Recall@10 %s, %.0f s → %s", spec.kind, f"{meta['params']:,}",
-             "n/a" if best is None else f"{best:.4f}", meta["training"]["train_wall_s"], out)
-    return out
+    return config, run.inputs(files), ids_folder
+
+
+def killed_run_of(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | None = None) -> bool:
+    """True when ``RUN/models/<cfg.name>`` holds an unfinished training run of exactly this config and
+    these inputs (a run killed midway), which ``--resume`` continues."""
+    run = RunFolder(run_dir)
+    out = run.model_dir(cfg.name)
+    if not (out / PENDING).is_file() or not (out / "checkpoints" / "last.ckpt").is_file():
+        return False
+    if (artifacts.load_manifest(out) or {}).get("status") == "complete":
+        return False
+    try:
+        started = artifacts.read_json(out / PENDING)
+    except DataError:
+        return False
+    config, inputs, _ = _identity(registry.get(kind), cfg, run, ids)
+    return started == {"config": config, "inputs": inputs}
 
 
 def trained_folder(run_dir: Path | RunFolder, name: str) -> tuple[registry.ModelSpec, dict]:

@@ -26,7 +26,6 @@ class SeqRecConfig(TrainerConfig):
     lr: float = Field(3e-3, gt=0, description="AdamW learning rate (constant; 3e-3 converges within the CPU budget)")
     grad_clip: float = Field(5.0, ge=0, description="gradient-norm clip (0 = off)")
     max_epochs: int = Field(200, ge=1, description="epochs over all training sequences")
-    max_time_min: float | None = Field(10.0, gt=0, description="stop training after this many minutes (wall time)")
     patience: int = Field(5, ge=1, description="early stopping: validations without a better Recall@10")
 
     @property
@@ -46,9 +45,8 @@ class SASRecConfig(SeqRecConfig):
         if isinstance(data, dict):
             loss = data.get("loss", "ce")
             data = {"name": f"sasrec-{loss}", **data}
-            if loss == "bce":  # the paper's Beauty recipe: dropout 0.5, many cheap epochs, 14 minutes
-                data = {"dropout": 0.5, "lr": 1e-3, "val_every": 5, "patience": 10, "val_users": 0, "max_time_min": 14.0,
-                        **data}
+            if loss == "bce":  # the paper's Beauty recipe: dropout 0.5, many cheap epochs
+                data = {"dropout": 0.5, "lr": 1e-3, "val_every": 5, "patience": 10, **data}
         return data
 
 

@@ -3,8 +3,8 @@ Recall@10 by full-catalogue scoring of a fixed sample of validation users.
 
 Losses: ``ce`` is softmax cross-entropy over the whole catalogue, computed only at positions with
 a target (padding never reaches the matmul); ``bce`` (SASRec's paper) is binary cross-entropy of
-the target against one uniformly sampled negative item per position; BERT4Rec's cloze loss is
-``ce`` at the masked positions.
+the target against one negative item per position, drawn uniformly from the items other than the
+target (:func:`sample_negatives`); BERT4Rec's cloze loss is ``ce`` at the masked positions.
 """
 
 from __future__ import annotations
@@ -31,6 +31,19 @@ def model_args(cfg: SeqRecConfig, n_items: int) -> ModelArgs:
                      max_len=cfg.max_items)
 
 
+def sample_negatives(target: torch.Tensor, n_items: int) -> torch.Tensor:
+    """One negative per target, uniform over the ``n_items - 1`` items other than the target.
+
+    The target shifted by a random offset in ``[1, n_items - 1]`` modulo ``n_items``: never the
+    target itself, never padding (ids are the 0-based item ids of ``item_weights()``), one
+    ``randint`` call on the global torch generator (seeded, and saved in checkpoints).
+    """
+    if n_items < 2:
+        raise ValueError(f"the BCE loss needs at least 2 items to draw a negative from, got {n_items}")
+    offset = torch.randint(1, n_items, target.shape, device=target.device)
+    return (target + offset) % n_items
+
+
 def sequence_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     """Mean loss over the positions of ``y`` that hold a target."""
     h = model(x)
@@ -38,7 +51,7 @@ def sequence_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss
     h, target = h[keep], y[keep]
     if loss == "bce":
         w = model.item_weights()
-        neg = torch.randint(0, w.shape[0], target.shape, device=y.device)
+        neg = sample_negatives(target, w.shape[0])
         pos_logit = (h * w[target]).sum(-1)
         neg_logit = (h * w[neg]).sum(-1)
         return (F.binary_cross_entropy_with_logits(pos_logit.float(), torch.ones_like(pos_logit, dtype=torch.float))
@@ -77,7 +90,7 @@ def train(cfg: SeqRecConfig, run: RunFolder, out: Path, *, resume: bool = False,
     train_data = train_batches(seqs, cloze=cloze, max_items=cfg.max_items, batch_size=cfg.batch_size, seed=cfg.seed,
                                mask_token=n_items + 1, mask_prob=getattr(cfg, "mask_prob", 0.0),
                                last_mask_share=getattr(cfg, "last_mask_share", 0.0))
-    pick = training.sample(len(hist), cfg.val_users, cfg.seed)
+    pick = training.val_sample(len(hist), cfg.val_users)
     val = EvalBatches([hist[i] for i in pick], targets[pick], users[pick],
                       lambda h: history_batch(h, cfg.max_items, mask_token), BATCH_USERS)
     module = SeqRecModule(cfg, args)

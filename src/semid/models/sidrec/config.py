@@ -29,9 +29,8 @@ class SIDRecConfig(SIDTrainerConfig):
     # optimisation (the other keys are semid.training.TrainerConfig's)
     lr: float = Field(3e-3, gt=0, description="peak learning rate (AdamW)")
     warmup_steps: int = Field(100, ge=0, description="linear warm-up steps")
-    schedule: Literal["cosine", "constant"] = Field("cosine", description="lr schedule after warm-up (cosine anneals by max_time_min too)")
+    schedule: Literal["cosine", "constant"] = Field("cosine", description="lr schedule after warm-up ")
     max_epochs: int = Field(60, ge=1, description="epochs over all training sequences")
-    max_time_min: float | None = Field(9.0, gt=0, description="stop training after this many minutes (wall time)")
     patience: int = Field(6, ge=1, description="early stopping: validations without a better Recall@10")
 
 

@@ -61,7 +61,7 @@ def train(cfg: SIDRecConfig, run: RunFolder, out: Path, *, resume: bool = False,
     log.info("%s: %d training sequences (%d next-item targets) in %d batches per epoch; %d steps planned",
              cfg.name, len(train_data.rows), train_data.num_targets, len(train_data), total)
     hist, targets, users = d.val
-    pick = training.sample(len(hist), cfg.val_users, cfg.seed)
+    pick = training.val_sample(len(hist), cfg.val_users)
     val = EvalBatches([hist[i] for i in pick], targets[pick], users[pick], lambda h: history_tokens(h, item_tokens))
     args = model_args(cfg, tok)
     module = SIDRecModule(cfg, args, tok, total_steps=total)

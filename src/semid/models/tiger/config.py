@@ -17,14 +17,13 @@ from semid.generative.config import SIDTrainerConfig
 
 # cpu: measured on a 2-core CPU (docs/tiger.md): the block-causal encoder trains every sliding
 # window of a sequence in one pass; a small model (d 64) gets more epochs into the budget (40
-# epochs, about 17 minutes on an idle 2-core CPU; capped at 25 minutes, when the cosine schedule
-# anneals by the clock instead). Relative (item-distance) positions and a decoder-heavy split
+# epochs, about 17 minutes on an idle 2-core CPU; a budget in epochs, never in minutes). Relative (item-distance) positions and a decoder-heavy split
 # (1 encoder + 3 decoder layers) fit the decoder's later ID levels best in that budget.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(d_model=64, n_heads=4, head_dim=16, d_ff=256, encoder_layers=1, decoder_layers=3,
                 dropout=0.1, attn_dropout=0.0, recency_bias=True, positions="relative", encoder_mask="causal",
                 batch_size=256, optimizer="adamw", lr=4e-3, weight_decay=1e-4, warmup_steps=300,
-                schedule="cosine", max_epochs=40, max_steps=-1, max_time_min=25.0, patience=12, val_users=2000,
+                schedule="cosine", max_epochs=40, max_steps=-1, max_time_min=None, patience=12,
                 val_beam=20),
     # TIGER §4 (Rajput et al. 2023): 4 + 4 layers, d 128, 6 heads of 64, MLP 1024, dropout 0.1,
     # batch 256, lr 0.01 for 10k steps then inverse square root decay, 200k steps; T5-style
@@ -66,7 +65,6 @@ class TigerConfig(SIDTrainerConfig):
     weight_decay: float = Field(1e-4, ge=0, description="weight decay")
     warmup_steps: int = Field(300, ge=0, description="linear warm-up steps (inverse_sqrt: constant lr for these steps)")
     schedule: Literal["cosine", "inverse_sqrt", "constant"] = Field("cosine", description="lr schedule after warm-up")
-    val_users: int = Field(3000, ge=0, description="validation users per check (a fixed random sample; 0 = all)")
 
     @model_validator(mode="before")
     @classmethod

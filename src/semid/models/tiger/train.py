@@ -68,7 +68,7 @@ def train(cfg: TigerConfig, run: RunFolder, out: Path, *, resume: bool = False, 
     log.info("tiger: %d training examples (sliding windows) in %d batches per epoch; %d steps planned",
              train_data.num_examples, len(train_data), total)
     hist, targets, users = d.val
-    pick = training.sample(len(hist), cfg.val_users, cfg.seed)
+    pick = training.val_sample(len(hist), cfg.val_users)
     users = users[pick]
     bucket = (users % cfg.user_buckets) if cfg.user_buckets else np.zeros_like(users)
     val = EvalBatches([hist[i] for i in pick], targets[pick], bucket, lambda h: history_tokens(h, item_tokens))

@@ -1,0 +1,118 @@
+"""Paired statistics for comparing two models on the same users (or events), over seeds.
+
+A model's result is a matrix ``[seeds, users]`` of per-user values (Recall@10 hits, NDCG@10
+gains, per-list AUC, …); two models are compared on the same users, column by column.
+
+- :func:`paired_bootstrap`: the Δ of the means and its percentile CI, each replicate drawing the
+  users once for both models (paired) and each model's seeds with replacement (so seed variance
+  widens the interval); its two-sided p-value is twice the smaller tail share around 0.
+- :func:`paired_permutation`: the sign-flip test on the per-user differences of seed means: under
+  "no difference" each user's two values are exchangeable. Exact for a handful of users,
+  Monte Carlo otherwise, with the (1 + hits) / (1 + draws) estimate that is never 0.
+- :func:`holm`: Holm's step-down adjustment of a family of p-values.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _matrix(x: Any) -> np.ndarray:
+    m = np.asarray(x, dtype=np.float64)
+    if m.ndim == 1:
+        m = m[None, :]
+    if m.ndim != 2 or m.shape[0] == 0:
+        raise ValueError(f"expected per-seed per-user values [seeds, users], got shape {m.shape}")
+    return m
+
+
+def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _matrix(a), _matrix(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"paired values must cover the same users: {a.shape[1]} vs {b.shape[1]}")
+    if a.shape[1] == 0:
+        raise ValueError("no users to compare")
+    return a, b
+
+
+def paired_bootstrap(a: Any, b: Any, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                     chunk: int = 50) -> dict[str, Any]:
+    """``{"delta", "ci95", "p_bootstrap"}`` of mean(a) − mean(b) over seeds and users."""
+    a, b = _pair(a, b)
+    delta = float(a.mean() - b.mean())
+    if n_boot <= 0:
+        return {"delta": delta, "ci95": None, "p_bootstrap": None}
+    rng = np.random.default_rng(seed)
+    n_users = a.shape[1]
+    reps = np.empty(n_boot)
+    for lo in range(0, n_boot, chunk):
+        hi = min(n_boot, lo + chunk)
+        users = rng.integers(0, n_users, size=(hi - lo, n_users))
+        sa = rng.integers(0, a.shape[0], size=(hi - lo, a.shape[0]))
+        sb = rng.integers(0, b.shape[0], size=(hi - lo, b.shape[0]))
+        for i in range(hi - lo):
+            # seeds drawn with replacement, then the same users for both models
+            ma = a[sa[i]].mean(axis=0)[users[i]].mean()
+            mb = b[sb[i]].mean(axis=0)[users[i]].mean()
+            reps[lo + i] = ma - mb
+    low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    p = min(1.0, 2 * min(float((reps <= 0).mean()), float((reps >= 0).mean())))
+    return {"delta": delta, "ci95": [float(low), float(high)], "p_bootstrap": p}
+
+
+def paired_permutation(a: Any, b: Any, *, n_perm: int = 10000, seed: int = 0, exact_up_to: int = 16) -> float:
+    """Two-sided p-value of the sign-flip test on per-user differences of seed means."""
+    a, b = _pair(a, b)
+    d = a.mean(axis=0) - b.mean(axis=0)
+    observed = abs(d.sum())
+    tol = 1e-12 * max(1.0, float(np.abs(d).sum()))
+    if len(d) <= exact_up_to:  # every sign pattern: the exact p-value
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(d))))
+        return float((np.abs(signs @ d) >= observed - tol).mean())
+    nz = d[d != 0]  # a zero difference flips to itself
+    if nz.size == 0:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for lo in range(0, n_perm, 256):
+        n = min(256, n_perm - lo)
+        signs = rng.integers(0, 2, size=(n, nz.size), dtype=np.int8) * 2 - 1
+        hits += int((np.abs(signs @ nz) >= observed - tol).sum())
+    return (1 + hits) / (1 + n_perm)
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm-adjusted p-values (None stays None and does not count as a test)."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None]
+    order = sorted(idx, key=lambda i: pvalues[i])
+    m = len(order)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
+        out[i] = running
+    return out
+
+
+def compare(a: Any, b: Any, *, n_boot: int = 2000, n_perm: int = 10000, seed: int = 0) -> dict[str, Any]:
+    """Both tests of one pair (before any correction for multiple comparisons)."""
+    return {**paired_bootstrap(a, b, n_boot=n_boot, seed=seed),
+            "p_permutation": paired_permutation(a, b, n_perm=n_perm, seed=seed)}
+
+
+def verdict(delta: float, ci95: Sequence[float] | None, p_adjusted: float | None, alpha: float = 0.05) -> str:
+    """"better" / "worse" only where the adjusted permutation test and the bootstrap CI agree."""
+    if p_adjusted is None or ci95 is None:
+        return "not tested"
+    if p_adjusted < alpha and ci95[0] > 0:
+        return "better"
+    if p_adjusted < alpha and ci95[1] < 0:
+        return "worse"
+    return "no significant difference"
+
+
+__all__ = ["paired_bootstrap", "paired_permutation", "holm", "compare", "verdict"]

@@ -1,0 +1,255 @@
+"""The comparison's numbers: seeds summarised, pairs tested, tables and a plot written.
+
+Each row's seeds give mean ± std of every metric; the 95% CI of Recall@10 and NDCG@10 resamples
+users and seeds. Every row is tested against each baseline on the same users
+(:func:`semid.evaluate.stats.compare`: paired bootstrap over users and seeds + sign-flip
+permutation test), under both protocols, and the permutation p-values of the whole comparison
+are Holm-corrected together. A "better" / "worse" verdict needs the corrected test and the
+bootstrap CI to agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from semid.core import artifacts
+from semid.core.figures import pyplot, save
+from semid.core.log import log
+from semid.evaluate import stage as ev_stage
+from semid.evaluate import stats
+from semid.evaluate.results import load_reference, reference_path
+from semid.models import registry
+
+if TYPE_CHECKING:
+    from semid.experiments.compare import Cell, CompareConfig
+
+COLUMNS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr", "coverage@10")
+TESTED = ("recall@10", "ndcg@10")
+# protocol → (metrics key of metrics.json, rank column of ranks.parquet)
+PROTOCOLS = {"history kept": ("metrics", "rank"), "history removed": ("metrics_history_removed", "rank_history_removed")}
+PROTOCOL_NOTE = {"history kept": "history items left in the ranked list: TIGER's protocol",
+                 "history removed": "the user's history items removed from the ranked list: the full-sort protocol of "
+                                    "the SASRec / BERT4Rec / GRU4Rec papers"}
+
+
+def _metrics(cell: Cell) -> dict[str, Any]:
+    return artifacts.read_json(Path(cell.result["metrics_file"]))
+
+
+def val_score(cell: Cell, metric: str) -> float:
+    """The grid point's validation score (what ``compare.select`` names)."""
+    m = _metrics(cell)["metrics"]
+    if metric not in m:
+        raise ValueError(f"compare.select: {metric!r} is not a metric; known: {', '.join(m)}")
+    return float(m[metric])
+
+
+def per_user(cells: list[Cell], column: str, metric: str) -> np.ndarray:
+    """``[seeds, users]`` per-user values of ``metric`` (users sorted by id, the same for every model)."""
+    out, users = [], None
+    for cell in cells:
+        folder = Path(cell.result["metrics_file"]).parent
+        r = ev_stage.read_ranks(folder / ev_stage.ranks_name(cell.result["metrics_file"])).sort("user_id")
+        if users is None:
+            users = r["user_id"]
+        elif not r["user_id"].equals(users):
+            raise ValueError(f"{folder}: its users differ from the other seeds' (different split or user sample)")
+        out.append(ev_stage.per_user_metric(r[column], metric))
+    return np.stack(out)
+
+
+def summarise(final: list[Cell], trials: dict[str, list[Cell]], cfg: CompareConfig) -> list[dict[str, Any]]:
+    """One row per model: mean ± std over seeds under both protocols, CIs, budget and provenance."""
+    rows = []
+    for name in cfg.models:
+        cells = [c for c in final if c.row == name]
+        recs = [_metrics(c) for c in cells]
+        metas = [artifacts.read_json(Path(c.result["folder"]) / "config.json") for c in cells]
+        trainings = [m.get("training") or {} for m in metas]
+        info = recs[0].get("model_info", {})
+        row: dict[str, Any] = {
+            "model": name, "kind": cells[0].kind, "loss": info.get("loss"), "ids": _short(info.get("ids")),
+            "dataset": recs[0]["dataset"], "split": recs[0]["split"], "users": recs[0]["users"],
+            "seeds": [c.config.seed for c in cells], "config_name": cells[0].name,
+            "trials": len(trials[name]), "tuned": _tuned(trials[name], cells[0], cfg),
+            "params": metas[0].get("params"), "threads": trainings[0].get("threads") or cells[0].config.threads,
+            "epochs": _mean([t.get("epochs") for t in trainings]), "steps": _mean([t.get("steps") for t in trainings]),
+            "stopped_by": sorted({str(t.get("stopped_by")) for t in trainings if t.get("stopped_by")}),
+            "train_wall_s": _mean([t.get("train_wall_s") for t in trainings]),
+            "eval_wall_s": _mean([r.get("rank_wall_s") for r in recs]),
+            "git": sorted({str((r.get("git") or {}).get("commit")) for r in recs}),
+            "dirty": any((r.get("git") or {}).get("dirty") for r in recs),
+            "hardware": recs[0].get("hardware"),
+        }
+        for protocol, (key, column) in PROTOCOLS.items():
+            values = {c: [float(r[key].get(c, np.nan)) for r in recs] for c in COLUMNS}
+            row[protocol] = {"mean": {c: float(np.mean(v)) for c, v in values.items()},
+                             "std": {c: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for c, v in values.items()},
+                             "ci95": {m: stats.paired_bootstrap(per_user(cells, column, m), np.zeros((1, recs[0]["users"])),
+                                                                n_boot=cfg.bootstrap)["ci95"] for m in TESTED}}
+        row["per_seed"] = [{"seed": c.config.seed, "folder": c.result["folder"], "metrics_file": c.result["metrics_file"],
+                            "metrics": r["metrics"], "metrics_history_removed": r["metrics_history_removed"],
+                            "epochs": t.get("epochs"), "steps": t.get("steps"), "stopped_by": t.get("stopped_by"),
+                            "train_wall_s": t.get("train_wall_s"), "eval_wall_s": r.get("rank_wall_s"),
+                            "trained": t.get("started"), "evaluated": r.get("date")}
+                           for c, r, t in zip(cells, recs, trainings)]
+        rows.append(row)
+    return rows
+
+
+def _tuned(points: list[Cell], pick: Cell, cfg: CompareConfig) -> dict[str, Any] | None:
+    if len(points) < 2:
+        return None
+    return {"grid": cfg.tune, "select": f"validation {cfg.select}",
+            "scores": {c.name: round(val_score(c, cfg.select), 5) for c in points},
+            "chosen": {k: getattr(pick.config, k) for k in cfg.tune}}
+
+
+def _mean(values: list[Any]) -> float | None:
+    v = [x for x in values if isinstance(x, (int, float))]
+    return round(float(np.mean(v)), 1) if v else None
+
+
+def _short(ids: Any) -> str | None:
+    return Path(str(ids)).name if ids else None
+
+
+def paired_tests(final: list[Cell], cfg: CompareConfig) -> list[dict[str, Any]]:
+    """Every row against each baseline (a pair once), both protocols, Recall@10 and NDCG@10; Holm over all."""
+    by_row = {name: [c for c in final if c.row == name] for name in cfg.models}
+    tests, done = [], set()
+    for base in cfg.baselines:
+        for name in cfg.models:
+            if name == base or frozenset((name, base)) in done:
+                continue
+            done.add(frozenset((name, base)))
+            for protocol, (_, column) in PROTOCOLS.items():
+                for metric in TESTED:
+                    a, b = per_user(by_row[name], column, metric), per_user(by_row[base], column, metric)
+                    res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=cfg.permutations)
+                    tests.append({"model": name, "baseline": base, "protocol": protocol, "metric": metric,
+                                  "seeds": [a.shape[0], b.shape[0]], **res})
+    for t, p in zip(tests, stats.holm([t["p_permutation"] for t in tests])):
+        t["p_holm"] = p
+        t["verdict"] = stats.verdict(t["delta"], t["ci95"], p)
+    return tests
+
+
+def paper_rows(dataset: str, models: list[str]) -> list[dict[str, Any]]:
+    wanted = {registry.rows()[m][1].paper for m in models if registry.rows()[m][1].paper}
+    ref = load_reference(reference_path().parent)
+    return [{"model": f"{r['model']} (paper)", "dataset": r["dataset"], "source": r.get("source", "paper"),
+             "protocol": r.get("protocol", "history kept"), "metrics": r["metrics"]}
+            for r in ref if r["dataset"] == dataset and r["model"] in wanted]
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _ci(ci: list[float] | None) -> str:
+    return f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+
+
+def markdown(rows: list[dict[str, Any]], paper: list[dict[str, Any]], protocol: str) -> str:
+    cols = ["model", "seeds", "Recall@10 (mean ± std [95% CI])", "NDCG@10", "R@5", "N@5", "R@20", "N@20", "MRR",
+            "cov@10", "epochs", "train s", "trials", "params"]
+    lines = ["| " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * (len(cols) - 2)]
+    for r in rows:
+        p = r[protocol]
+        main = [f"{p['mean'][m]:.4f} ± {p['std'][m]:.4f}{_ci(p['ci95'].get(m))}" for m in TESTED]
+        rest = [_fmt(p["mean"][c]) for c in ("recall@5", "ndcg@5", "recall@20", "ndcg@20", "mrr", "coverage@10")]
+        lines.append("| " + " | ".join([r["model"], str(len(r["seeds"])), *main, *rest, _fmt(r["epochs"], 1),
+                                        _fmt(r["train_wall_s"], 0), str(r["trials"]), _fmt(r["params"])]) + " |")
+    for p in paper:
+        if p["protocol"] != protocol:
+            continue
+        m = p["metrics"]
+        cells = [f"{p['model']}: {p['source']}", "", _fmt(m.get("recall@10")), _fmt(m.get("ndcg@10")),
+                 *(_fmt(m.get(c)) for c in ("recall@5", "ndcg@5", "recall@20", "ndcg@20", "mrr", "coverage@10")),
+                 "", "", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def tests_markdown(tests: list[dict[str, Any]]) -> str:
+    lines = ["| protocol | model | vs | metric | Δ [95% CI] | p (permutation) | p (Holm) | verdict |",
+             "|---|---|---|---|---:|---:|---:|---|"]
+    for t in tests:
+        lines.append(f"| {t['protocol']} | {t['model']} | {t['baseline']} | {t['metric']} | {t['delta']:+.4f}{_ci(t['ci95'])} | "
+                     f"{t['p_permutation']:.4g} | {t['p_holm']:.4g} | {t['verdict']} |")
+    return "\n".join(lines)
+
+
+def write(out: Path, rows: list[dict[str, Any]], tests: list[dict[str, Any]], paper: list[dict[str, Any]],
+          cfg: CompareConfig, wall_s: float) -> None:
+    prov = artifacts.provenance(cfg.model_dump(mode="json"))
+    hw = rows[0]["hardware"] if rows else prov["hardware"]
+    commits = sorted({c for r in rows for c in r["git"]})
+    tuned = (f"one grid on validation for every trained row, {' × '.join(f'{k} ∈ {v}' for k, v in cfg.tune.items())} "
+             f"(chosen by validation {cfg.select} at seed {cfg.seeds[0]})" if cfg.tune else "no tuning grid (each row's recipe as configured)")
+    md = ["# Model comparison", "",
+          f"Dataset {rows[0]['dataset'] if rows else '?'}, {rows[0]['users'] if rows else 0:,} {cfg.split} users, "
+          "full-catalogue ranking, one target per user. Each trained row: " + tuned + f"; then seeds {cfg.seeds} "
+          "(model init and data order; the Semantic IDs are one fit shared by every model and seed); pop and knn are "
+          "deterministic and run once. Mean ± std over seeds; the 95% CI resamples users and seeds "
+          f"({cfg.bootstrap} resamples). Budget: {cfg.budget or 'each model’s own epochs'}, early stopping on one fixed "
+          "sample of validation users, the same for every model; never a wall-clock cap. Rows marked (paper) are the papers' "
+          "own numbers, listed under the protocol their evaluation used.", ""]
+    for protocol in PROTOCOLS:
+        md += [f"## {protocol.capitalize()} ({PROTOCOL_NOTE[protocol]})", "", markdown(rows, paper, protocol), ""]
+    if tests:
+        md += ["## Paired tests", "",
+               f"Each row against {', '.join(cfg.baselines)} on the same users: Δ = row − baseline, its 95% CI from a paired "
+               "bootstrap over users and seeds, the two-sided sign-flip permutation test on per-user differences of seed means "
+               f"({cfg.permutations:,} flips), Holm-corrected over all {len(tests)} tests. \"better\"/\"worse\" only where the "
+               "corrected p < 0.05 and the CI excludes 0.", "", tests_markdown(tests), ""]
+    md += [f"Hardware (detected): {artifacts.describe_hardware(hw)}; threads per cell: {cfg.threads or 'model default'}, "
+           f"{cfg.jobs} cell(s) side by side. Code: git {', '.join(c[:10] for c in commits)}"
+           f"{' (uncommitted changes)' if any(r['dirty'] for r in rows) else ''}. Wall time of this command {wall_s:.0f} s "
+           "(finished cells are reused, not retrained; `train s` is the mean training time per seed)."]
+    artifacts.write_text(out / "comparison.md", "\n".join(md) + "\n")
+    flat = [{"model": r["model"], "seeds": len(r["seeds"]), "trials": r["trials"],
+             **{f"{c}{'' if p == 'history kept' else ' (history removed)'}": r[p]["mean"][c] for p in PROTOCOLS for c in COLUMNS},
+             **{f"{c} std": r["history kept"]["std"][c] for c in TESTED},
+             "epochs": r["epochs"], "train_wall_s": r["train_wall_s"], "params": r["params"]} for r in rows]
+    with artifacts.atomic_path(out / "comparison.csv") as tmp:
+        pl.DataFrame(flat, infer_schema_length=None).write_csv(tmp)
+    artifacts.write_json(out / "comparison.json", {"rows": rows, "tests": tests, "paper": paper,
+                                                   "config": cfg.model_dump(mode="json"), "wall_time_s": round(wall_s, 1),
+                                                   **prov})
+    if rows:
+        plot(out / "recall10.png", rows, paper)
+    log.info("compare: %d models, %d paired tests → %s", len(rows), len(tests), out / "comparison.md")
+
+
+def plot(path: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]]) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 1.0 * len(rows) + 2), 3.8))
+    x = np.arange(len(rows))
+    for i, (protocol, color) in enumerate(zip(PROTOCOLS, ("tab:blue", "tab:orange"))):
+        vals = np.array([r[protocol]["mean"]["recall@10"] for r in rows])
+        cis = [r[protocol]["ci95"].get("recall@10") or [v, v] for r, v in zip(rows, vals)]
+        err = np.array([[v - c[0] for v, c in zip(vals, cis)], [c[1] - v for v, c in zip(vals, cis)]])
+        ax.bar(x + (i - 0.5) * 0.4, vals, 0.4, yerr=np.clip(err, 0, None), capsize=2, color=color, label=protocol)
+    for p in paper:
+        if p["metrics"].get("recall@10") is not None:
+            ax.axhline(p["metrics"]["recall@10"], ls="--", lw=0.7, color="gray")
+            ax.text(len(rows) - 0.5, p["metrics"]["recall@10"], f"{p['model']} ({p['protocol']})", fontsize=6,
+                    va="bottom", ha="right", color="gray")
+    ax.set_xticks(x, [r["model"] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel("Recall@10 (mean over seeds, 95% CI)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, path, dpi=120)
+
+
+__all__ = ["summarise", "paired_tests", "write", "markdown", "tests_markdown", "paper_rows", "val_score", "per_user"]

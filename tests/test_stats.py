@@ -1,0 +1,65 @@
+"""Paired statistics on hand-computed inputs (semid.evaluate.stats)."""
+
+import numpy as np
+import pytest
+
+from semid.evaluate import stats
+
+
+def test_holm_matches_hand_computation():
+    # sorted 0.01, 0.03, 0.04 → 3·0.01 = 0.03, 2·0.03 = 0.06, max(0.06, 1·0.04) = 0.06
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.5, None, 0.2]) == [pytest.approx(0.5), None, pytest.approx(0.4)]
+    assert stats.holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+
+
+def test_exact_permutation_p_value():
+    # d = (1, 2, 3): of the 8 sign patterns only +++ and --- reach |sum| = 6
+    assert stats.paired_permutation([[1, 2, 3]], [[0, 0, 0]]) == pytest.approx(2 / 8)
+    # d = (1, -1): sums 0, 0, 2, -2 → all four reach |0|
+    assert stats.paired_permutation([[1, 0]], [[0, 1]]) == 1.0
+    # seed means are compared: a's seeds average to (1, 2, 3)
+    assert stats.paired_permutation([[2, 4, 6], [0, 0, 0]], [[0, 0, 0]]) == pytest.approx(2 / 8)
+
+
+def test_monte_carlo_permutation_detects_a_shift_and_not_noise():
+    rng = np.random.default_rng(1)
+    base = rng.random(2000)
+    assert stats.paired_permutation([base + 0.05], [base], n_perm=2000) == pytest.approx(1 / 2001)
+    noise = stats.paired_permutation([base + rng.normal(0, 0.1, 2000)], [base], n_perm=2000)
+    assert noise > 0.01
+
+
+def test_bootstrap_identical_and_shifted_models():
+    u = np.linspace(0, 1, 500)
+    same = stats.paired_bootstrap([u], [u], n_boot=200)
+    assert same["delta"] == 0 and same["ci95"] == [0.0, 0.0] and same["p_bootstrap"] == 1.0
+    up = stats.paired_bootstrap([u + 1], [u], n_boot=200)
+    assert up["delta"] == pytest.approx(1) and up["ci95"] == pytest.approx([1, 1]) and up["p_bootstrap"] == 0.0
+
+
+def test_bootstrap_counts_seed_variance():
+    # a's two seeds give 1 and 0 for every user, b gives 0.5: no difference on average, but a
+    # replicate that draws seed 0 twice sees +0.5 and one that draws seed 1 twice sees -0.5
+    ones, zeros, half = np.ones(300), np.zeros(300), np.full(300, 0.5)
+    res = stats.paired_bootstrap([ones, zeros], [half], n_boot=400, seed=3)
+    assert res["delta"] == 0
+    assert res["ci95"] == pytest.approx([-0.5, 0.5])
+    assert res["p_bootstrap"] > 0.5
+    # the per-user permutation test sees the seed means only: identical, p = 1
+    assert stats.paired_permutation([ones, zeros], [half]) == 1.0
+
+
+def test_verdict_needs_the_test_and_the_interval():
+    assert stats.verdict(0.01, [0.002, 0.02], 0.01) == "better"
+    assert stats.verdict(-0.01, [-0.02, -0.001], 0.01) == "worse"
+    assert stats.verdict(0.01, [-0.001, 0.02], 0.01) == "no significant difference"
+    assert stats.verdict(0.01, [0.002, 0.02], 0.2) == "no significant difference"
+    assert stats.verdict(0.01, None, None) == "not tested"
+
+
+def test_unpaired_shapes_are_refused():
+    with pytest.raises(ValueError, match="same users"):
+        stats.paired_bootstrap([[1, 2, 3]], [[1, 2]])
+    with pytest.raises(ValueError, match="no users"):
+        stats.paired_permutation(np.zeros((1, 0)), np.zeros((1, 0)))
