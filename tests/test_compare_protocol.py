@@ -144,3 +144,12 @@ def test_provenance_is_detected():
     assert prov["hardware"]["cpus"] >= 1 and prov["hardware"]["cpu_model"]
     assert prov["versions"]["python"] and prov["config_hash"] == artifacts.fingerprint_value({"a": 1})
     assert len(prov["git"]["commit"] or "x" * 40) == 40
+
+
+def test_rank_study_refuses_results_from_a_dirty_tree_before_any_work(tmp_path, monkeypatch):
+    from semid.rank import study
+    from semid.rank.config import StudyConfig
+    monkeypatch.setattr(artifacts, "git_state", lambda: {"commit": "a" * 40, "dirty": True})
+    with pytest.raises(DataError, match="uncommitted changes"):
+        study.run(StudyConfig(), tmp_path / "nothing-here", results_root=tmp_path / "results")
+    assert not (tmp_path / "nothing-here").exists()

@@ -58,7 +58,9 @@ def test_row_counts_match_formulas(table):
     counts = np.ones(n, int)
     expected = {"hash": table, "unigram": levels * size,
                 "bigram": min(table, (levels // 2) * size**2 + (levels % 2) * size),
-                "prefix": min(table, sum(size**j for j in range(1, levels + 1))), "dense": 0}
+                "prefix": min(table, sum(size**j for j in range(1, levels + 1))), "dense": 0,
+                # one more table: the dedup codes 0 … (largest group of items sharing a SID) − 1
+                "unigram_dedup": levels * size + int(np.unique(codes, axis=0, return_counts=True)[1].max())}
     for name, rows in expected.items():
         mod = represent.build(name, n_items=n, dim=d, table_size=table, codes=codes, codebook_size=size, embeddings=emb)
         assert mod.rows == rows, name
@@ -78,6 +80,18 @@ def test_row_counts_match_formulas(table):
     mod = represent.build("spm", n_items=n, dim=d, table_size=vocab, item_pieces=pieces.item_pieces(codes),
                           vocab_size=pieces.vocab_size)
     assert mod.rows == pieces.vocab_size
+
+
+def test_unigram_dedup_gives_every_item_a_unique_id():
+    codes = np.array([[0, 1], [0, 1], [2, 3], [0, 1]])  # items 0, 1, 3 collide; K = 4, L = 2
+    uni = represent.build("unigram", n_items=4, dim=4, table_size=64, codes=codes, codebook_size=4)
+    ded = represent.build("unigram_dedup", n_items=4, dim=4, table_size=64, codes=codes, codebook_size=4)
+    # level rows c1, 4 + c2; then the dedup table at 8: codes 0, 1, 0, 2
+    assert ded.pieces[:-1].tolist() == [[0, 5, 8], [0, 5, 9], [2, 7, 8], [0, 5, 10]]
+    assert ded.rows == 2 * 4 + 3 and uni.rows == 8
+    assert len({tuple(p) for p in ded.pieces[:-1].tolist()}) == 4 and len({tuple(p) for p in uni.pieces[:-1].tolist()}) == 2
+    emb = ded(torch.arange(4))
+    assert not torch.allclose(emb[0], emb[1]) and torch.allclose(uni(torch.tensor([0]))[0], uni(torch.tensor([1]))[0])
 
 
 def test_split_budget_water_fills():
@@ -170,7 +184,7 @@ def test_toy_study_end_to_end(toy_run, tmp_path):
     res = CliRunner().invoke(app, [
         "rank", "study", "--out", str(out), "--results", str(tmp_path / "results"), "prepare.dataset=toy",
         "prepare.split=temporal", "table_sizes=[64]", "seeds=[0,1]", "rank.epochs=1", "rank.ids.codebook_size=16",
-        "rank.val_users=100", "rank.threads=1", "bootstrap=50"])
+        "rank.val_users=100", "rank.threads=1", "bootstrap=50", "permutations=200", "--allow-dirty"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     study = out / "study"
     for name in ("results.md", "results.csv", "results.json", "auc_by_representation.png",
@@ -178,15 +192,34 @@ def test_toy_study_end_to_end(toy_run, tmp_path):
         assert (study / name).is_file(), name
     doc = json.loads((tmp_path / "results" / "toy" / "rank_study.json").read_text())
     assert "metrics" not in doc  # the README table of TIGER results skips this file
+    assert doc["git"]["commit"] and doc["versions"]["python"] and doc["hardware"]["cpus"] >= 1 and doc["date"]
     recs = doc["records"]
-    assert {r["representation"] for r in recs} == {"hash", "dense", "unigram", "bigram", "prefix", "spm"}
+    assert {r["representation"] for r in recs} == {"hash", "dense", "unigram", "unigram_dedup", "bigram", "prefix", "spm"}
     assert {r["slice"] for r in recs} == {"all", "cold", "tail"} and {r["history"] for r in recs} == {True, False}
-    assert len(recs) == 6 * 2 * 2 * 3
+    assert len(recs) == 7 * 2 * 2 * 3
     for r in recs:
         assert {"auc", "auc_user", "ndcg@10", "recall@10", "table_size", "rows", "params", "seed", "n_events"} <= set(r)
         assert r["n_events"] == 0 or 0.0 <= r["auc"] <= 1.0
-    assert [c["verdict"] in ("confirmed", "not confirmed") for c in doc["claims"]] == [True] * 3
-    assert any(s["vs_hash"] for s in doc["summary"])
+    verdicts = ("supported", "partly supported", "not supported", "contradicted", "not tested")
+    assert [c["verdict"] in verdicts for c in doc["claims"]] == [True] * 3
+    assert "rerank" not in doc  # `semid rank rerank` writes its own rerank.json
+    # every Δ is the mean per-list AUC over seeds × events, re-derived from the saved per-event values
+    z = np.load(study / "auc_user.npz")
+    row = next(s for s in doc["summary"] if s["representation"] == "unigram" and s["history"] and s["slice"] == "cold")
+    c = row["vs_hash"][0]
+    cold = z["slice:cold"]
+    mean = {rep: np.mean([z[f"{rep}|{t}|True|{s}"][cold] for s in (0, 1)])
+            for rep, t in (("unigram", row["table_size"]), ("hash", c["hash_table_size"]))}
+    assert c["delta"] == pytest.approx(mean["unigram"] - mean["hash"])
+    assert row["auc_user"] == pytest.approx(mean["unigram"])
+    assert {"ci95", "p_bootstrap", "p_permutation", "p_ttest_seeds"} <= set(c)
+    tests = [e for cl in doc["claims"] for e in cl["comparisons"]]
+    assert tests and all(e["p_holm"] is None or e["p_holm"] >= e["p_permutation"] for e in tests)
+    col = doc["collisions"]
+    assert 0 < col["sids"]["unique_ids"] <= col["sids"]["items"] and 0 <= col["sids"]["collision_share"] <= 1
+    assert {e["slice"] for e in col["comparisons"]} == {"all", "cold", "tail"}
+    dedup = next(s for s in doc["summary"] if s["representation"] == "unigram_dedup" and s["slice"] == "all")
+    assert dedup["rows"] == 3 * 16 + col["sids"]["max_dedup"] + 1 and "vs_unigram" in dedup
     # the ID model never saw the cold items
     manifest = json.loads((out / "models" / "rank-ids" / "rqkmeans-3x16" / "manifest.json").read_text())
     assert manifest["train_items"] < manifest["items"]

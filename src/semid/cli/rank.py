@@ -35,6 +35,7 @@ def train_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, out: OutO
 @reports_errors
 def study_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, data_dir_: DataDirOpt = None,
               out: OutOpt = None, config: ConfigOpt = None, results: ResultsOpt = None, force: ForceOpt = False,
+              allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="write --results from a tree with uncommitted changes")] = False,
               verbose: VerboseOpt = False) -> None:
     """The whole grid: representations × table sizes × history on/off × seeds (→ RUN/study/results.{md,csv,json}
     + plots). Overrides: seeds=[0,1] table_sizes=[1024,4096] rank.threads=1 …"""
@@ -47,7 +48,7 @@ def study_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, data_dir_
     name = dataset or (cfg.prepare.dataset if cfg.prepare is not None else None)
     command = "semid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     folder = study.run(cfg, run_dir(out, name), data_dir_=data_dir(data_dir_), force=force, command=command,
-                       results_root=results)
+                       results_root=results, allow_dirty=allow_dirty)
     typer.echo((folder / "results.md").read_text())
 
 

@@ -29,7 +29,7 @@ STUDY = "rank_study.json"
 PROVENANCE = ("git", "versions", "hardware", "command", "date", "seeds", "protocol", "train_wall_s", "eval_wall_s")
 
 
-def _check_clean(git: list[dict[str, Any]], allow_dirty: bool) -> bool:
+def check_clean(git: list[dict[str, Any]], allow_dirty: bool) -> bool:
     """True when some run came from a tree with uncommitted changes; refused unless ``allow_dirty``."""
     dirty = any(g.get("dirty") for g in git)
     if any(g.get("commit") is None for g in git) and not allow_dirty:
@@ -49,7 +49,7 @@ def record(metrics_file: Path, *, root: Path = Path("results"), setting: str | N
     m = artifacts.read_json(metrics_file)
     info = m.get("model_info", {})
     training = info.get("training") or {}
-    dirty = _check_clean([m.get("git") or {}], allow_dirty)
+    dirty = check_clean([m.get("git") or {}], allow_dirty)
     name = m["model"] + (f"-{setting}" if setting else "")
     rec = {
         "model": m["model"], "kind": m.get("kind"), "loss": info.get("loss"), "params": info.get("params"),
@@ -73,7 +73,7 @@ def record_comparison(folder: Path, *, root: Path = Path("results"), allow_dirty
     rows = comp["rows"]
     if not rows:
         raise DataError(f"{folder}/comparison.json has no rows to record")
-    dirty = _check_clean([m.get("git") or {} for r in rows for m in map(artifacts.read_json, (s["metrics_file"] for s in r["per_seed"]))]
+    dirty = check_clean([m.get("git") or {} for r in rows for m in map(artifacts.read_json, (s["metrics_file"] for s in r["per_seed"]))]
                          + [comp.get("git") or {}], allow_dirty)
     dest = Path(root) / str(rows[0]["dataset"])
     written = []

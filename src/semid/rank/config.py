@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 from semid.core.config import StageConfig
 from semid.data.config import PrepareConfig
 
-Representation = Literal["hash", "dense", "unigram", "bigram", "prefix", "spm"]
-REPRESENTATIONS: tuple[str, ...] = ("hash", "dense", "unigram", "bigram", "prefix", "spm")
+Representation = Literal["hash", "dense", "unigram", "unigram_dedup", "bigram", "prefix", "spm"]
+REPRESENTATIONS: tuple[str, ...] = ("hash", "dense", "unigram", "unigram_dedup", "bigram", "prefix", "spm")
 Sampling = Literal["popularity", "uniform"]
 
 
@@ -28,7 +28,8 @@ class RankIdsConfig(StageConfig):
 class RankConfig(StageConfig):
     """One ranker: an item representation inside a DIN-style model trained with BCE."""
 
-    representation: Representation = Field("unigram", description="hash, dense, unigram, bigram, prefix or spm")
+    representation: Representation = Field("unigram", description="hash, dense, unigram, unigram_dedup "
+                                                                 "(collision-free reference), bigram, prefix or spm")
     table_size: int = Field(4096, ge=16, description="T: rows of the hash table; per-table budget of bigram/prefix "
                                                       "n-grams (hashed when K^n > T); SPM vocabulary size")
     dim: int = Field(32, ge=4, description="embedding width d")
@@ -80,7 +81,11 @@ class StudyConfig(StageConfig):
     rank: RankConfig = Field(default_factory=RankConfig, description="base ranker config for every cell")
     prepare: PrepareConfig | None = Field(None, description="when set: prepare + embed the run folder first "
                                                             "(e.g. the held-out-items or temporal split)")
-    bootstrap: int = Field(1000, ge=0, description="paired bootstrap resamples over evaluation events")
+    bootstrap: int = Field(1000, ge=0, description="paired bootstrap resamples (test events drawn once for both "
+                                                   "models, each model's seeds drawn with replacement)")
+    permutations: int = Field(10000, ge=1, description="sign-flip permutations of the per-event differences of "
+                                                      "seed means (exact up to 16 events)")
+    alpha: float = Field(0.05, gt=0, lt=1, description="level of the Holm-adjusted tests behind every verdict")
     tail_share: float = Field(0.5, gt=0, lt=1, description="tail slice: positives among this share of least "
                                                            "popular items seen in training")
     results: str | None = Field(None, description="also write results/<dataset>/rank_study.json under this folder")

@@ -3,8 +3,9 @@
 - ``auc_by_representation.png``: test AUC overall and on cold-start items for each
   representation, with and without history (largest table size of swept methods; error bars:
   95% CI over seeds).
-- ``delta_auc_vs_table_size.png``: AUC change versus random hashing against table size, one
-  line per representation (the shape of the paper's figures), overall and cold, per history.
+- ``delta_auc_vs_table_size.png``: per-list AUC change versus random hashing (the tested Δ)
+  against table size, one line per representation (the shape of the paper's figures), overall
+  and cold, per history.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import numpy as np
 
 from semid.core.figures import pyplot, save
 
-COLORS = {"hash": "#777777", "dense": "#8c564b", "unigram": "#1f77b4", "bigram": "#ff7f0e",
-          "prefix": "#2ca02c", "spm": "#d62728"}
+COLORS = {"hash": "#777777", "dense": "#8c564b", "unigram": "#1f77b4", "unigram_dedup": "#17becf",
+          "bigram": "#ff7f0e", "prefix": "#2ca02c", "spm": "#d62728"}
+ONE_SIZE = ("unigram", "unigram_dedup", "dense")
 
 
 def auc_bars(summary: list[dict], path: Path) -> None:
@@ -59,18 +61,18 @@ def delta_vs_size(summary: list[dict], path: Path) -> None:
                     if s["representation"] != rep or s["history"] != hist or s["slice"] != sl:
                         continue
                     for c in s["vs_hash"]:
-                        if rep in ("unigram", "dense") or c["hash_table_size"] == s["table_size"]:
-                            pts.append((c["hash_table_size"], c["delta_auc"]))
+                        if rep in ONE_SIZE or c["hash_table_size"] == s["table_size"]:
+                            pts.append((c["hash_table_size"], c["delta"]))
                 if not pts:
                     continue
                 pts.sort()
                 x, y = [p[0] for p in pts], [100 * p[1] for p in pts]
-                style = "--" if rep in ("unigram", "dense") else "-o"
+                style = "--" if rep in ONE_SIZE else "-o"
                 ax.plot(x, y, style, color=color, label=rep, ms=4)
             ax.axhline(0, color="k", lw=0.6)
             ax.set_xscale("log", base=2)
             ax.set_xlabel("table size T (rows of the hash table; n-gram budget; SPM vocabulary)")
-            ax.set_ylabel("ΔAUC vs hashing at T (%)")
+            ax.set_ylabel("Δ per-list AUC vs hashing at T (%)")
             ax.set_title(f"{'overall' if sl == 'all' else 'cold-start'}, {'with' if hist else 'without'} history")
             ax.legend(fontsize=8)
     fig.tight_layout()

@@ -9,6 +9,10 @@ Table size ``T`` is a budget of rows, so methods compare at equal memory: ``hash
 the n-gram tables of ``bigram``/``prefix`` share T rows (n-grams of a table smaller than K^n are
 hashed with splitmix64, so unrelated n-grams may collide, as item ids do under random hashing),
 ``spm`` has a vocabulary of T pieces; ``unigram`` always has L·K rows and ``dense`` none.
+
+``unigram_dedup`` is the collision-free reference of the SID representations: ``unigram`` plus
+TIGER's dedup code (0, 1, 2, … among items sharing all L codes) as one more level, so every item
+has a unique ID; ``unigram_dedup`` − ``unigram`` is the effect of SID collisions.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from torch import nn
 
 from semid.core.errors import ConfigError
+from semid.ids.dedup import dedup_codes
 
 
 def mix64(x: np.ndarray, salt: int = 0) -> np.ndarray:
@@ -105,6 +110,19 @@ class UnigramEmbedding(PieceEmbedding):
         super().__init__(codes + np.arange(levels) * size, levels * size, dim)
 
 
+class UnigramDedupEmbedding(PieceEmbedding):
+    """Unigram-SID + dedup code: the L K-row code tables plus one table of dedup codes (0 for the
+    first item of each SID, 1, 2, … for the items colliding with it), summed. (c1, …, cL, dedup)
+    is unique per item, so no two items share all their rows. rows = L·K + (largest dedup + 1)."""
+
+    def __init__(self, codes: np.ndarray, size: int, dim: int):
+        codes = np.asarray(codes, dtype=np.int64)
+        levels, dedup = codes.shape[1], dedup_codes(codes)
+        offset = levels * size
+        pieces = np.concatenate([codes + np.arange(levels) * size, (offset + dedup)[:, None]], 1)
+        super().__init__(pieces, offset + int(dedup.max(initial=0)) + 1, dim)
+
+
 class BigramEmbedding(PieceEmbedding):
     """Bigram-SID: non-overlapping level pairs (1,2), (3,4), …, one table per pair (K² rows), an
     odd last level a K-row unigram table; the tables share the budget T (:func:`split_budget`;
@@ -180,8 +198,10 @@ def build(name: str, *, n_items: int, dim: int, table_size: int, seed: int = 0, 
         raise ConfigError(f"{name} representation needs Semantic IDs for all {n_items} items")
     if name == "unigram":
         return UnigramEmbedding(codes, codebook_size, dim)
+    if name == "unigram_dedup":
+        return UnigramDedupEmbedding(codes, codebook_size, dim)
     if name == "bigram":
         return BigramEmbedding(codes, codebook_size, table_size, dim, seed)
     if name == "prefix":
         return PrefixEmbedding(codes, codebook_size, table_size, dim, seed)
-    raise ConfigError(f"unknown representation {name!r} (hash, dense, unigram, bigram, prefix, spm)")
+    raise ConfigError(f"unknown representation {name!r} (hash, dense, unigram, unigram_dedup, bigram, prefix, spm)")

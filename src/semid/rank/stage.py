@@ -29,6 +29,7 @@ from semid.rank.train import fit, score
 
 WEIGHTS, CONFIG, SPM_FILE, METRICS = "model.safetensors", "config.json", "spm.model", "metrics.json"
 SLICES = ("all", "cold", "tail")
+SID_REPRESENTATIONS = ("unigram", "unigram_dedup", "bigram", "prefix", "spm")
 
 
 def split_inputs(run_dir: Path) -> dict[str, str]:
@@ -43,15 +44,20 @@ def load_data(cfg: RankConfig, run_dir: Path, tail_share: float = 0.5) -> D.Rank
                   seed=cfg.eval_seed, val_users=cfg.val_users, tail_share=tail_share)
 
 
+def sid_codes(cfg: RankConfig, data: D.RankData, run_dir: Path) -> np.ndarray:
+    """Codes [N, L] of every item (IDs fitted on the training items), cached in ``data``."""
+    key = ("codes", cfg.ids.model_dump_json())
+    if key not in data.cache:
+        data.cache[key] = sids.fit(run_dir, cfg.ids, data.counts, threads=cfg.threads)
+    return data.cache[key]
+
+
 def item_module(cfg: RankConfig, data: D.RankData, run_dir: Path, pieces: spm.SidPieces | None = None):
     """The representation of ``cfg`` (IDs, embeddings and SPM vocabularies cached in ``data``)."""
     name, c = cfg.representation, data.cache
     kw: dict[str, Any] = {}
-    if name in ("unigram", "bigram", "prefix", "spm"):
-        key = ("codes", cfg.ids.model_dump_json())
-        if key not in c:
-            c[key] = sids.fit(run_dir, cfg.ids, data.counts, threads=cfg.threads)
-        kw |= {"codes": c[key], "codebook_size": cfg.ids.codebook_size}
+    if name in SID_REPRESENTATIONS:
+        kw |= {"codes": sid_codes(cfg, data, run_dir), "codebook_size": cfg.ids.codebook_size}
     if name == "spm":
         key = ("spm", cfg.ids.model_dump_json(), cfg.table_size)
         if pieces is None and key not in c:

@@ -3,10 +3,12 @@
     semid rank study --config configs/rank_beauty.yaml --data-dir ../shared/data --out runs/beauty-holdout
 
 Representations × table sizes × history on/off × seeds. ``hash``, ``bigram``, ``prefix`` and
-``spm`` sweep the table sizes; ``unigram`` (L·K rows) and ``dense`` (no table) have one size and
-run once per (history, seed). Every cell trains a ranker and scores the same test lists; its
-record and per-event values are cached in ``RUN/study/cells/`` (an interrupted study resumes).
-Writes ``RUN/study/results.{md,csv,json}`` and plots (see :mod:`semid.rank.report`).
+``spm`` sweep the table sizes; ``unigram`` (L·K rows), ``unigram_dedup`` (its collision-free
+reference, L·K + dedup rows) and ``dense`` (no table) have one size and run once per (history,
+seed). Every cell trains a ranker and scores the same test lists; its record and per-event values
+are cached in ``RUN/study/cells/`` (an interrupted study resumes). The per-seed per-event AUCs
+behind every test go to ``RUN/study/auc_user.npz``; ``RUN/study/results.{md,csv,json}`` and plots
+(see :mod:`semid.rank.report`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,22 @@ from semid.core.threads import threads
 from semid.data import prepare
 from semid.embed.config import EmbedConfig
 from semid.embed.encode import run as embed
+from semid.evaluate.results import check_clean
+from semid.ids.dedup import collision_stats, dedup_codes
 from semid.rank import metrics as RM
 from semid.rank import report, stage
 from semid.rank.config import RankConfig, StudyConfig
 from semid.rank.train import fit, score
 
 SWEPT = ("hash", "bigram", "prefix", "spm")
+STATISTICS = ("95% CI of each mean: t interval over seeds. Every Δ and test is on the per-list AUC (auc_user), "
+              "per seed and test event: Δ = mean over seeds × events of A minus that of B; 95% CI and p_bootstrap "
+              "from a paired bootstrap ({boot} resamples: test events drawn once for both models, each model's seeds "
+              "drawn with replacement); p_permutation: sign-flip test on the per-event differences of seed means "
+              "({perm} random sign patterns); p_holm: Holm over every comparison listed in the claims of this study "
+              "(the collision check is a family of its own); verdict 'better'/'worse' when p_holm < {alpha} and the "
+              "CI excludes 0 (semid.evaluate.stats.verdict); p_ttest_seeds: paired t-test over seeds of the per-seed "
+              "means, an extra column used by no verdict")
 
 
 def cells(cfg: StudyConfig) -> list[RankConfig]:
@@ -47,8 +59,9 @@ def cells(cfg: StudyConfig) -> list[RankConfig]:
 
 
 def nominal_size(cell: RankConfig) -> int:
-    """Table size a cell is reported at: T for swept methods, L·K for unigram, 0 for dense."""
-    if cell.representation == "unigram":
+    """Table size a cell is reported at: T for swept methods, L·K for unigram and unigram_dedup
+    (whose ``rows`` add its dedup rows), 0 for dense."""
+    if cell.representation in ("unigram", "unigram_dedup"):
         return cell.ids.levels * cell.ids.codebook_size
     return 0 if cell.representation == "dense" else cell.table_size
 
@@ -78,8 +91,11 @@ def run_cell(cell: RankConfig, data, run_dir: Path, cache: Path, key: str,
 
 
 def run(cfg: StudyConfig, run_dir: Path, *, data_dir_: Path | None = None, force: bool = False,
-        command: str | None = None, results_root: Path | None = None) -> Path:
-    """Run the whole study; returns ``RUN/study``."""
+        command: str | None = None, results_root: Path | None = None, allow_dirty: bool = False) -> Path:
+    """Run the whole study; returns ``RUN/study``. With ``results_root`` the run must come from a
+    committed tree (checked first, not after the grid) unless ``allow_dirty``."""
+    if results_root is not None:
+        check_clean([artifacts.git_state()], allow_dirty)
     run_dir = Path(run_dir)
     t_start = time.perf_counter()
     symbols = cfg.rank.ids.levels * cfg.rank.ids.codebook_size
@@ -112,23 +128,28 @@ def run(cfg: StudyConfig, run_dir: Path, *, data_dir_: Path | None = None, force
                      cell.representation, nominal_size(cell), cell.history, cell.seed, a["auc"], c["auc"],
                      a["ndcg@10"], a["wall_s"])
     slices = {"all": np.ones(len(data.test), bool), "cold": data.test.cold, "tail": data.test.tail}
-    summary = report.summarize(records, events, slices, cfg.bootstrap, seed=0)
-    claims = report.claims(summary)
+    _save_events(out / "auc_user.npz", events, slices)
+    t_stats = time.perf_counter()
+    cmp = report.Comparisons(report.matrices(events, slices), n_boot=cfg.bootstrap, n_perm=cfg.permutations, seed=0)
+    summary = report.summarize(records, cmp)
+    claims = report.claims(cmp, cfg.alpha)
+    collisions = {"sids": _sid_collisions(cfg, data, run_dir), **(report.collision_effect(cmp, cfg.alpha) or {})}
+    log.info("rank study: paired tests in %.0f s", time.perf_counter() - t_stats)
     wall = round(time.perf_counter() - t_start, 1)
-    doc = {"records": records, "summary": summary, "claims": claims,
+    doc = {"records": records, "summary": summary, "claims": claims, "collisions": collisions,
            "protocol": stage.protocol(cfg.rank) | {
                "grid": {"representations": cfg.representations, "table_sizes": cfg.table_sizes,
                         "histories": cfg.histories, "seeds": cfg.seeds},
                "split": _split(run_dir), "test_events": len(data.test), "cold_events": int(data.test.cold.sum()),
                "tail_events": int(data.test.tail.sum()), "train_events": int(len(data.train.item)),
                "tail_share": cfg.tail_share,
-               "statistics": "95% CI: t interval over seeds; paired tests vs hash: paired t-test over seeds "
-                             f"(pooled AUC) and paired bootstrap over test events ({cfg.bootstrap} resamples) "
-                             "of the per-list AUC averaged over seeds",
+               "statistics": STATISTICS.format(boot=cfg.bootstrap, perm=cfg.permutations, alpha=cfg.alpha),
                "model": {"dim": cfg.rank.dim, "mlp": cfg.rank.mlp, "max_items": cfg.rank.max_items,
                          "epochs": cfg.rank.epochs, "lr": cfg.rank.lr, "batch_size": cfg.rank.batch_size}},
            "dataset": _split(run_dir).get("dataset"), "run_dir": str(run_dir),
            "hardware": artifacts.hardware() | {"torch_threads": cfg.rank.threads},
+           "git": artifacts.git_state(), "versions": artifacts.package_versions(), "date": artifacts.now(),
+           "config_hash": artifacts.fingerprint_value(cfg.model_dump(mode="json")),
            "wall_time_s": wall, "command": command, "reused_cells": reused,
            "cells_wall_s": round(sum(r["wall_s"] for r in records if r["slice"] == "all"), 1)}
     doc["full_run"] = _full_run(doc, out / "results.json")
@@ -138,9 +159,7 @@ def run(cfg: StudyConfig, run_dir: Path, *, data_dir_: Path | None = None, force
     report.write(doc, out)
     if results_root is not None:
         dest = Path(results_root) / str(doc["dataset"] or run_dir.name) / "rank_study.json"
-        if dest.is_file() and "rerank" in (old := artifacts.read_json(dest)):
-            doc["rerank"] = old["rerank"]  # written by `semid rank rerank --results`
-        artifacts.write_json(dest, doc)
+        artifacts.write_json(dest, doc)  # the whole file: `semid rank rerank` writes its own rerank.json
         log.info("rank study: results → %s", dest)
     log.info("rank study: %d cells in %.0f s → %s", len(todo), wall, out / "results.md")
     for c in claims:
@@ -162,6 +181,25 @@ def _full_run(doc: dict[str, Any], previous: Path) -> dict[str, Any] | None:
         return old["full_run"]
     # reports written before this field existed always came from a complete first run
     return {"wall_time_s": old.get("wall_time_s"), "command": old.get("command"), "cells": len(old["records"]) // 3}
+
+
+def _save_events(path: Path, events: dict[tuple, np.ndarray], slices: dict[str, np.ndarray]) -> None:
+    """Per-list AUC of every test event for every cell (``<rep>|<T>|<history>|<seed>``) and the slice
+    masks (``slice:<name>``): everything the paired tests read, to re-derive them."""
+    arrays = {f"{r}|{t}|{h}|{s}": np.asarray(v) for (r, t, h, s), v in events.items()}
+    arrays |= {f"slice:{k}": np.asarray(m, dtype=bool) for k, m in slices.items()}
+    with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def _sid_collisions(cfg: StudyConfig, data, run_dir: Path) -> dict[str, Any] | None:
+    """How many items share their Semantic ID with another (all items; training items only)."""
+    if not set(cfg.representations) & set(stage.SID_REPRESENTATIONS):
+        return None
+    codes = stage.sid_codes(cfg.rank, data, run_dir)
+    seen = data.counts > 0
+    return collision_stats(codes) | {"max_dedup": int(dedup_codes(codes).max(initial=0)),
+                                     "training_items": collision_stats(codes[seen])}
 
 
 def _split(run_dir: Path) -> dict[str, Any]:
