@@ -153,3 +153,30 @@ def test_rank_study_refuses_results_from_a_dirty_tree_before_any_work(tmp_path, 
     with pytest.raises(DataError, match="uncommitted changes"):
         study.run(StudyConfig(), tmp_path / "nothing-here", results_root=tmp_path / "results")
     assert not (tmp_path / "nothing-here").exists()
+
+
+def test_dirty_means_code_or_config_changed_not_results_or_docs(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("src/a.py", "results/x/r.json", "docs/d.md", "README.md", "configs/c.yaml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+
+    def state():
+        artifacts._git.cache_clear()
+        return artifacts._git(str(tmp_path))
+
+    commit, dirty = state()
+    assert len(commit) == 40 and dirty is False
+    for name in ("results/x/r.json", "docs/d.md", "README.md"):  # what runs and people write
+        (tmp_path / name).write_text("2\n")
+    (tmp_path / "results" / "new.json").write_text("{}")  # untracked
+    assert state() == (commit, False)
+    (tmp_path / "configs/c.yaml").write_text("2\n")
+    assert state() == (commit, True)

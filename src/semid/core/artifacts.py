@@ -178,6 +178,9 @@ def describe_hardware(hw: Mapping[str, Any]) -> str:
     return f"{hw.get('cpus')} × {hw.get('cpu_model') or hw.get('machine')}, {hw.get('memory_gib')} GiB, {gpu}"
 
 
+OUTPUTS = ("results", "docs", "*.md")  # written by runs and people, never read by a computation
+
+
 @functools.cache
 def _git(source: str) -> tuple[str | None, bool | None]:
     def git(*args: str) -> str:
@@ -186,14 +189,16 @@ def _git(source: str) -> tuple[str | None, bool | None]:
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # results and documentation are what runs write, not what they compute from
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){p}" for p in OUTPUTS)))
     except (OSError, subprocess.SubprocessError):
         return None, None
     return commit, dirty
 
 
 def git_state() -> dict[str, Any]:
-    """``{"commit", "dirty"}`` of the semid source checkout (None, None for an installed wheel).
+    """``{"commit", "dirty"}`` of the semid source checkout (None, None for an installed wheel);
+    ``dirty``: uncommitted changes to tracked files outside :data:`OUTPUTS`.
 
     Read once per process: a long run records the code it started with."""
     source = Path(__file__).resolve().parents[3]
