@@ -47,6 +47,11 @@ def test_every_results_file_is_listed_in_results_readme():
         assert stem in listing or path.name in listing or f"{path.parent.name}/" in listing, f"{path} is not in results/README.md"
 
 
-def test_no_stale_keys_in_study_records():
-    for path in (ROOT / "results").glob("*/rank_study.json"):
-        assert "rerank" not in artifacts.read_json(path), f"{path}: the rerank figures belong in rerank.json"
+def test_study_records_have_provenance_and_no_stale_keys():
+    studies = sorted((ROOT / "results").glob("*/rank_study.json"))
+    assert studies, "the ranking study's records are missing: make rank-study"
+    for path in studies:
+        doc = artifacts.read_json(path)
+        assert "rerank" not in doc, f"{path}: the rerank figures belong in rerank.json"
+        assert doc["git"]["commit"] and doc["git"]["dirty"] is False, f"{path}: not from a committed tree"
+        assert doc["versions"]["torch"] and doc["hardware"]["cpus"] and doc["date"] and doc["command"]
