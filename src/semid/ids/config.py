@@ -36,6 +36,7 @@ class IdsConfig(StageConfig):
     log_every: int = Field(25, ge=1, description="steps between points of the training curve")
     # k-means (rqkmeans and the initialisation)
     kmeans_iters: int = Field(25, ge=1, description="k-means iterations per level (faiss)")
+    balance_iters: int = Field(5, ge=0, description="rqkmeans_balanced: capacity-constrained assignment + centroid update rounds per level")
     # IDs
     dedup: bool = Field(True, description="append TIGER's extra code 0, 1, 2, … among items sharing all L codes")
     seed: int = Field(0, description="seed of everything random (init, batches, random IDs)")
@@ -65,6 +66,8 @@ class IdsConfig(StageConfig):
         common = {"method", "levels", "codebook_size", "seed", "dedup"}
         if self.method == "rqkmeans":
             return common | {"kmeans_iters"}
+        if self.method == "rqkmeans_balanced":
+            return common | {"kmeans_iters", "balance_iters"}
         if self.method == "random":
             return common
         return common | {"threads", "hidden", "latent_dim", "beta", "optimizer", "lr", "weight_decay", "steps", "batch_size",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from semid.core.errors import DataError
-from semid.ids import random_ids, rqkmeans, rqvae_train
+from semid.ids import balanced, random_ids, rqkmeans, rqvae_train
 from semid.ids.codec import CONFIG_FILE, Codec
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ class Method:
 METHODS: dict[str, Method] = {
     "rqvae": Method(rqvae_train.fit, rqvae_train.RQVAECodec, "RQ-VAE (TIGER)"),
     "rqkmeans": Method(rqkmeans.fit_codec, rqkmeans.KMeansCodec, "residual k-means"),
+    "rqkmeans_balanced": Method(balanced.fit_codec, balanced.BalancedKMeansCodec,
+                                "residual k-means with every code holding at most ceil(N/K) items per level"),
     "random": Method(random_ids.fit_codec, random_ids.RandomCodec, "random codes of the same shape (ablation)"),
 }
 
