@@ -176,6 +176,8 @@ class SemidModule(L.LightningModule):
         self.log(MONITOR, float(M.recall_at(r, 10)), prog_bar=True)
         self.log("val/ndcg@10", float(M.ndcg_at(r, 10)))
         self.log("val/recall@5", float(M.recall_at(r, 5)))
+        if self._t0 is not None:  # wall seconds since this process's first training step: time-to-quality curves
+            self.log("val/elapsed_s", time.perf_counter() - self._t0)
 
 
 def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path, *, resume: bool = False,

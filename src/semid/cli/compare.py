@@ -43,3 +43,19 @@ def compare_cmd(
     if record is not None:
         for path in results.record_comparison(folder, root=record, allow_dirty=allow_dirty):
             typer.echo(f"recorded: {path}")
+
+
+@app.command("curves")
+@reports_errors
+def curves_cmd(
+    models: Annotated[list[str], typer.Argument(help="model folders under RUN/models, e.g. sasrec-ce tiger")],
+    out: OutOpt = None,
+    dataset: DatasetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Time to quality: validation Recall@10 against training thread-minutes, from the models' logs
+    (→ RUN/compare/time_to_quality.{png,json})."""
+    from semid.experiments import curves
+
+    png = curves.run(run_dir(out, dataset), models)
+    typer.echo(f"time to quality: {png}")
