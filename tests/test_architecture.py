@@ -21,6 +21,7 @@ LAYERS = [
     ("semid.models",),
     ("semid.evaluate", "semid.rank"),
     ("semid.experiments", "semid.pipeline"),
+    ("semid.serve",),
     ("semid.cli",),
 ]
 
