@@ -226,6 +226,16 @@ def test_bad_json_and_oversized_bodies(client):
     assert client.get("/health").json()["status"] == "ready"
 
 
+def test_api_docs_work_offline(client):
+    import re
+    page = client.get("/docs")
+    assert page.status_code == 200
+    scripts = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', page.text)
+    assert scripts and all(s.startswith("/") for s in scripts), scripts  # nothing from another host
+    assert all(client.get(s).status_code == 200 for s in scripts)
+    assert client.get("/openapi.json").json()["paths"]["/recommend"]
+
+
 def test_static_files_come_from_the_package_only(client):
     page = client.get("/")
     assert page.status_code == 200 and 'src="/static/app.js"' in page.text

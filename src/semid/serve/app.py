@@ -25,6 +25,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
 from semid.core.errors import SemidError
@@ -158,8 +159,8 @@ def create_app(loader: Callable[[], LoadedRun], *, batching: bool = True, max_ba
         yield
         await batcher.stop()
 
-    app = FastAPI(title="semid", summary="Recommendations, Semantic IDs and cold-start IDs from a finished semid run",
-                  lifespan=lifespan)
+    app = FastAPIOffline(title="semid", summary="Recommendations, Semantic IDs and cold-start IDs from a finished semid run",
+                         lifespan=lifespan)  # /docs and /redoc from packaged files: no CDN
     app.state.semid = state
     app.add_middleware(LimitBody, max_bytes=max_body)
     app.add_exception_handler(RequestValidationError, _validation_error)
