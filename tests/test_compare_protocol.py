@@ -180,3 +180,17 @@ def test_dirty_means_code_or_config_changed_not_results_or_docs(tmp_path):
     assert state() == (commit, False)
     (tmp_path / "configs/c.yaml").write_text("2\n")
     assert state() == (commit, True)
+
+
+def test_the_grid_point_is_chosen_by_validation_and_a_tie_keeps_the_rows_own(tmp_path):
+    def cell(name, recall):
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps({"metrics": {"recall@10": recall}}))
+        return compare.Cell("sasrec-ce", "sasrec", SASRecConfig(name=name), "val", {"metrics_file": str(f)})
+
+    low, own, high = cell("sasrec-ce-lr0.5x", 0.09), cell("sasrec-ce", 0.09), cell("sasrec-ce-lr2x", 0.10)
+    assert compare.choose([low, own, high], "sasrec-ce", "recall@10") is high
+    assert compare.choose([low, own], "sasrec-ce", "recall@10") is own  # a tie: the row's own configuration
+    assert compare.choose([low, cell("sasrec-ce-lr2x", 0.09)], "sasrec-ce", "recall@10") is low  # then the earlier point
+    with pytest.raises(ValueError, match="not a metric"):
+        compare.choose([low, own], "sasrec-ce", "auc")

@@ -185,6 +185,14 @@ def execute(cells: list[Cell], run: RunFolder, semantic: str, cfg: CompareConfig
             log.info("── compare: %s (seed %d) done", cell.name, cell.config.seed)
 
 
+def choose(cells: list[Cell], row: str, select: str) -> Cell:
+    """The grid point with the best validation ``select``; on a tie the row's own configuration,
+    then the earlier point."""
+    if len(cells) == 1:
+        return cells[0]
+    return max(cells, key=lambda c: (table.val_score(c, select), c.name == row))
+
+
 def run(cfg: CompareConfig, run_dir: Path, ids_cfg: IdsConfig, *, sections: dict[str, dict[str, Any]] | None = None,
         force: bool = False) -> Path:
     """Tune on validation, train every seed, score on test, test the pairs; returns the output folder."""
@@ -204,8 +212,7 @@ def run(cfg: CompareConfig, run_dir: Path, ids_cfg: IdsConfig, *, sections: dict
     tuning = [c for cells in trials.values() if len(cells) > 1 for c in cells]
     if tuning:
         execute(tuning, run, semantic, cfg, force=force)
-    chosen = {name: max(cells, key=lambda c: table.val_score(c, cfg.select)) if len(cells) > 1 else cells[0]
-              for name, cells in trials.items()}
+    chosen = {name: choose(cells, name, cfg.select) for name, cells in trials.items()}
     # 2. the chosen configuration at every seed, on the final split
     final: list[Cell] = []
     for name, pick in chosen.items():
