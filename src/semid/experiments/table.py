@@ -10,6 +10,7 @@ bootstrap CI to agree.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,12 +49,19 @@ def val_score(cell: Cell, metric: str) -> float:
     return float(m[metric])
 
 
+@functools.cache
+def _ranks(metrics_file: str) -> pl.DataFrame:
+    """A cell's ``ranks.parquet``, sorted by user, read once however many metrics and tests use it."""
+    path = Path(metrics_file)
+    return ev_stage.read_ranks(path.parent / ev_stage.ranks_name(path)).sort("user_id")
+
+
 def per_user(cells: list[Cell], column: str, metric: str) -> np.ndarray:
     """``[seeds, users]`` per-user values of ``metric`` (users sorted by id, the same for every model)."""
     out, users = [], None
     for cell in cells:
         folder = Path(cell.result["metrics_file"]).parent
-        r = ev_stage.read_ranks(folder / ev_stage.ranks_name(cell.result["metrics_file"])).sort("user_id")
+        r = _ranks(cell.result["metrics_file"])
         if users is None:
             users = r["user_id"]
         elif not r["user_id"].equals(users):
@@ -64,6 +72,7 @@ def per_user(cells: list[Cell], column: str, metric: str) -> np.ndarray:
 
 def summarise(final: list[Cell], trials: dict[str, list[Cell]], cfg: CompareConfig) -> list[dict[str, Any]]:
     """One row per model: mean ± std over seeds under both protocols, CIs, budget and provenance."""
+    _ranks.cache_clear()  # this comparison's files, as its cells just wrote them
     rows = []
     for name in cfg.models:
         cells = [c for c in final if c.row == name]
