@@ -34,7 +34,7 @@ def test_row_settings_and_run_tiger_keys_reach_the_model_config():
 
 def test_toy_comparison(tmp_path):
     out = tmp_path / "toy"
-    res = CliRunner().invoke(app, ["compare", "--out", str(out), *TOY, "compare.models=[tiger,tiger-random]",
+    res = CliRunner().invoke(app, ["compare", "--out", str(out), *TOY, "compare.models=[tiger,tiger-random]", "compare.jobs=2",
                                    "--record", str(tmp_path / "results"), "--allow-dirty"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert (out / "ids" / "random-3x16" / "semantic_ids.parquet").is_file()  # made for the random-ID row

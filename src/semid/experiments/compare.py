@@ -25,9 +25,7 @@ cells are reused, so a killed comparison continues where it stopped. Writes
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from semid.core.config import ConfigError, ModelConfig, StageConfig
 from semid.core.log import log
 from semid.core.log import setup as log_setup
 from semid.core.run import RunFolder
+from semid.core.workers import worker_pool
 from semid.evaluate import stage as ev_stage
 from semid.experiments import table
 from semid.ids import train as ids_train
@@ -178,7 +177,7 @@ def execute(cells: list[Cell], run: RunFolder, semantic: str, cfg: CompareConfig
         return
     verbose = log.getEffectiveLevel() <= 10
     log.info("── compare: %d cells, %d side by side", len(cells), cfg.jobs)
-    with ProcessPoolExecutor(cfg.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(cfg.jobs) as pool:
         futures = [pool.submit(_run_cell, *a, verbose) for a in args]
         for cell, fut in zip(cells, futures):
             cell.result = fut.result()
