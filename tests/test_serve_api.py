@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -93,6 +94,29 @@ def test_every_model_serves_its_registry_rankers_list(toy, loaded, name):
     for h, row in zip(hists, expected):
         got = loaded.recommend(h, k=20, model=name, exclude_history=False)
         assert [it["item_id"] for it in got["items"]] == [int(i) for i in row if i >= 0]
+
+
+@pytest.mark.parametrize("name, kind", [("tiger", "log-prob"), ("sasrec-ce", "logit")])
+def test_recommendations_carry_the_models_own_scores(toy, loaded, name, kind):
+    got = loaded.recommend([1, 2, 3], k=10, model=name, exclude_history=False)
+    values = [it["score"] for it in got["items"]]
+    assert got["score_kind"] == kind and len(values) == 10 and None not in values
+    assert values == sorted(values, reverse=True)  # ranked by score
+    if kind == "log-prob":  # log-probabilities of distinct whole IDs: each ≤ 0 and together at most 1
+        assert max(values) <= 0 and sum(np.exp(values)) <= 1 + 1e-4
+    else:  # SASRec's logit of an item: the last position's state dotted with the item's embedding
+        from semid.core.run import read_model_folder
+        from semid.models.seqrec.data import history_batch
+        from semid.models.seqrec.model import model_args
+        spec, _ = trained_folder(toy, name)
+        meta, weights = read_model_folder(RunFolder(toy).model_dir(name))
+        net = spec.config.network(model_args(meta["args"]))
+        net.load_state_dict(weights)
+        x, last = history_batch([np.array([1, 2, 3])], meta["args"]["max_len"], None)
+        with torch.no_grad():
+            h = net.eval()(x)[0, last[0]]
+        for it in got["items"]:  # row 0 of the embedding table is padding: item i is row i + 1
+            assert it["score"] == pytest.approx(float(h @ net.item.weight[it["item_id"] + 1].detach()), abs=1e-3)
 
 
 def test_item_search_tree_and_items_under(loaded):

@@ -40,10 +40,13 @@ def recommend_cmd(
         typer.echo(json.dumps(out, indent=2))
         return
     t = Table(title=f"{out['model']} on {run}: after {', '.join(h['asin'] for h in out['history'])}")
-    for col, justify in (("rank", "right"), ("item_id", "right"), ("asin", "left"), ("Semantic ID", "left"), ("title", "left")):
+    score = out["score_kind"] or "score"
+    for col, justify in (("rank", "right"), (score, "right"), ("item_id", "right"), ("asin", "left"), ("Semantic ID", "left"),
+                         ("title", "left")):
         t.add_column(col, justify=justify)  # type: ignore[arg-type]
     for it in out["items"]:
-        t.add_row(str(it["rank"]), str(it["item_id"]), it["asin"], "-".join(map(str, it["sid"])), it["title"])
+        value = "" if it["score"] is None else f"{it['score']:.4g}"
+        t.add_row(str(it["rank"]), value, str(it["item_id"]), it["asin"], "-".join(map(str, it["sid"])), it["title"])
     Console().print(t)
 
 

@@ -132,7 +132,8 @@ def generative_ranker(start: StartFn, tokenizer: SIDTokenizer, *, max_items: int
                       constrained: bool = True, cold_items=None, cold_start_eps: float | None = None,
                       batch_users: int = 256, device: str = "cpu"):
     """``rank(histories, users) -> (items [U, top_k], invalid [U, top_k] | None)`` for any model that
-    decodes Semantic IDs: users in length-sorted batches, one beam search per batch.
+    decodes Semantic IDs: users in length-sorted batches, one beam search per batch. With
+    ``scores=True`` a third array holds each listed ID's log-probability under the model.
 
     ``constrained=False`` searches freely and flags generated IDs that are no item's;
     ``cold_start_eps`` (with ``cold_items``, bool [N]): TIGER §4.4, at most ``floor(eps * k)``
@@ -143,22 +144,26 @@ def generative_ranker(start: StartFn, tokenizer: SIDTokenizer, *, max_items: int
     cold = torch.as_tensor(cold_items, device=device) if cold_items is not None else None
 
     @torch.no_grad()
-    def rank(histories: list, users: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def rank(histories: list, users: np.ndarray, scores: bool = False) -> tuple:
         hist = [np.asarray(h[-max_items:], dtype=np.int64) for h in histories]
         order = np.argsort([len(h) for h in hist], kind="stable")
         items = np.full((len(hist), top_k), -1, dtype=np.int64)
         invalid = np.zeros((len(hist), top_k), dtype=bool)
+        values = np.full((len(hist), top_k), np.nan, dtype=np.float32)
         for a in range(0, len(order), batch_users):
             idx = order[a:a + batch_users]
             res = beam_search(start([hist[i] for i in idx], users[idx]), len(idx), tokenizer, trie=trie,
                               beam_size=beam_size, top_k=search_k, device=device)
-            got, scores = res.items, res.scores
+            got, logp = res.items, res.scores
             if cold_start_eps is not None and cold is not None:
-                got, scores = cap_cold(got, scores, cold, top_k, cold_start_eps)
-            got, scores = got[:, :top_k], scores[:, :top_k]
+                got, logp = cap_cold(got, logp, cold, top_k, cold_start_eps)
+            got, logp = got[:, :top_k], logp[:, :top_k]
             n = got.shape[1]
             items[idx, :n] = got.cpu().numpy()
-            invalid[idx, :n] = ((got < 0) & torch.isfinite(scores)).cpu().numpy()
-        return items, (invalid if not constrained else None)
+            invalid[idx, :n] = ((got < 0) & torch.isfinite(logp)).cpu().numpy()
+            values[idx, :n] = torch.where(torch.isfinite(logp), logp, torch.nan).float().cpu().numpy()
+        out = (items, (invalid if not constrained else None))
+        return (*out, values) if scores else out
 
+    rank.score_kind = "log-prob"  # type: ignore[attr-defined]
     return rank

@@ -9,7 +9,8 @@
 Every model folder the run holds is loaded through the model registry once its check passes
 (:func:`semid.models.stage.trained_folder`: the files are what training wrote and the data and IDs
 it was trained on are the run's current ones); a folder that fails is listed in ``unavailable``
-with the reason. Model scores are not part of the ranker protocol, so a list gives each item's rank.
+with the reason. Each listed item has its rank and, where the model's ranker gives one, its score
+(``score_kind`` says what it is: a SASRec logit, TIGER's log-probability of the ID, …).
 """
 
 from __future__ import annotations
@@ -42,9 +43,14 @@ class Model:
     meta: dict[str, Any]  # config.json
     needs_ids: bool
 
+    @property
+    def score_kind(self) -> str | None:
+        return getattr(self.rank, "score_kind", None)
+
     def summary(self) -> dict[str, Any]:
         training = self.meta.get("training") or {}
         return {"name": self.name, "kind": self.kind, "params": self.meta.get("params"), "semantic_ids": self.needs_ids,
+                "score_kind": self.score_kind,
                 "ids": (self.meta.get("config") or {}).get("ids_folder"), "best_val_recall@10": training.get("best_val_recall@10")}
 
 
@@ -123,19 +129,25 @@ class LoadedRun:
         for name in dict.fromkeys(q.model for q in queries):
             idx = [i for i, q in enumerate(queries) if q.model == name]
             hists = [np.asarray(queries[i].history, dtype=np.int64) for i in idx]
+            model = self.models[name]
+            users = np.zeros(len(idx), dtype=np.int64)
             with self._lock, threads(self.threads):
-                items, _ = self.models[name].rank(hists, np.zeros(len(idx), dtype=np.int64))
-            for i, row in zip(idx, items):
-                out[i] = self._result(queries[i], row)
+                got = model.rank(hists, users, scores=True) if model.score_kind else model.rank(hists, users)
+            items = got[0]
+            values = got[2] if model.score_kind else np.full(items.shape, np.nan, dtype=np.float32)
+            for i, row, val in zip(idx, items, values):
+                out[i] = self._result(queries[i], row, val)
         return out  # type: ignore[return-value]
 
-    def _result(self, q: Query, row: np.ndarray) -> dict[str, Any]:
+    def _result(self, q: Query, row: np.ndarray, values: np.ndarray) -> dict[str, Any]:
         seen = set(q.history) if q.exclude_history else set()
-        keep = [int(i) for i in row if i >= 0 and int(i) not in seen][:q.k]
+        keep = [(int(i), float(v)) for i, v in zip(row, values) if i >= 0 and int(i) not in seen][:q.k]
         cat = self.catalogue
-        return {"model": q.model, "kind": self.models[q.model].kind, "k": q.k,
+        model = self.models[q.model]
+        return {"model": q.model, "kind": model.kind, "k": q.k, "score_kind": model.score_kind,
                 "history": [cat.describe(i) for i in q.history],
-                "items": [{"rank": r + 1, **cat.describe(i)} for r, i in enumerate(keep)]}
+                "items": [{"rank": r + 1, "score": round(v, 4) if np.isfinite(v) else None, **cat.describe(i)}
+                          for r, (i, v) in enumerate(keep)]}
 
     def recommend(self, history: list[int | str], k: int = 10, model: str | None = None,
                   exclude_history: bool = True) -> dict[str, Any]:

@@ -63,12 +63,15 @@ class ItemOut(BaseModel):
 
 class RankedOut(ItemOut):
     rank: int
+    score: float | None = Field(description="the model's score of the item (see score_kind); higher ranks first")
 
 
 class RecommendOut(BaseModel):
     model: str
     kind: str
     k: int
+    score_kind: str | None = Field(description="what the scores are: logit (SASRec, GRU4Rec, BERT4Rec), log-prob "
+                                              "(of the whole Semantic ID: TIGER, SID models), similarity (KNN), training count (Pop)")
     history: list[ItemOut]
     items: list[RankedOut]
 

@@ -58,13 +58,14 @@ def queries(hists: list[np.ndarray], emb: torch.Tensor, weights: torch.Tensor) -
 
 
 def rank(hists: list[np.ndarray], emb: torch.Tensor, top_k: int, weights: torch.Tensor,
-         exclude_history: bool = False) -> torch.Tensor:
-    """Top ``top_k`` items of each history, best first → ``[U, top_k]``."""
+         exclude_history: bool = False, with_scores: bool = False):
+    """Top ``top_k`` items of each history, best first → ``[U, top_k]`` (and their scores)."""
     score = queries(hists, emb, weights) @ emb.T
     if exclude_history:
         for u, h in enumerate(hists):
             score[u, torch.as_tensor(np.asarray(h, dtype=np.int64), device=emb.device)] = float("-inf")
-    return torch.topk(score, min(top_k, emb.shape[0]), dim=1).indices
+    best = torch.topk(score, min(top_k, emb.shape[0]), dim=1)
+    return (best.indices, best.values) if with_scores else best.indices
 
 
 def train(cfg: KNNConfig, run: RunFolder, out: Path, **_: Any) -> dict[str, Any]:
@@ -84,5 +85,9 @@ def ranker(folder: Path, config: type[KNNConfig], opts: RankOptions):
     _, weights = read_model_folder(folder)
     emb, recency = weights["embeddings"].to(opts.device), weights["recency_weights"]
     exclude = bool(weights["exclude_history"].item())
-    top = lambda hists: rank(hists, emb, opts.top_k, recency, exclude).cpu().numpy()
-    return batched_ranker(top, opts), {"max_items": len(recency)}
+
+    def top(hists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        idx, val = rank(hists, emb, opts.top_k, recency, exclude, with_scores=True)
+        return idx.cpu().numpy(), val.float().cpu().numpy()
+
+    return batched_ranker(top, opts, score_kind="similarity"), {"max_items": len(recency)}

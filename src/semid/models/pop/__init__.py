@@ -49,5 +49,8 @@ def summary(t0: float) -> dict[str, Any]:
 
 def ranker(folder: Path, config: type[PopConfig], opts: RankOptions):
     _, weights = read_model_folder(folder)
-    best = top_items(weights["counts"].numpy(), opts.top_k)
-    return batched_ranker(lambda hists: np.broadcast_to(best, (len(hists), len(best))), opts), {"max_items": None}
+    count = weights["counts"].numpy()
+    best = top_items(count, opts.top_k)
+    value = count[best].astype(np.float32)
+    top = lambda hists: (np.broadcast_to(best, (len(hists), len(best))), np.broadcast_to(value, (len(hists), len(best))))
+    return batched_ranker(top, opts, score_kind="training count"), {"max_items": None}

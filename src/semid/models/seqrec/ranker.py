@@ -24,12 +24,13 @@ def ranker(folder: Path, config: type[SeqRecConfig], opts: RankOptions):
     max_items = meta["args"]["max_len"]
     mask = model.mask_token if meta.get("loss") == "cloze" else None
 
-    def top(hists: list[np.ndarray]) -> np.ndarray:
+    def top(hists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         x, last = history_batch(hists, max_items, mask)
         x, last = x.to(opts.device), last.to(opts.device)
         h = model(x)[torch.arange(len(x), device=opts.device), last]
         k = min(opts.top_k, model.args.n_items)
-        return torch.topk(scores(model, h), k, dim=1).indices.cpu().numpy()
+        best = torch.topk(scores(model, h).float(), k, dim=1)
+        return best.indices.cpu().numpy(), best.values.cpu().numpy()
 
     info: dict[str, Any] = {"loss": meta.get("loss"), "max_items": max_items}
-    return batched_ranker(top, opts), info
+    return batched_ranker(top, opts, score_kind="logit"), info

@@ -100,10 +100,13 @@ function renderColumn(c, result) {
   if (!result) { list.replaceChildren(); return; }
   const other = new Set(state.lists[1 - c].map((it) => it.item_id));
   const sids = state.history.map((it) => it.sid);
+  const score = (it) => it.score === null ? null
+    : el("span", { class: "score", title: `${result.score_kind}: the model's score` }, it.score.toPrecision(3));
   list.replaceChildren(...result.items.map((it) => itemRow(it, {
     rank: it.rank,
     shared: Math.max(0, ...sids.map((s) => sharedLength(s, it.sid))),
-    extra: other.has(it.item_id) ? el("span", { class: "both", title: "in both lists" }, "both") : null,
+    extra: el("span", { class: "extras" }, score(it),
+      other.has(it.item_id) ? el("span", { class: "both", title: "in both lists" }, "both") : null),
     onclick: () => addToHistory(it),
   })));
 }
