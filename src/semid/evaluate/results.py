@@ -66,6 +66,27 @@ def record(metrics_file: Path, *, root: Path = Path("results"), setting: str | N
     return out
 
 
+def record_experiment(folder: Path, *, root: Path = Path("results"), allow_dirty: bool = False) -> list[Path]:
+    """The tables and plot of a finished ``semid experiment`` under ``root/experiments/<recipe>/``,
+    refused (unless ``allow_dirty``) when any cell came from a tree with uncommitted changes."""
+    exp = artifacts.read_json(Path(folder) / "experiment.json")
+    if not exp["rows"]:
+        raise DataError(f"{folder}/experiment.json has no rows to record")
+    metrics = [artifacts.read_json(Path(s["metrics_file"])) for r in exp["rows"] for s in r["per_seed"]]
+    dirty = check_clean([m.get("git") or {} for m in metrics] + [exp.get("git") or {}], allow_dirty)
+    dest = Path(root) / "experiments" / Path(exp["recipe"]).stem
+    written = []
+    for name in ("experiment.md", "experiment.csv", "experiment.json", "experiment.png"):
+        src = Path(folder) / name
+        if src.is_file():
+            if name == "experiment.json":
+                artifacts.write_json(dest / name, {**artifacts.read_json(src), "dirty": dirty, "source": "measured"})
+            else:
+                artifacts.write_bytes(dest / name, src.read_bytes())
+            written.append(dest / name)
+    return written
+
+
 def record_comparison(folder: Path, *, root: Path = Path("results"), allow_dirty: bool = False) -> list[Path]:
     """One record per row of a finished ``semid compare`` (its seeds, both protocols, paired tests
     against the baselines), plus the comparison's tables and plot, under ``root/<dataset>/``."""

@@ -60,6 +60,8 @@ class CompareConfig(StageConfig):
     permutations: int = Field(10_000, ge=100, description="sign flips of the paired permutation test")
     split: str = Field("test", pattern="^(test|val)$", description="split of the final scores (test or val)")
     beam_size: int = Field(20, ge=1, description="beam size of the generative models")
+    cold_start_eps: float | None = Field(None, ge=0, le=1, description="cold-start cap of the generative models' top k "
+                                         "(TIGER §4.4: at most floor(eps·k) items unseen in training; unset: none)")
 
     @field_validator("models")
     @classmethod
@@ -132,17 +134,26 @@ def grid(base: ModelConfig, tune: dict[str, list[Any]]) -> list[tuple[str, Model
 
 @dataclass
 class Cell:
-    """One training + evaluation: a row's config at one seed, scored on one split."""
+    """One training + evaluation: a row's config at one seed, scored on one split, in one run folder
+    (trained on the Semantic IDs of ``ids_dir``)."""
 
     row: str
     kind: str
     config: ModelConfig
     split: str
     result: dict[str, Any] = field(default_factory=dict)
+    run_dir: str = ""
+    ids_dir: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)  # its evaluation's (beam_size, cold_start_eps)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+
+def evaluation(cfg: CompareConfig) -> dict[str, Any]:
+    """The evaluation settings a comparison (or an experiment's point) scores its cells with."""
+    return {"beam_size": cfg.beam_size, "cold_start_eps": cfg.cold_start_eps}
 
 
 def _run_cell(kind: str, values: dict[str, Any], run_dir: str, ids_dir: str, ev: dict[str, Any], force: bool,
@@ -162,26 +173,25 @@ def _run_cell(kind: str, values: dict[str, Any], run_dir: str, ids_dir: str, ev:
     return {"folder": str(folder), "metrics_file": str(metrics), "stage_wall_s": round(stage_s, 1)}
 
 
-def execute(cells: list[Cell], run: RunFolder, semantic: str, cfg: CompareConfig, *, force: bool) -> None:
+def execute(cells: list[Cell], cfg: CompareConfig, *, force: bool) -> None:
     """Run ``cells`` (``cfg.jobs`` at a time, each in its own process when more than one)."""
     def ev(cell: Cell) -> dict[str, Any]:
-        return {"split": cell.split, "beam_size": cfg.beam_size, "threads": cfg.threads,
-                "bootstrap": cfg.bootstrap if cell.split == cfg.split else 0}
+        return {"split": cell.split, "threads": cfg.threads, "bootstrap": cfg.bootstrap if cell.split == cfg.split else 0,
+                **evaluation(cfg), **cell.settings}
 
-    args = [(c.kind, c.config.model_dump(mode="json"),
-             str(run.root), str(run.ids_dir(semantic)), ev(c), force) for c in cells]
+    args = [(c.kind, c.config.model_dump(mode="json"), c.run_dir, c.ids_dir, ev(c), force) for c in cells]
     if cfg.jobs == 1 or len(cells) == 1:
         for i, (cell, a) in enumerate(zip(cells, args), 1):
-            log.info("── compare %d/%d: %s (seed %d, %s)", i, len(cells), cell.name, cell.config.seed, cell.split)
+            log.info("── cell %d/%d: %s (seed %d, %s)", i, len(cells), cell.name, cell.config.seed, cell.split)
             cell.result = _run_cell(*a)
         return
     verbose = log.getEffectiveLevel() <= 10
-    log.info("── compare: %d cells, %d side by side", len(cells), cfg.jobs)
+    log.info("── %d cells, %d side by side", len(cells), cfg.jobs)
     with worker_pool(cfg.jobs) as pool:
         futures = [pool.submit(_run_cell, *a, verbose) for a in args]
         for cell, fut in zip(cells, futures):
             cell.result = fut.result()
-            log.info("── compare: %s (seed %d) done", cell.name, cell.config.seed)
+            log.info("── cell %s (seed %d) done", cell.name, cell.config.seed)
 
 
 def choose(cells: list[Cell], row: str, select: str) -> Cell:
@@ -192,34 +202,60 @@ def choose(cells: list[Cell], row: str, select: str) -> Cell:
     return max(cells, key=lambda c: (table.val_score(c, select), c.name == row))
 
 
+def plan_trials(bases: dict[str, tuple[registry.ModelSpec, ModelConfig]], cfg: CompareConfig, run_dir: Path,
+                ids_dir: Path, tag: str = "") -> dict[str, list[Cell]]:
+    """Each row's grid points at the first seed, on validation (one point, on the final split's
+    seeds later, for a row with nothing to tune). ``tag`` names rows and folders ``<row>@<tag>``."""
+    trials: dict[str, list[Cell]] = {}
+    for name, (spec, base) in bases.items():
+        row = f"{name}@{tag}" if tag else name
+        points = grid(base, cfg.tune) if spec.trained else [("", base)]
+        trials[row] = [Cell(row, spec.kind, c.model_copy(update={"name": row + suffix, "seed": cfg.seeds[0]}), "val",
+                            run_dir=str(run_dir), ids_dir=str(ids_dir), settings=evaluation(cfg)) for suffix, c in points]
+    return trials
+
+
+def plan_final(trials: dict[str, list[Cell]], cfg: CompareConfig) -> list[Cell]:
+    """The point chosen on validation, at every seed (untrained rows once), on the final split."""
+    final: list[Cell] = []
+    for row, cells in trials.items():
+        pick = choose(cells, row, cfg.select)
+        seeds = cfg.seeds if registry.get(pick.kind).trained else cfg.seeds[:1]
+        for s in seeds:
+            conf = pick.config.model_copy(update={"seed": s, "name": pick.name + ("" if s == cfg.seeds[0] else f"-s{s}")})
+            final.append(Cell(row, pick.kind, conf, cfg.split, run_dir=pick.run_dir, ids_dir=pick.ids_dir,
+                              settings=evaluation(cfg)))
+    return final
+
+
+def tune(trials: dict[str, list[Cell]], cfg: CompareConfig, *, force: bool) -> None:
+    """Score every row's grid points on validation (rows with a single point skip it)."""
+    cells = [c for cells in trials.values() if len(cells) > 1 for c in cells]
+    if cells:
+        execute(cells, cfg, force=force)
+
+
+def bases_of(cfg: CompareConfig, run: RunFolder, ids_cfg: IdsConfig, sections: dict[str, dict[str, Any]] | None,
+             *, force: bool) -> dict[str, tuple[registry.ModelSpec, ModelConfig]]:
+    """Every row's resolved config; the random IDs the random-ID rows need are made here."""
+    semantic = ids_cfg.folder_name()
+    bases = {name: model_config(name, cfg, semantic, sections) for name in cfg.models}
+    if any(getattr(c, "ids", None) == random_ids_name(semantic) for _, c in bases.values()):
+        name = None if ids_cfg.name is None else random_ids_name(semantic)  # None: the default random-<L>x<K>
+        ids_train.run(ids_cfg.model_copy(update={"method": "random", "name": name}), run, force=force)
+    return bases
+
+
 def run(cfg: CompareConfig, run_dir: Path, ids_cfg: IdsConfig, *, sections: dict[str, dict[str, Any]] | None = None,
         force: bool = False) -> Path:
     """Tune on validation, train every seed, score on test, test the pairs; returns the output folder."""
     run = RunFolder(run_dir)
-    semantic = ids_cfg.folder_name()
     t_all = time.perf_counter()
-    bases = {name: model_config(name, cfg, semantic, sections) for name in cfg.models}
-    if any(getattr(c, "ids", None) == random_ids_name(semantic) for _, c in bases.values()):
-        ids_train.run(ids_cfg.model_copy(update={"method": "random", "name": None}), run, force=force)
-    first = cfg.seeds[0]
-    # 1. the grid, on validation, at the first seed
-    trials: dict[str, list[Cell]] = {}
-    for name, (spec, base) in bases.items():
-        points = grid(base, cfg.tune) if spec.trained else [("", base)]
-        trials[name] = [Cell(name, spec.kind, c.model_copy(update={"name": name + suffix, "seed": first}), "val")
-                        for suffix, c in points]
-    tuning = [c for cells in trials.values() if len(cells) > 1 for c in cells]
-    if tuning:
-        execute(tuning, run, semantic, cfg, force=force)
-    chosen = {name: choose(cells, name, cfg.select) for name, cells in trials.items()}
-    # 2. the chosen configuration at every seed, on the final split
-    final: list[Cell] = []
-    for name, pick in chosen.items():
-        seeds = cfg.seeds if bases[name][0].trained else [first]
-        for s in seeds:
-            conf = pick.config.model_copy(update={"seed": s, "name": pick.name + ("" if s == first else f"-s{s}")})
-            final.append(Cell(name, pick.kind, conf, cfg.split))
-    execute(final, run, semantic, cfg, force=force)
+    bases = bases_of(cfg, run, ids_cfg, sections, force=force)
+    trials = plan_trials(bases, cfg, run.root, run.ids_dir(ids_cfg.folder_name()))
+    tune(trials, cfg, force=force)  # 1. the grid, on validation, at the first seed
+    final = plan_final(trials, cfg)  # 2. the chosen configuration at every seed, on the final split
+    execute(final, cfg, force=force)
     rows = table.summarise(final, trials, cfg)
     tests = table.paired_tests(final, cfg)
     dataset = rows[0]["dataset"] if rows else run.dataset()
@@ -227,4 +263,5 @@ def run(cfg: CompareConfig, run_dir: Path, ids_cfg: IdsConfig, *, sections: dict
     return run.compare
 
 
-__all__ = ["CompareConfig", "run", "model_config", "grid", "random_ids_name", "Cell"]
+__all__ = ["CompareConfig", "run", "model_config", "grid", "random_ids_name", "Cell", "execute", "plan_trials", "plan_final",
+           "tune", "bases_of"]

@@ -70,11 +70,13 @@ def per_user(cells: list[Cell], column: str, metric: str) -> np.ndarray:
     return np.stack(out)
 
 
-def summarise(final: list[Cell], trials: dict[str, list[Cell]], cfg: CompareConfig) -> list[dict[str, Any]]:
-    """One row per model: mean ± std over seeds under both protocols, CIs, budget and provenance."""
+def summarise(final: list[Cell], trials: dict[str, list[Cell]], cfg: CompareConfig,
+              names: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per model (``names``: the rows, default ``cfg.models``): mean ± std over seeds under
+    both protocols, CIs, budget and provenance."""
     _ranks.cache_clear()  # this comparison's files, as its cells just wrote them
     rows = []
-    for name in cfg.models:
+    for name in names or cfg.models:
         cells = [c for c in final if c.row == name]
         recs = [_metrics(c) for c in cells]
         metas = [artifacts.read_json(Path(c.result["folder"]) / "config.json") for c in cells]
@@ -127,21 +129,31 @@ def _short(ids: Any) -> str | None:
     return Path(str(ids)).name if ids else None
 
 
-def paired_tests(final: list[Cell], cfg: CompareConfig) -> list[dict[str, Any]]:
-    """Every row against each baseline (a pair once), both protocols, Recall@10 and NDCG@10; Holm over all."""
-    by_row = {name: [c for c in final if c.row == name] for name in cfg.models}
-    tests, done = [], set()
-    for base in cfg.baselines:
-        for name in cfg.models:
-            if name == base or frozenset((name, base)) in done:
-                continue
-            done.add(frozenset((name, base)))
-            for protocol, (_, column) in PROTOCOLS.items():
-                for metric in TESTED:
-                    a, b = per_user(by_row[name], column, metric), per_user(by_row[base], column, metric)
-                    res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=cfg.permutations)
-                    tests.append({"model": name, "baseline": base, "protocol": protocol, "metric": metric,
-                                  "seeds": [a.shape[0], b.shape[0]], **res})
+def baseline_pairs(models: list[str], baselines: list[str]) -> list[tuple[str, str]]:
+    """(row, baseline) for every row against each baseline, each pair once."""
+    pairs, done = [], set()
+    for base in baselines:
+        for name in models:
+            if name != base and frozenset((name, base)) not in done:
+                done.add(frozenset((name, base)))
+                pairs.append((name, base))
+    return pairs
+
+
+def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Every (row, baseline) pair (default: every row against each of ``cfg.baselines``), both
+    protocols, Recall@10 and NDCG@10; Holm over all."""
+    by_row: dict[str, list[Cell]] = {}
+    for c in final:
+        by_row.setdefault(c.row, []).append(c)
+    tests = []
+    for name, base in baseline_pairs(cfg.models, cfg.baselines) if pairs is None else pairs:
+        for protocol, (_, column) in PROTOCOLS.items():
+            for metric in TESTED:
+                a, b = per_user(by_row[name], column, metric), per_user(by_row[base], column, metric)
+                res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=cfg.permutations)
+                tests.append({"model": name, "baseline": base, "protocol": protocol, "metric": metric,
+                              "seeds": [a.shape[0], b.shape[0]], **res})
     for t, p in zip(tests, stats.holm([t["p_permutation"] for t in tests])):
         t["p_holm"] = p
         t["verdict"] = stats.verdict(t["delta"], t["ci95"], p)
@@ -261,4 +273,4 @@ def plot(path: Path, rows: list[dict[str, Any]], paper: list[dict[str, Any]]) ->
     save(fig, path, dpi=120)
 
 
-__all__ = ["summarise", "paired_tests", "write", "markdown", "tests_markdown", "paper_rows", "val_score", "per_user"]
+__all__ = ["summarise", "paired_tests", "baseline_pairs", "write", "markdown", "tests_markdown", "paper_rows", "val_score", "per_user"]

@@ -1,0 +1,223 @@
+"""``semid experiment RECIPE``: a grid over any run-level key, with seeds, in one table.
+
+    semid experiment codebooks                          # configs/experiments/codebooks.yaml
+    semid experiment ids-vs-random --format csv --path my_data/
+
+A recipe is a run config (the sections of ``semid run`` / ``semid compare``: prepare, embed, ids,
+tiger, compare) plus an ``experiment`` section::
+
+    experiment:
+      grid: {ids.levels: [3, 4], ids.codebook_size: [256, 512]}   # dotted keys of the run config
+      baseline: {ids.levels: 3, ids.codebook_size: 256}             # the point the others are tested against
+
+Each grid point is the run config with the point's values. Its models are ``compare.models``, each
+tuned on validation (``compare.tune``) and trained at every seed of ``compare.seeds`` exactly as in
+``semid compare`` (its cells, its tables' statistics). Stages that points share are computed once:
+points with the same prepare + embed settings share one run folder (``runs/<dataset>`` for a
+dataset's default settings, the folder ``semid run`` and ``semid compare`` use, so recipes reuse
+their data, embeddings and IDs; ``runs/<dataset>-<digest>`` otherwise); points with the same ID
+settings share one ID folder; a model folder ``<model>@<recipe>.<point>`` is trained once however
+many evaluation-only points use it (``compare.beam_size``, ``compare.cold_start_eps``). Finished cells are reused and a killed
+cell continues from its checkpoint, so a killed experiment continues where it stopped; the cells of
+all points run together, ``compare.jobs`` side by side.
+
+Paired tests (bootstrap over users and seeds + sign-flip permutation, Holm over the recipe) are
+run only between rows scored on the same users: each point against the ``baseline`` point (same
+model), and each model against ``baseline_model`` within its point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from semid.core.config import ConfigError, StageConfig, build, deep_merge, read_yaml
+from semid.core.log import log
+from semid.core.run import RunFolder
+from semid.experiments import compare, experiment_table
+from semid.experiments.compare import Cell
+from semid.pipeline import Context, RunConfig, run_all
+
+EVAL_ONLY = ("compare.beam_size", "compare.cold_start_eps")  # grid keys that change the evaluation, not the trained model
+RECIPES = Path("configs") / "experiments"
+
+
+class ExperimentConfig(StageConfig):
+    description: str = Field("", description="the question the recipe answers (shown above its table)")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted run-config key → values, e.g. {ids.levels: [3, 4]}")
+    baseline: dict[str, Any] = Field(default_factory=dict, description="the grid point every other point is tested against "
+                                                                       "(same model); unset: the first point")
+    baseline_model: str | None = Field(None, description="a model every other model of the same point is tested against")
+    plot: str | None = Field(None, description="grid key on the plot's x axis (default: the first)")
+
+
+@dataclass
+class Point:
+    """One grid point: its values, its label (folder suffix) and its resolved run config."""
+
+    values: dict[str, Any]
+    cfg: RunConfig
+    run_dir: Path = Path()
+    trials: dict[str, list[Cell]] = field(default_factory=dict)
+
+    def label(self, keys: list[str] | None = None) -> str:
+        return label(self.values if keys is None else {k: v for k, v in self.values.items() if k in keys})
+
+
+def _short(key: str, keys: list[str]) -> str:
+    last = key.rsplit(".", 1)[-1]
+    return last if sum(k.rsplit(".", 1)[-1] == last for k in keys) == 1 else key
+
+
+def label(values: dict[str, Any]) -> str:
+    """``{ids.levels: 4, ids.codebook_size: 512}`` → ``levels=4,codebook_size=512`` (a folder-safe name)."""
+    def fmt(v: Any) -> str:
+        return "+".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    out = ",".join(f"{_short(k, list(values))}={fmt(v)}" for k, v in values.items())
+    if "/" in out or out.startswith("."):
+        raise ConfigError(f"experiment.grid: the point {values} cannot name a folder (no '/' or leading '.')")
+    return out
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    out: Any = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def read_recipe(recipe: str | Path) -> tuple[Path, dict[str, Any], ExperimentConfig]:
+    """(file, run-config values, experiment section) of a recipe given by path or by name."""
+    path = Path(recipe)
+    if not path.is_file():
+        named = RECIPES / f"{recipe}.yaml"
+        if not named.is_file():
+            known = sorted(p.stem for p in RECIPES.glob("*.yaml")) if RECIPES.is_dir() else []
+            raise ConfigError(f"no recipe {str(recipe)!r}: neither a file nor one of {RECIPES}/: {', '.join(known) or 'none here'}")
+        path = named
+    data = read_yaml(path)
+    exp = build(ExperimentConfig, data.pop("experiment", None) or {})
+    return path, data, exp
+
+
+def points(base: dict[str, Any], exp: ExperimentConfig) -> list[Point]:
+    """Every grid point's run config (values checked: an unknown key names itself and the point)."""
+    keys = list(exp.grid)
+    empty = [k for k, v in exp.grid.items() if not v]
+    if empty:
+        raise ConfigError(f"experiment.grid: {empty} have no values")
+    out = []
+    for combo in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
+        values = dict(zip(keys, combo))
+        merged = base
+        for k, v in values.items():
+            merged = deep_merge(merged, _nest(k, v))
+        try:
+            cfg = build(RunConfig, merged)
+        except ConfigError as exc:
+            raise ConfigError(f"experiment point {label(values) or '(base)'}: {exc}") from None
+        out.append(Point(values, cfg))
+    unknown = [k for k in exp.baseline if k not in keys]
+    if unknown:
+        raise ConfigError(f"experiment.baseline: {unknown} are not grid keys ({keys})")
+    if exp.baseline and not any(all(p.values[k] == v for k, v in exp.baseline.items()) for p in out):
+        raise ConfigError(f"experiment.baseline {exp.baseline} is not a grid point")
+    if exp.plot is not None and exp.plot not in keys:
+        raise ConfigError(f"experiment.plot: {exp.plot!r} is not a grid key ({keys})")
+    return out
+
+
+def own_data(exp: ExperimentConfig) -> ExperimentConfig:
+    """The recipe on one folder of the user's data: grid keys that choose the dataset are dropped."""
+    keep = {k: v for k, v in exp.grid.items() if k not in ("prepare.dataset", "prepare.format")}
+    return exp.model_copy(update={"grid": keep, "baseline": {k: v for k, v in exp.baseline.items() if k in keep}})
+
+
+def _digest(values: Any) -> str:
+    return hashlib.blake2b(json.dumps(values, sort_keys=True, default=str).encode(), digest_size=3).hexdigest()
+
+
+def data_settings(cfg: RunConfig) -> str:
+    """Digest of what a run folder's shared stages depend on: the prepare and embed settings."""
+    return _digest([cfg.prepare.model_dump(mode="json"), cfg.embed.model_dump(mode="json")])
+
+
+def place(pts: list[Point], runs: Path) -> None:
+    """Each point's run folder and ID folder name. A point with a dataset's default prepare + embed
+    settings uses ``runs/<dataset>`` (the folder ``semid run`` and ``semid compare`` use, so their
+    data, embeddings and IDs are reused); other settings get ``runs/<dataset>-<digest>``, so a
+    recipe never rewrites another run's data. Within a folder, ID settings that share
+    ``<method>-<L>x<K>`` but differ otherwise get ``<method>-<L>x<K>-<digest>``."""
+    for p in pts:
+        dataset = p.cfg.prepare.dataset
+        default = build(RunConfig, {"prepare": {"dataset": dataset, "format": p.cfg.prepare.format}})
+        own = data_settings(p.cfg)
+        p.run_dir = runs / (dataset if own == data_settings(default) else f"{dataset}-{own}")
+    ids_by_name: dict[tuple[Path, str], set[str]] = {}
+    for p in pts:
+        ids = p.cfg.ids
+        ids_by_name.setdefault((p.run_dir, ids.folder_name()), set()).add(_digest(ids.model_dump(mode="json", include=ids.id_fields())))
+    for p in pts:
+        ids = p.cfg.ids
+        if ids.name is None and len(ids_by_name[(p.run_dir, ids.folder_name())]) > 1:  # same <method>-<L>x<K>, other settings
+            own = _digest(ids.model_dump(mode="json", include=ids.id_fields()))
+            p.cfg = p.cfg.model_copy(update={"ids": ids.model_copy(update={"name": f"{ids.folder_name()}-{own}"})})
+
+
+def run(recipe: str | Path, out: Path | None, ctx: Context, *, runs: Path = Path("runs"),
+        overrides: dict[str, Any] | None = None, lock: Any = None) -> Path:
+    """Run every grid point's cells (run folders under ``runs``, model folders named
+    ``<model>@<recipe>.<point>``) and write the recipe's table into ``out`` (default
+    ``runs/experiments/<recipe>``); returns that folder.
+    ``lock(folder)`` is called on every run folder before it is written (the CLI's run-folder lock).
+    With ``ctx.path`` (the user's own data) a grid over named datasets is dropped."""
+    t0 = time.perf_counter()
+    path, base, exp = read_recipe(recipe)
+    base = deep_merge(base, overrides or {})
+    if ctx.path is not None:
+        exp = own_data(exp)
+    out = out or Path("runs") / "experiments" / path.stem
+    pts = points(base, exp)
+    place(pts, runs)
+    train_keys = [k for k in exp.grid if k not in EVAL_ONLY]
+    for i, p in enumerate(pts, 1):
+        log.info("── experiment %s: point %d/%d %s (%s)", path.stem, i, len(pts), p.label() or "(base)", p.run_dir)
+        if lock is not None:
+            lock(p.run_dir)
+        run_all(p.cfg, p.run_dir, ctx, until="ids")  # shared stages: reused when another point made them
+        run_ = RunFolder(p.run_dir)
+        sections = {"tiger": p.cfg.tiger.model_dump(exclude_unset=True)}
+        bases = compare.bases_of(p.cfg.compare, run_, p.cfg.ids, sections, force=ctx.force)
+        p.trials = compare.plan_trials(bases, p.cfg.compare, run_.root, run_.ids_dir(p.cfg.ids.folder_name()),
+                                       tag=".".join(filter(None, [path.stem, p.label(train_keys)])))
+    cfg = pts[0].cfg.compare
+    tuning = {(str(p.run_dir), r): c for p in pts for r, c in p.trials.items()}  # rows evaluation-only points share: once
+    compare.tune({f"{d}|{r}": c for (d, r), c in tuning.items()}, cfg, force=ctx.force)
+    for p in pts:
+        p.trials = {r: tuning[(str(p.run_dir), r)] for r in p.trials}
+    finals = [compare.plan_final(p.trials, p.cfg.compare) for p in pts]
+    first, then = _split_shared([c for f in finals for c in f])
+    compare.execute(first, cfg, force=ctx.force)
+    compare.execute(then, cfg, force=ctx.force)
+    return experiment_table.write(out, path, exp, pts, finals, cfg, time.perf_counter() - t0)
+
+
+def _split_shared(cells: list[Cell]) -> tuple[list[Cell], list[Cell]]:
+    """Cells to run first (one per model folder) and the rest (folders trained by the first batch,
+    evaluated again under another evaluation-only setting), so no two processes train one folder."""
+    first, rest, seen = [], [], set()
+    for c in cells:
+        key = (c.run_dir, c.name)
+        (rest if key in seen else first).append(c)
+        seen.add(key)
+    return first, rest
+
+
+__all__ = ["ExperimentConfig", "Point", "read_recipe", "points", "place", "run", "label", "EVAL_ONLY"]

@@ -1,0 +1,204 @@
+"""An experiment's table: one row per (grid point, model), the statistics of ``semid compare``.
+
+Rows are summarised and tested by :mod:`semid.experiments.table` (mean ± std over seeds, 95% CIs
+over users and seeds, paired tests Holm-corrected over the whole recipe), plus what the grid
+varies: the point's values, its Semantic IDs' quality (``ids_report.json``: collisions, usage),
+the wall time per cell and the recipe's total cost (every cell's training and evaluation, the
+losers of the tuning grid included, and the shared stages once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from semid.core import artifacts
+from semid.core.figures import pyplot, save
+from semid.core.log import log
+from semid.core.run import RunFolder
+from semid.experiments import table
+
+if TYPE_CHECKING:
+    from semid.experiments.compare import Cell, CompareConfig
+    from semid.experiments.experiment import ExperimentConfig, Point
+
+OUTPUTS = ("experiment.md", "experiment.csv", "experiment.json", "experiment.png")
+
+
+def _rename(cells: list[Cell], name: str) -> list[Cell]:
+    return [dataclasses.replace(c, row=name) for c in cells]
+
+
+def rows_of(pts: list[Point], finals: list[list[Cell]], cfg: CompareConfig) -> tuple[list[dict[str, Any]], list[Cell]]:
+    """Summarised rows (one per point and model) and the final cells under those row names."""
+    rows, cells_out = [], []
+    for p, final in zip(pts, finals):
+        for model in dict.fromkeys(c.row.split("@")[0] for c in final):
+            name = f"{model}@{p.label()}" if p.label() else model
+            cells = _rename([c for c in final if c.row.split("@")[0] == model], name)
+            trial = _rename(next(v for k, v in p.trials.items() if k.split("@")[0] == model), name)
+            row = table.summarise(cells, {name: trial}, p.cfg.compare, names=[name])[0]
+            row.update(point=p.values, point_label=p.label(), model=model, row=name, run_dir=str(p.run_dir),
+                       ids_quality=ids_quality(Path(cells[0].ids_dir)) if cells[0].ids_dir else None,
+                       cell_wall_s=_cell_seconds(cells + [t for t in trial if t.name not in {c.name for c in cells}]))
+            rows.append(row)
+            cells_out += cells
+    return rows, cells_out
+
+
+def ids_quality(folder: Path) -> dict[str, Any] | None:
+    """Collision share, first-level usage and prefix coherence of an ID folder (``semid ids analyze``)."""
+    report = folder / "ids_report.json"
+    if not report.is_file():
+        return None
+    r = artifacts.read_json(report)
+    usage = r.get("usage") or [{}]
+    return {"ids": folder.name, "collision_share": (r.get("collisions") or {}).get("collision_share"),
+            "level1_used_share": usage[0].get("used_share"), "level1_perplexity": usage[0].get("perplexity")}
+
+
+def _cell_seconds(cells: list[Cell]) -> float:
+    """Training + evaluation seconds of these cells as measured when they ran (reused cells count
+    their original cost: what the recipe took to compute)."""
+    total = 0.0
+    for c in cells:
+        if not c.result:
+            continue
+        meta = artifacts.read_json(Path(c.result["folder"]) / "config.json")
+        total += float((meta.get("training") or {}).get("train_wall_s") or 0)
+        total += float(artifacts.read_json(Path(c.result["metrics_file"])).get("rank_wall_s") or 0)
+    return round(total, 1)
+
+
+def shared_seconds(pts: list[Point]) -> float:
+    """Wall seconds of the stages the points share (prepare, embed, IDs), each folder once."""
+    folders = set()
+    for p in pts:
+        run = RunFolder(p.run_dir)
+        folders |= {run.data, run.embed, run.ids_dir(p.cfg.ids.folder_name())}
+    total = 0.0
+    for f in folders:
+        m = f / "manifest.json"
+        if m.is_file():
+            total += float(artifacts.read_json(m).get("wall_time_s") or 0)
+    return round(total, 1)
+
+
+def pairs_of(rows: list[dict[str, Any]], exp: ExperimentConfig, pts: list[Point]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(row, baseline row) pairs scored on the same users, and why any asked-for pair was left out."""
+    base_point = next((p for p in pts if all(p.values[k] == v for k, v in exp.baseline.items())), pts[0])
+    by = {(r["point_label"], r["model"]): r for r in rows}
+    pairs, skipped = [], []
+    if exp.grid:
+        for r in rows:
+            b = by.get((base_point.label(), r["model"]))
+            if b is None or b is r:
+                continue
+            if (b["run_dir"], b["split"]) != (r["run_dir"], r["split"]):
+                skipped.append(f"{r['row']} vs {b['row']}: different data (no paired users)")
+                continue
+            pairs.append((r["row"], b["row"]))
+    if exp.baseline_model:
+        for r in rows:
+            b = by.get((r["point_label"], exp.baseline_model))
+            if b is not None and b is not r and (r["row"], b["row"]) not in pairs:
+                pairs.append((r["row"], b["row"]))
+    return pairs, skipped
+
+
+def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    cols = [*keys, "model", "seeds", "Recall@10 (mean ± std [95% CI])", "NDCG@10", "R@10 hist. removed", "N@10 hist. removed",
+            "ID collisions", "epochs", "train s", "cell s"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * (len(keys) + 1) + "---:|" * (len(cols) - len(keys) - 1)]
+    for r in rows:
+        kept, removed = r["history kept"], r["history removed"]
+        main = [f"{kept['mean'][m]:.4f} ± {kept['std'][m]:.4f}{table._ci(kept['ci95'].get(m))}" for m in table.TESTED]
+        q = r.get("ids_quality") or {}
+        coll = "–" if q.get("collision_share") is None else f"{q['collision_share']:.1%}"
+        lines.append("| " + " | ".join([*(str(r["point"].get(k)) for k in keys), r["model"], str(len(r["seeds"])), *main,
+                                        table._fmt(removed["mean"]["recall@10"]), table._fmt(removed["mean"]["ndcg@10"]),
+                                        coll, table._fmt(r["epochs"], 1), table._fmt(r["train_wall_s"], 0),
+                                        table._fmt(r["cell_wall_s"], 0)]) + " |")
+    return "\n".join(lines)
+
+
+def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], finals: list[list[Cell]],
+          cfg: CompareConfig, wall_s: float) -> Path:
+    rows, cells = rows_of(pts, finals, cfg)
+    pairs, skipped = pairs_of(rows, exp, pts)
+    tests = table.paired_tests(cells, cfg, pairs=pairs)
+    keys = list(exp.grid)
+    cost = {"cells_s": round(sum(r["cell_wall_s"] for r in rows), 1), "shared_stages_s": shared_seconds(pts)}
+    cost["total_s"] = round(cost["cells_s"] + cost["shared_stages_s"], 1)
+    prov = artifacts.provenance({"recipe": str(recipe), "experiment": exp.model_dump(mode="json")})
+    md = [f"# Experiment `{recipe.stem}`", "", exp.description.strip(), "",
+          f"Recipe `{recipe}` (`semid experiment {recipe.stem}`): grid {exp.grid or '(none)'} × models {cfg.models} × seeds "
+          f"{cfg.seeds}; budget {cfg.budget or 'each model’s own'}; "
+          + (f"tuned on validation over {cfg.tune} (select {cfg.select}); " if cfg.tune else "no tuning grid; ")
+          + f"scored on {cfg.split}, full-catalogue ranking. Mean ± std over seeds; 95% CIs resample users and seeds.", "",
+          markdown(rows, keys), ""]
+    if tests:
+        md += ["## Paired tests", "",
+               ("Each point against the baseline point " + str(exp.baseline or pts[0].values) + " (same model)" if exp.grid else "")
+               + (f"; each model against {exp.baseline_model} within its point" if exp.baseline_model else "")
+               + f". Paired bootstrap over users and seeds + sign-flip permutation test, Holm-corrected over all {len(tests)} "
+               "tests of the recipe; \"better\"/\"worse\" only where the corrected p < 0.05 and the CI excludes 0.", "",
+               table.tests_markdown(tests), ""]
+    if skipped:
+        md += ["Not tested: " + "; ".join(skipped) + ".", ""]
+    commits = sorted({c for r in rows for c in r["git"]})
+    md += [f"Cost: {cost['cells_s']:,.0f} s of cells (training + evaluation, tuning losers included, reused cells at their "
+           f"original cost) + {cost['shared_stages_s']:,.0f} s of shared stages = {cost['total_s'] / 3600:.2f} h; this "
+           f"command ran {wall_s:,.0f} s. Hardware (detected): {artifacts.describe_hardware(prov['hardware'])}; "
+           f"{cfg.jobs} cell(s) side by side, threads per cell: {cfg.threads or 'model default'}. "
+           f"Code: git {', '.join(c[:10] for c in commits)}{' (uncommitted changes)' if any(r['dirty'] for r in rows) else ''}."]
+    artifacts.write_text(out / "experiment.md", "\n".join(md) + "\n")
+    flat = [{**{k: str(r["point"].get(k)) for k in keys}, "model": r["model"], "seeds": len(r["seeds"]),
+             **{c: r["history kept"]["mean"][c] for c in table.COLUMNS},
+             **{f"{c} std": r["history kept"]["std"][c] for c in table.TESTED},
+             **{f"{c} (history removed)": r["history removed"]["mean"][c] for c in table.TESTED},
+             "collision_share": (r.get("ids_quality") or {}).get("collision_share"),
+             "epochs": r["epochs"], "train_wall_s": r["train_wall_s"], "cell_wall_s": r["cell_wall_s"]} for r in rows]
+    with artifacts.atomic_path(out / "experiment.csv") as tmp:
+        pl.DataFrame(flat, infer_schema_length=None).write_csv(tmp)
+    artifacts.write_json(out / "experiment.json", {"recipe": str(recipe), "experiment": exp.model_dump(mode="json"),
+                                                   "rows": rows, "tests": tests, "not_tested": skipped, "cost": cost,
+                                                   "wall_time_s": round(wall_s, 1), **prov})
+    if rows and keys:
+        plot(out / "experiment.png", rows, exp.plot or keys[0], keys)
+    log.info("experiment %s: %d rows, %d paired tests → %s", recipe.stem, len(rows), len(tests), out / "experiment.md")
+    return out
+
+
+def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) -> None:
+    """Recall@10 (95% CI) against ``x_key``: one line per model and combination of the other keys."""
+    plt = pyplot()
+    xs = list(dict.fromkeys(r["point"][x_key] for r in rows))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs)
+    pos = {v: (v if numeric else i) for i, v in enumerate(xs)}
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        rest = ",".join(f"{k.rsplit('.', 1)[-1]}={r['point'][k]}" for k in keys if k != x_key)
+        lines.setdefault(r["model"] + (f" ({rest})" if rest else ""), []).append(r)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, rs in lines.items():
+        rs = sorted(rs, key=lambda r: pos[r["point"][x_key]])
+        x = np.array([pos[r["point"][x_key]] for r in rs], dtype=float)
+        y = np.array([r["history kept"]["mean"]["recall@10"] for r in rs])
+        ci = [r["history kept"]["ci95"].get("recall@10") or [v, v] for r, v in zip(rs, y)]
+        err = np.clip(np.array([[v - c[0] for v, c in zip(y, ci)], [c[1] - v for v, c in zip(y, ci)]]), 0, None)
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+    if not numeric:
+        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_xlabel(x_key)
+    ax.set_ylabel("Recall@10 (mean over seeds, 95% CI)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, path, dpi=120)
+
+
+__all__ = ["write", "rows_of", "pairs_of", "markdown", "ids_quality", "OUTPUTS"]

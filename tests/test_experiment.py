@@ -1,0 +1,179 @@
+"""``semid experiment``: a grid over run-level keys × seeds; shared stages once, resumable, one table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from semid.cli import app
+from semid.core.config import ConfigError
+from semid.embed import encode
+from semid.core.run import RunFolder
+from semid.experiments import experiment
+from semid.ids import train as ids_train
+from semid.models import registry
+from semid.models import stage as model_stage
+
+RECIPE = {
+    "prepare": {"dataset": "toy"},
+    "ids": {"method": "rqkmeans", "tsne_sample": 0},
+    "compare": {"models": ["pop", "sid-gru"], "budget": {"max_epochs": 1, "val_users": 50}, "seeds": [0, 1],
+                "threads": 1, "bootstrap": 50, "permutations": 200},
+    "experiment": {"description": "toy: codebook size and beam", "grid": {"ids.codebook_size": [8, 16], "compare.beam_size": [5, 10]},
+                   "baseline": {"ids.codebook_size": 16, "compare.beam_size": 10}, "baseline_model": "pop"},
+}
+
+
+def _recipe(tmp_path, **changes):
+    data = json.loads(json.dumps(RECIPE))
+    for key, value in changes.items():
+        data["experiment"][key] = value
+    path = tmp_path / "toy-grid.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The toy grid run once, counting how often embeddings and IDs were computed."""
+    tmp = tmp_path_factory.mktemp("exp")
+    calls = {"embed": 0, "ids": 0}
+    embed_texts, fit = encode.embed_texts, ids_train.fit
+
+    def count(name, fn):
+        def wrapped(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+        return wrapped
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(encode, "embed_texts", count("embed", embed_texts))
+    mp.setattr(ids_train, "fit", count("ids", fit))
+    out = tmp / "out"
+    res = CliRunner().invoke(app, ["experiment", str(_recipe(tmp)), "--out", str(out), "--runs", str(out), "--record",
+                                   str(tmp / "results"), "--allow-dirty"])
+    mp.undo()
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return out, calls, tmp
+
+
+def test_grid_points_share_stages_and_fill_one_table(finished):
+    out, calls, _ = finished
+    assert calls == {"embed": 1, "ids": 2}  # one run folder's embeddings; one ID fit per codebook size
+    assert sorted(p.name for p in (out / "toy" / "ids").iterdir() if p.is_dir()) == ["rqkmeans-3x16", "rqkmeans-3x8"]
+    models = sorted(p.name for p in (out / "toy" / "models").iterdir())
+    # trained once per (codebook size, seed) whatever the beam: evaluation-only points share the folder
+    assert models == [f"{m}@toy-grid.codebook_size={k}{s}" for m, k, s in [("pop", 16, ""), ("pop", 8, ""), ("sid-gru", 16, ""),
+                                                                               ("sid-gru", 16, "-s1"), ("sid-gru", 8, ""),
+                                                                               ("sid-gru", 8, "-s1")]]
+    assert (out / "toy" / "models" / "sid-gru@toy-grid.codebook_size=8" / "metrics-beam5.json").is_file()
+    table = json.loads((out / "experiment.json").read_text())
+    rows = {(r["model"], r["point_label"]): r for r in table["rows"]}
+    assert len(rows) == 8 and all(len(r["seeds"]) == (2 if r["model"] == "sid-gru" else 1) for r in rows.values())
+    r = rows[("sid-gru", "codebook_size=8,beam_size=5")]
+    per_seed = [json.loads(open(s["metrics_file"]).read())["metrics"]["recall@10"] for s in r["per_seed"]]
+    assert r["history kept"]["mean"]["recall@10"] == pytest.approx(sum(per_seed) / 2)
+    assert r["ids_quality"]["ids"] == "rqkmeans-3x8" and 0 <= r["ids_quality"]["collision_share"] <= 1
+    assert r["cell_wall_s"] > 0 and table["cost"]["total_s"] >= table["cost"]["cells_s"] > 0
+    md = (out / "experiment.md").read_text()
+    assert "| ids.codebook_size | compare.beam_size | model |" in md and "sid-gru" in md
+    assert (out / "experiment.png").stat().st_size > 1000
+
+
+def test_paired_tests_only_between_rows_on_the_same_users(finished):
+    out, _, _ = finished
+    table = json.loads((out / "experiment.json").read_text())
+    pairs = {(t["model"], t["baseline"]) for t in table["tests"]}
+    base = "sid-gru@codebook_size=16,beam_size=10"  # rows of the table are named by model and point
+    assert ("sid-gru@codebook_size=8,beam_size=5", base) in pairs  # point vs baseline point, same model
+    assert ("sid-gru@codebook_size=8,beam_size=5", "pop@codebook_size=8,beam_size=5") in pairs  # vs baseline_model
+    assert all(t["seeds"][0] >= 1 and "p_holm" in t for t in table["tests"])
+    assert len(table["tests"]) == 4 * len(pairs)  # both protocols × Recall@10 and NDCG@10
+    holm = sorted(t["p_holm"] for t in table["tests"])
+    assert holm == sorted(holm) and all(t["p_holm"] >= t["p_permutation"] for t in table["tests"])
+
+
+def test_recorded_tables_land_under_results(finished):
+    out, _, tmp = finished
+    dest = tmp / "results" / "experiments" / "toy-grid"
+    assert (dest / "experiment.md").read_text() == (out / "experiment.md").read_text()
+    rec = json.loads((dest / "experiment.json").read_text())
+    assert rec["source"] == "measured" and rec["dirty"] in (True, False) and rec["git"]["commit"]
+
+
+def test_a_killed_grid_continues_where_it_stopped(finished):
+    out, _, tmp = finished
+    models = out / "toy" / "models"
+    done = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir() if (p / "model.safetensors").is_file()}
+    victim = models / "sid-gru@toy-grid.codebook_size=8-s1"
+    # as a kill during that cell's training leaves it: the run's identity in pending.json, its last
+    # checkpoint, and neither weights, nor config, nor manifest, nor metrics
+    meta = json.loads((victim / "config.json").read_text())
+    spec = registry.get(meta["kind"])
+    cfg = spec.config(**{k: v for k, v in meta["config"].items() if k != "ids_folder"})
+    config, inputs, _ = model_stage._identity(spec, cfg, RunFolder(out / "toy"), out / "toy" / "ids" / "rqkmeans-3x8")
+    for f in victim.iterdir():
+        if f.is_file():
+            f.unlink()
+    (victim / model_stage.PENDING).write_text(json.dumps({"config": config, "inputs": inputs}))
+    assert (victim / "checkpoints" / "last.ckpt").is_file()
+    res = CliRunner().invoke(app, ["experiment", str(_recipe(tmp)), "--out", str(out), "--runs", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "continuing its interrupted" in " ".join(res.output.split()) and not (victim / model_stage.PENDING).exists()
+    now = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir()}
+    assert {n for n in done if now[n] != done[n]} == {victim.name}  # only the killed cell trained again
+    assert (victim / "metrics-beam5.json").is_file() and (victim / "metrics-beam10.json").is_file()
+
+
+def test_bad_recipes_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="no recipe 'nosuch'"):
+        experiment.read_recipe("nosuch")
+    _, base, exp = experiment.read_recipe(_recipe(tmp_path, grid={"ids.levelz": [3]}))
+    with pytest.raises(ConfigError, match="levelz"):
+        experiment.points(base, exp)
+    _, base, exp = experiment.read_recipe(_recipe(tmp_path, baseline={"ids.codebook_size": 99}))
+    with pytest.raises(ConfigError, match="is not a grid point"):
+        experiment.points(base, exp)
+    with pytest.raises(ConfigError, match="gridd"):
+        experiment.read_recipe(_recipe(tmp_path, gridd={}))
+
+
+def test_points_with_other_data_get_their_own_run_folder(tmp_path):
+    _, base, exp = experiment.read_recipe(_recipe(tmp_path, grid={"prepare.k_core": [None, 3], "ids.seed": [0, 1]}, baseline={}))
+    pts = experiment.points(base, exp)
+    experiment.place(pts, tmp_path / "x")
+    folders = {p.label(): p.run_dir.name for p in pts}
+    assert folders["k_core=None,seed=0"] == "toy"  # the dataset's default settings: the folder `semid run` uses
+    assert folders["k_core=3,seed=0"].startswith("toy-") and folders["k_core=3,seed=1"] == folders["k_core=3,seed=0"]
+    ids = {p.label(): p.cfg.ids.folder_name() for p in pts}
+    assert ids["k_core=3,seed=0"] != ids["k_core=3,seed=1"]  # same method and shape, other settings: own folder
+
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p.stem for p in (REPO / "configs" / "experiments").glob("*.yaml"))
+
+
+def test_the_study_recipes_are_shipped():
+    assert {"ids-vs-random", "codebooks", "levels", "history", "beam", "cold-start", "categories"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("recipe", SHIPPED)
+def test_every_shipped_recipe_lists_valid_points(recipe, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # recipes are found by name under configs/experiments
+    res = CliRunner().invoke(app, ["experiment", recipe, "--list", "--runs", str(tmp_path)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    _, _, exp = experiment.read_recipe(recipe)
+    assert res.output.count("→") == math.prod(len(v) for v in exp.grid.values()) > 1
+
+
+def test_a_recipe_runs_on_a_users_own_folder_without_its_dataset_grid(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    res = CliRunner().invoke(app, ["experiment", "categories", "--list", "--runs", str(tmp_path / "runs"), "--format", "csv",
+                                   "--path", str(tmp_path / "my_shop")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert res.output.count("→") == 1 and str(tmp_path / "runs" / "my_shop") in res.output
