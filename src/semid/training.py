@@ -10,10 +10,19 @@
 - :func:`fit`: one ``Trainer`` with ``checkpoints/{best,last}.ckpt`` (best by validation
   Recall@10), early stopping, an optional wall-time cap, ``--resume``, mixed precision on GPU and
   CSV logs under ``logs/``; returns the training summary written into ``config.json``.
+
+**Several processes** (``devices``, ``num_nodes``, ``strategy``: Lightning's DDP, docs/scaling.md):
+``batch_size`` is per process, so a step's *global batch* is ``batch_size × world size``, grouped
+by length like one process's batch of that size and dealt out row by row (:class:`RankBatches`);
+the learning rate is the global batch's. Each process scores a share of the validation users and
+the ranks are gathered, so every process sees the same Recall@10 and the same early-stopping
+decision. Rank 0 alone writes checkpoints and logs; the other ranks end after training
+(:class:`WorkerDone`) and leave the model folder to rank 0.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -24,17 +33,18 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from safetensors.torch import save_file
 
 from semid.core import artifacts
-from semid.core.config import ModelConfig, TrainerConfig
-from semid.core.errors import DataError, Interrupted
+from semid.core.config import ModelConfig, TrainerConfig, lead_process
+from semid.core.errors import ConfigError, DataError, Interrupted
 from semid.core.log import log, progress_enabled
 from semid.core.run import WEIGHTS
 from semid.evaluate import metrics as M
-from semid.sequences import Batches
+from semid.sequences import Batches, EvalBatches
 
 MONITOR = "val/recall@10"
 
@@ -127,6 +137,8 @@ class SemidModule(L.LightningModule):
         if self._t0 is None:
             self._t0 = time.perf_counter()
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        # the epoch's mean loss per target over every process (the curve that compares runs)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n)
         for key, value in extra.items():
             self.log(f"train/{key}", value, batch_size=n)
         self.log("train/examples_per_s", self._seen / max(1e-9, time.perf_counter() - self._t0), prog_bar=True,
@@ -159,32 +171,49 @@ class SemidModule(L.LightningModule):
             torch.cuda.set_rng_state_all(rng["cuda"])
 
     def on_train_start(self) -> None:
-        """A resumed run goes on with the next epoch's shuffle."""
+        """A resumed run goes on with the next epoch's shuffle; DDP processes draw their own dropout
+        masks and negatives (one seeded stream each, derived from the shared one)."""
         loader = self.trainer.train_dataloader
         if loader is not None and isinstance(getattr(loader, "dataset", None), Batches):
             loader.dataset.epoch = self.current_epoch
+        if self.trainer.world_size > 1:
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,))) + self.global_rank)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         hist, targets, users = batch
         self._val.append(M.ranks(self.top10(hist, users).cpu().numpy(), targets.cpu().numpy()))
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        r = np.concatenate(self._val)
+        r = np.concatenate(self._val) if self._val else np.zeros(0, dtype=np.int64)
         self._val.clear()
+        r = self._gather(r)
+        if not len(r):
+            return
         self.log(MONITOR, float(M.recall_at(r, 10)), prog_bar=True)
         self.log("val/ndcg@10", float(M.ndcg_at(r, 10)))
         self.log("val/recall@5", float(M.recall_at(r, 5)))
+        self.log("val/users", float(len(r)))  # every process's users, gathered under DDP
         if self._t0 is not None:  # wall seconds since this process's first training step: time-to-quality curves
             self.log("val/elapsed_s", time.perf_counter() - self._t0)
+
+    def _gather(self, r: np.ndarray) -> np.ndarray:
+        """The validation ranks of every process (each scored a share of the users under DDP)."""
+        if self.trainer.world_size == 1:
+            return r
+        sizes = self.all_gather(torch.tensor(len(r), device=self.device)).cpu().tolist()
+        padded = torch.full((max(sizes),), -1, dtype=torch.int64, device=self.device)
+        padded[:len(r)] = torch.as_tensor(r, dtype=torch.int64)
+        every = self.all_gather(padded).cpu().numpy()
+        return np.concatenate([row[:n] for row, n in zip(every, sizes)])
 
 
 def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path, *, resume: bool = False,
         name: str = "model", log_every: int = 20) -> dict[str, Any]:
     """Train ``module`` into ``out``; returns the summary (best checkpoint, score, epochs, steps, time).
 
-    ``train_data``/``val_data`` are iterable datasets that yield whole batches.
+    ``train_data``/``val_data`` are iterable datasets that yield whole batches (``train_data`` a
+    :class:`~semid.sequences.Batches`, which DDP splits by rows). The lr schedule's length is set
+    here, from the steps this run takes (fewer per epoch with more processes).
     """
     ckpt_dir = out / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
@@ -192,16 +221,33 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     stopper = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience)
     # a fresh run rewrites logs/metrics.csv; a resumed one logs beside it
     version = f"resume-{time.strftime('%Y%m%d-%H%M%S')}" if resume else ""
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator if cfg.accelerator != "gpu" else "cuda", devices=1,
-        precision=precision(cfg), max_epochs=cfg.max_epochs, max_steps=cfg.max_steps,
-        max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
-        gradient_clip_val=cfg.grad_clip or None, check_val_every_n_epoch=cfg.val_every,
-        num_sanity_val_steps=0, logger=CSVLogger(out, name="logs", version=version), callbacks=[checkpoint, stopper],
-        enable_progress_bar=progress_enabled(), enable_model_summary=False,
-        log_every_n_steps=max(1, min(log_every, len(train_data))), default_root_dir=out, deterministic=False)
+    try:
+        trainer = L.Trainer(
+            accelerator=cfg.accelerator if cfg.accelerator != "gpu" else "cuda", devices=cfg.devices,
+            num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=precision(cfg), max_epochs=cfg.max_epochs,
+            max_steps=cfg.max_steps, max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
+            gradient_clip_val=cfg.grad_clip or None, check_val_every_n_epoch=cfg.val_every, num_sanity_val_steps=0,
+            logger=CSVLogger(out, name="logs", version=version), callbacks=[checkpoint, stopper],
+            enable_progress_bar=progress_enabled(), enable_model_summary=False, default_root_dir=out,
+            deterministic=False)
+        environment = getattr(trainer.strategy, "cluster_environment", None)
+        if environment is not None:  # Lightning checks torchrun's and SLURM's process counts only when it launches
+            environment.validate_settings(num_devices=trainer.num_devices, num_nodes=trainer.num_nodes)
+    except (MisconfigurationException, ValueError) as exc:  # no such GPUs, or torchrun started another number
+        raise ConfigError(f"{name}: accelerator={cfg.accelerator} devices={cfg.devices} num_nodes={cfg.num_nodes} "
+                          f"strategy={cfg.strategy} do not fit this machine or launcher: {exc}") from None
+    if trainer.is_global_zero != lead_process():  # torchrun or srun started several processes for one
+        raise ConfigError(f"{name}: this process is one of several (torchrun, srun) but devices={cfg.devices} "
+                          f"num_nodes={cfg.num_nodes} make a run of one: set devices to the processes per machine")
+    train, val = shard(train_data, val_data, trainer)
+    if trainer.world_size > 1:
+        log.info("%s: %d processes (%s), global batch = batch_size %d × %d, %d steps per epoch", name,
+                 trainer.world_size, type(trainer.strategy).__name__, cfg.batch_size, trainer.world_size, len(train))
+    trainer.log_every_n_steps = max(1, min(log_every, len(train)))
+    module.total_steps = module.hparams["total_steps"] = (
+        cfg.max_steps if cfg.max_steps > 0 else len(train) * cfg.max_epochs)
     last = ckpt_dir / "last.ckpt"
-    if not resume and ckpt_dir.is_dir():  # a fresh run must not mix with an old run's checkpoints
+    if not resume and ckpt_dir.is_dir() and trainer.is_global_zero:  # a fresh run must not mix with old checkpoints
         for old in ckpt_dir.glob("*.ckpt"):
             old.unlink()
     ckpt_path = str(last) if resume and last.is_file() else None
@@ -211,13 +257,15 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
         readable_checkpoint(last)
     t0, started = time.perf_counter(), artifacts.now()
     try:
-        trainer.fit(module, _loader(train_data), _loader(val_data), ckpt_path=ckpt_path)
+        trainer.fit(module, _loader(train), _loader(val), ckpt_path=ckpt_path)
     except SystemExit:  # Lightning's graceful shutdown after Ctrl-C ends in sys.exit(1)
         if not trainer.interrupted:
             raise
         kept = (f"{last} keeps epoch {readable_checkpoint(last)['epoch'] + 1}: continue with the same command and --resume"
                 if last.is_file() else "no epoch had finished, so there is nothing to resume")
         raise Interrupted(f"{name}: training interrupted during epoch {trainer.current_epoch + 1}; {kept}") from None
+    if not trainer.is_global_zero:
+        raise WorkerDone(0)
     score = checkpoint.best_model_score
     if stopper.stopped_epoch:
         stopped = "early stopping"
@@ -231,10 +279,73 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
             "best_val_recall@10": float(score) if score is not None else None,
             "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "train_wall_s": round(time.perf_counter() - t0, 1), "started": started, "stopped_by": stopped, "precision": precision(cfg),
-            "device": str(module.device), "threads": torch.get_num_threads()}
+            "device": str(module.device), "processes": trainer.world_size, "threads": torch.get_num_threads()}
+
+
+class WorkerDone(SystemExit):
+    """Ends a DDP process of rank > 0 once training is over (exit status 0): rank 0 alone writes
+    the weights, ``config.json`` and the manifest."""
+
+
+class RankBatches(Batches):
+    """This process's share of the training batches under DDP: the rows of each global batch
+    (grouped by length to ``batch_size × world size``) are dealt out in turn, so every process
+    takes the same number of steps and one step sees what one process with the global batch would.
+
+    A global batch of fewer rows than processes repeats some (Lightning's ``DistributedSampler``
+    pads the same way). Ranks are read when batches are built, so forked processes get their own.
+    """
+
+    def __init__(self, data: Batches, trainer: L.Trainer):
+        self.inner, self.trainer = data.collate, trainer
+        super().__init__(data.lengths, data.weights, data.budget * trainer.world_size, data.seed, self._share)
+        self.epoch = data.epoch
+
+    def _share(self, idx: np.ndarray, rng: np.random.Generator, epoch: int, i: int) -> Any:
+        rank, world = self.trainer.global_rank, self.trainer.world_size
+        rows = np.resize(idx, max(len(idx), world))[rank::world]
+        # the order of batches comes from the epoch's generator; masks and negatives from one per process
+        return self.inner(rows, np.random.default_rng([self.seed, epoch, i, rank]), epoch, i)
+
+
+class RankShare(torch.utils.data.IterableDataset):
+    """This process's share of the validation users under DDP: every world-size-th user of each
+    batch, so every process scores as many batches; :meth:`SemidModule.on_validation_epoch_end`
+    gathers the ranks. Ranks are read when iterated, as for :class:`RankBatches`."""
+
+    def __init__(self, data: EvalBatches, trainer: L.Trainer):
+        self.data, self.trainer = data, trainer
+
+    def _view(self) -> EvalBatches:
+        rank, world = self.trainer.global_rank, self.trainer.world_size
+        view = copy.copy(self.data)
+        view.parts = [part[rank::world] for part in self.data.parts if len(part) > rank]
+        return view
+
+    def __len__(self) -> int:
+        return len(self._view())
+
+    def __iter__(self):
+        return iter(self._view())
+
+
+def shard(train_data, val_data, trainer: L.Trainer) -> tuple[Any, Any]:
+    """(train, val) as this process sees them: unchanged in one process, split under DDP."""
+    world = trainer.world_size
+    if world == 1:
+        return train_data, val_data
+    if not isinstance(train_data, Batches) or not isinstance(val_data, EvalBatches):
+        raise ConfigError(f"training on {world} processes needs semid.sequences.Batches and EvalBatches, got "
+                          f"{type(train_data).__name__} and {type(val_data).__name__}: train with devices=1 num_nodes=1")
+    if val_data.parts and len(val_data.parts[0]) < world:
+        raise ConfigError(f"{len(val_data.parts[0])} validation users cannot be shared out to {world} processes: "
+                          "raise val_users or use fewer processes")
+    return RankBatches(train_data, trainer), RankShare(val_data, trainer)
 
 
 def _loader(dataset) -> torch.utils.data.DataLoader:
+    """Our datasets yield whole batches and shard themselves (:func:`shard`): Lightning's
+    ``DistributedSampler`` applies to map-style datasets only and never touches these."""
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0)
 
 
@@ -255,12 +366,14 @@ def checkpoint_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor
 
 
 def quiet_lightning() -> None:
-    """Hide Lightning's tips and warnings that do not apply (single-process loading, no cloud)."""
+    """Hide Lightning's tips and warnings that do not apply (single-process loading, no cloud, epoch
+    metrics that are gathered already, torch's deprecation inside Lightning's ``all_gather``)."""
     for logger in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
                    "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(logger).setLevel(logging.WARNING)
     for pattern in (".*IterableDataset.*has `__len__`.*", ".*LeafSpec.*", ".*exists and is not empty.*",
-                    ".*does not have many workers.*", ".*litlogger.*"):
+                    ".*does not have many workers.*", ".*litlogger.*", ".*on epoch level in distributed setting.*",
+                    ".*all_gather is deprecated.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from semid.core import log
+from semid.core.config import lead_process
 from semid.core.errors import SemidError
 from semid.core.run import RunFolder, unlock
 
@@ -50,10 +51,11 @@ _LOCKS: dict[Path, int] = {}  # run folders this command holds; freed when it en
 
 def run_dir(out: Path | None, dataset: str | None) -> Path:
     """``--out``, else ``runs/<dataset>`` (``runs/beauty`` when no dataset is named either); the
-    command holds the folder's lock until it ends, so two processes never write one run folder."""
+    command holds the folder's lock until it ends, so two processes never write one run folder
+    (the workers of a multi-process training run, which write nothing, leave it to rank 0)."""
     folder = out if out is not None else Path("runs") / (dataset or DEFAULT_DATASET)
     key = Path(folder).resolve()
-    if key not in _LOCKS:
+    if key not in _LOCKS and lead_process():
         _LOCKS[key] = RunFolder(folder).lock("semid " + " ".join(sys.argv[1:]))
     return folder
 

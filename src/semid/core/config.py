@@ -6,11 +6,12 @@ values raise :class:`~semid.core.errors.ConfigError` naming the key.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semid.core.errors import ConfigError
 
@@ -131,3 +132,25 @@ class TrainerConfig(ModelConfig):
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
         "auto", description="auto: bf16 on a GPU that has it, else fp16 on GPU, 32 on CPU")
     accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="where to train")
+    devices: int | Literal["auto"] = Field(
+        1, description="processes per machine, one device each (auto: every GPU, or 1 on CPU); batch_size is per process")
+    num_nodes: int = Field(1, ge=1, description="machines taking part in one training run (docs/scaling.md)")
+    strategy: Literal["auto", "ddp", "ddp_find_unused_parameters_true"] = Field(
+        "auto", description="Lightning strategy: auto (DDP when devices × num_nodes > 1), ddp, or ddp that tolerates "
+        "parameters a step does not use")
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _devices(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError("devices is a number of processes per machine (1, 2, ...) or 'auto'")
+
+
+_RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")  # set by torchrun, Lightning's launcher, SLURM
+
+
+def lead_process() -> bool:
+    """False in a worker of rank > 0 of a multi-process training run (torchrun, SLURM or Lightning's
+    own launcher), which trains alongside rank 0 and writes nothing; True everywhere else."""
+    return all(os.environ.get(var, "0").strip() in ("", "0") for var in _RANK_VARS)

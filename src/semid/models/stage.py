@@ -12,10 +12,11 @@ arguments, parameter count, training summary) and ``manifest.json``; models on S
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from semid.core import artifacts
-from semid.core.config import ModelConfig
+from semid.core.config import ModelConfig, lead_process
 from semid.core.errors import DataError
 from semid.core.log import log
 from semid.core.run import MODEL_CONFIG as CONFIG
@@ -25,6 +26,9 @@ from semid.generative.folder import CODES, resolve_ids
 from semid.models import registry
 
 PENDING = "pending.json"  # the config of a training run under way; gone once it finished
+# the keys of one process (devices, num_nodes, strategy) are left out of a model's identity when at
+# their defaults, so folders trained before they existed stay up to date
+ONE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
 
 
 def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool = False, resume: bool = False,
@@ -38,6 +42,12 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
     out = run.model_dir(cfg.name)
     config, inputs, ids_folder = _identity(spec, cfg, run, ids)
     if not resume and reuse(spec.kind, out, config, inputs, force=force):
+        return out
+    if not lead_process():  # a DDP worker (rank > 0): trains beside rank 0, which alone writes the folder
+        if spec.trained:
+            log.setLevel(logging.WARNING)
+            with threads(cfg.threads):
+                spec.train(cfg, run, out, resume=resume, ids=ids_folder)  # ends this process (training.WorkerDone)
         return out
     unfinished = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.ckpt")) and (
         (artifacts.load_manifest(out) or {}).get("status") != "complete")
@@ -71,7 +81,8 @@ def _identity(spec: registry.ModelSpec, cfg: ModelConfig, run: RunFolder, ids: P
     if spec.needs_ids:
         ids_folder = resolve_ids(run, cfg.ids, ids)
         files["semantic_ids"] = ids_folder / SEMANTIC_IDS
-    config = cfg.model_dump(mode="json") | ({"ids_folder": ids_folder.name} if ids_folder else {})
+    config = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ONE_PROCESS or ONE_PROCESS[k] != v}
+    config |= {"ids_folder": ids_folder.name} if ids_folder else {}
     return config, run.inputs(files), ids_folder
 
 
