@@ -21,7 +21,8 @@ LAYERS = [
     ("semid.models",),
     ("semid.evaluate", "semid.rank"),
     ("semid.experiments", "semid.pipeline"),
-    ("semid.serve",),
+    ("semid.serve", "semid.analysis"),
+    ("semid.report",),
     ("semid.cli",),
 ]
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from semid.cli import app
 from semid.core.config import ConfigError
-from semid.embed import encode
 from semid.core.run import RunFolder
+from semid.embed import encode
 from semid.experiments import experiment
 from semid.ids import train as ids_train
 from semid.models import registry

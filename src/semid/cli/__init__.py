@@ -13,7 +13,7 @@ from semid.cli.common import app
 # Modules that register subcommands on `app`, in the order they appear in --help.
 COMMAND_MODULES = ["semid.cli.data", "semid.cli.download", "semid.cli.embed", "semid.cli.ids",
                    "semid.cli.train", "semid.cli.rank", "semid.cli.evaluate", "semid.cli.compare",
-                   "semid.cli.pipeline", "semid.cli.experiment", "semid.cli.serve"]
+                   "semid.cli.pipeline", "semid.cli.experiment", "semid.cli.serve", "semid.cli.analyze", "semid.cli.report"]
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

@@ -39,9 +39,10 @@ if TYPE_CHECKING:
     import torch
 
 DATA, EMBED, IDS, MODELS, COMPARE, STUDY = "data", "embed", "ids", "models", "compare", "study"
+ANALYSIS = "analysis"
 # the command that writes each stage folder, named when one of its files is missing
 WRITER = {DATA: "semid prepare", EMBED: "semid embed", IDS: "semid ids train", MODELS: "semid train <model>",
-          COMPARE: "semid compare", STUDY: "semid rank study"}
+          COMPARE: "semid compare", STUDY: "semid rank study", ANALYSIS: "semid analyze"}
 EMBEDDINGS = "item_embeddings.npy"
 WEIGHTS, MODEL_CONFIG = "model.safetensors", "config.json"  # what every model folder holds
 SEMANTIC_IDS = "semantic_ids.parquet"

@@ -1,0 +1,94 @@
+"""A :class:`~semid.report.blocks.Report` written out, atomically: as Markdown with its figures
+copied beside it (``OUT/NAME.md`` + ``OUT/img/NAME/*.png``), and as one self-contained HTML page
+(``OUT/NAME.html``: CSS inline, figures as base64 data URIs, the Markdown rendered by markdown-it
+with raw HTML and images from text disabled, every title escaped by Jinja2)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+
+import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from semid.core import artifacts
+from semid.report import template
+from semid.report.blocks import Figure, Part, Report, slug
+
+IMG = "img"
+
+
+def _alt(text: str) -> str:
+    return re.sub(r"[\[\]\n]", " ", text)
+
+
+def markdown(report: Report, path: Path) -> Path:
+    """``path`` (``NAME.md``) and its PNGs under ``img/NAME/``: identical figures are copied once;
+    PNGs the previous version linked and this one does not are removed."""
+    path = Path(path)
+    folder = path.parent / IMG / path.stem
+    before = linked(path)
+    names: dict[str, str] = {}
+
+    def part(p: Part) -> str:
+        if isinstance(p, str):
+            return p.strip("\n")
+        data = p.path.read_bytes()
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        if digest not in names:
+            name, i = f"{p.name}.png", 1
+            while name in names.values():
+                name, i = f"{p.name}-{i}.png", i + 1
+            artifacts.write_bytes(folder / name, data)
+            names[digest] = name
+        return f"![{_alt(p.caption)}]({IMG}/{path.stem}/{names[digest]})\n\n_{p.caption}_"
+
+    lines = [f"# {report.title}", *map(part, report.intro)]
+    for s in report.sections:
+        lines += ["#" * s.level + " " + s.title, *map(part, s.parts)]
+    artifacts.write_text(path, "\n\n".join(lines) + "\n")
+    for stale in before - {folder / n for n in names.values()}:
+        stale.unlink(missing_ok=True)
+    return path
+
+
+def linked(md: Path) -> set[Path]:
+    """The PNGs under ``img/<stem>/`` that the Markdown file ``md`` links (none when it does not exist)."""
+    if not md.is_file():
+        return set()
+    prefix = f"{IMG}/{md.stem}/"
+    return {md.parent / m for m in re.findall(r"\]\((" + re.escape(prefix) + r"[^)\s/]+\.png)\)", md.read_text())}
+
+
+def html(report: Report, path: Path) -> Path:
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    fig = env.from_string(template.FIGURE)
+
+    def body(parts: list[Part]) -> Markup:
+        out = []
+        for p in parts:
+            if isinstance(p, Figure):
+                out.append(fig.render(data=base64.b64encode(p.path.read_bytes()).decode(), caption=p.caption, name=p.name))
+            else:
+                out.append(md.render(p))
+        return Markup("\n".join(out))
+
+    anchors: set[str] = set()
+    sections = []
+    for s in report.sections:
+        anchor = slug(s.title)
+        while anchor in anchors:
+            anchor += "-x"
+        anchors.add(anchor)
+        sections.append({"title": Markup(md.renderInline(s.title)), "level": s.level, "anchor": anchor, "body": body(s.parts)})
+    page = env.from_string(template.PAGE).render(title=report.title, css=Markup(template.CSS), intro=body(report.intro),
+                                                 sections=sections)
+    artifacts.write_text(path, page)
+    return Path(path)
+
+
+__all__ = ["markdown", "html", "linked"]
