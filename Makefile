@@ -8,7 +8,7 @@ DATASET ?= beauty
 SEMID_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export SEMID_DATA_DIR
 
-.PHONY: install demo test lint bench compare rank-study results results-compare clean
+.PHONY: install demo test lint bench compare rank-study results results-compare experiments report clean
 
 install: $(STAMP)
 
@@ -40,6 +40,15 @@ results-compare: install
 # every record under results/ (results/README.md lists them), then the README's tables
 results: results-compare rank-study
 	$(BIN)/semid results --update-readme README.md
+
+# the study's recipes (configs/experiments/*.yaml) → results/experiments/<recipe>/; finished cells are reused
+RECIPES ?= ids-vs-random codebooks codebooks-tiger levels history beam cold-start categories
+experiments: install
+	for r in $(RECIPES); do $(BIN)/semid experiment $$r --data-dir "$(SEMID_DATA_DIR)" --record results || exit 1; done
+
+# docs/results.md (+ docs/img/results/) from the current runs and records
+report: install
+	$(BIN)/semid report runs/beauty runs/beauty-ids runs/office-temporal runs/beauty-serve results --out docs --name results --title 'semid results' --format md
 
 # the SID ranking study on Beauty (held-out items) and Office (temporal split) → results/*/rank_study.json
 rank-study: install

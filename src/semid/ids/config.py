@@ -37,6 +37,12 @@ class IdsConfig(StageConfig):
     # k-means (rqkmeans and the initialisation)
     kmeans_iters: int = Field(25, ge=1, description="k-means iterations per level (faiss)")
     balance_iters: int = Field(5, ge=0, description="rqkmeans_balanced: capacity-constrained assignment + centroid update rounds per level")
+    # rqvae_cf: collaborative signal (LETTER-style)
+    cf_weight: float = Field(0.1, ge=0, description="rqvae_cf: weight of the alignment of quantized latents with collaborative embeddings")
+    cf_dim: int = Field(64, ge=2, description="rqvae_cf: dimensions of the collaborative embeddings (PPMI + truncated SVD)")
+    cf_window: int = Field(3, ge=1, description="rqvae_cf: items at most this many positions apart in a training sequence co-occur")
+    cf_temperature: float = Field(0.1, gt=0, description="rqvae_cf: temperature of the alignment InfoNCE and of the soft code usage")
+    diversity_weight: float = Field(0.1, ge=0, description="rqvae_cf: weight of the code-diversity term (KL of soft usage from uniform)")
     # IDs
     dedup: bool = Field(True, description="append TIGER's extra code 0, 1, 2, … among items sharing all L codes")
     seed: int = Field(0, description="seed of everything random (init, batches, random IDs)")
@@ -70,6 +76,9 @@ class IdsConfig(StageConfig):
             return common | {"kmeans_iters", "balance_iters"}
         if self.method == "random":
             return common
-        return common | {"threads", "hidden", "latent_dim", "beta", "optimizer", "lr", "weight_decay", "steps", "batch_size",
+        rqvae = common | {"threads", "hidden", "latent_dim", "beta", "optimizer", "lr", "weight_decay", "steps", "batch_size",
                          "kmeans_init", "kmeans_init_sample", "dead_code_reset", "reset_every", "reset_until",
                          "kmeans_iters"}
+        if self.method == "rqvae_cf":
+            return rqvae | {"cf_weight", "cf_dim", "cf_window", "cf_temperature", "diversity_weight"}
+        return rqvae

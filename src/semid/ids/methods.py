@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from semid.core.errors import DataError
-from semid.ids import balanced, random_ids, rqkmeans, rqvae_train
+from semid.ids import balanced, collaborative, random_ids, rqkmeans, rqvae_train
 from semid.ids.codec import CONFIG_FILE, Codec
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class Method:
     fit: Fit
     codec: type[Codec]
     doc: str
+    needs_sequences: bool = False  # fit(..., sequences=the run's training sequences)
 
 
 METHODS: dict[str, Method] = {
@@ -37,6 +38,9 @@ METHODS: dict[str, Method] = {
     "rqkmeans": Method(rqkmeans.fit_codec, rqkmeans.KMeansCodec, "residual k-means"),
     "rqkmeans_balanced": Method(balanced.fit_codec, balanced.BalancedKMeansCodec,
                                 "residual k-means with every code holding at most ceil(N/K) items per level"),
+    "rqvae_cf": Method(collaborative.fit, rqvae_train.RQVAECodec,
+                       "RQ-VAE aligned with collaborative embeddings of the training sequences + code diversity (LETTER-style)",
+                       needs_sequences=True),
     "random": Method(random_ids.fit_codec, random_ids.RandomCodec, "random codes of the same shape (ablation)"),
 }
 

@@ -103,6 +103,7 @@ class RQVAEOutput(NamedTuple):
     codebook_loss: torch.Tensor
     commit_loss: torch.Tensor
     residuals: torch.Tensor
+    latent: torch.Tensor | None = None  # [B, D] the encoder's output, before quantization
 
 
 class RQVAE(nn.Module):
@@ -116,11 +117,12 @@ class RQVAE(nn.Module):
                                            dim=config.latent_dim)
 
     def forward(self, x: torch.Tensor) -> RQVAEOutput:
-        q = self.quantizer(self.encoder(x))
+        z = self.encoder(x)
+        q = self.quantizer(z)
         recon = self.decoder(q.quantized)
         recon_loss = (recon - x).pow(2).sum(1).mean()
         loss = recon_loss + q.codebook_loss + self.config.beta * q.commit_loss
-        return RQVAEOutput(recon, q.codes, loss, recon_loss, q.codebook_loss, q.commit_loss, q.residuals)
+        return RQVAEOutput(recon, q.codes, loss, recon_loss, q.codebook_loss, q.commit_loss, q.residuals, z)
 
     @torch.no_grad()
     def codes(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ that reproductions need (see docs/semantic_ids.md):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from semid.core.artifacts import read_with
 from semid.core.log import log, progress
 from semid.ids import rqkmeans, rqvae
 from semid.ids.codec import Codec
-from semid.ids.rqvae import RQVAE, RQVAEConfig
+from semid.ids.rqvae import RQVAE, RQVAEConfig, RQVAEOutput
 
 CHUNK = 65536  # items per forward pass when assigning
 
@@ -71,34 +72,47 @@ def reset_dead_codes(model: RQVAE, usage: torch.Tensor, residuals: torch.Tensor,
     return total
 
 
-def train_rqvae(x: np.ndarray, cfg: IdsConfig) -> tuple[RQVAE, list[dict[str, Any]]]:
-    """Train an RQ-VAE on ``x`` [N, d]; returns the model (eval mode) and the training curve."""
+# extra(model, batch item indices, output) -> (a loss added to the RQ-VAE's, its terms for the curve)
+ExtraLoss = Callable[[RQVAE, torch.Tensor, RQVAEOutput, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+def train_rqvae(x: np.ndarray, cfg: IdsConfig, *, extra: ExtraLoss | None = None, extra_params: list | None = None,
+                method: str = "rqvae") -> tuple[RQVAE, list[dict[str, Any]]]:
+    """Train an RQ-VAE on ``x`` [N, d]; returns the model (eval mode) and the training curve.
+    ``extra`` adds a loss term (``extra_params``: its own trainable parameters), as ``rqvae_cf`` does."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     model = RQVAE(RQVAEConfig(input_dim=data.shape[1], hidden=tuple(cfg.hidden), latent_dim=cfg.latent_dim,
                               levels=cfg.levels, codebook_size=cfg.codebook_size, beta=cfg.beta,
-                              extra={"method": "rqvae", "seed": cfg.seed}))
+                              extra={"method": method, "seed": cfg.seed}))
     if cfg.kmeans_init:
         kmeans_init(model, data, cfg, gen)
-    opt = make_optimizer(model.parameters(), cfg)
+    opt = make_optimizer([*model.parameters(), *(extra_params or [])], cfg)
     usage = torch.zeros(cfg.levels, cfg.codebook_size)
     stop_reset = int(cfg.reset_until * cfg.steps)
     batch = min(cfg.batch_size, len(data))
     perm, pos = torch.randperm(len(data), generator=gen), 0
     curve: list[dict[str, Any]] = []
     sums = np.zeros(4)
+    extra_sums: dict[str, float] = {}
     resets, seen = 0, 0
     model.train()
     t0 = time.perf_counter()
     for step in progress(range(1, cfg.steps + 1), desc="rq-vae", total=cfg.steps, unit="step"):
         if pos + batch > len(data):
             perm, pos = torch.randperm(len(data), generator=gen), 0
-        xb = data[perm[pos:pos + batch]]
+        idx = perm[pos:pos + batch]
         pos += batch
-        out = model(xb)
+        out = model(data[idx])
+        loss = out.loss
+        if extra is not None:
+            added, terms = extra(model, idx, out, out.latent)
+            loss = loss + added
+            for k, v in terms.items():
+                extra_sums[k] = extra_sums.get(k, 0.0) + v
         opt.zero_grad(set_to_none=True)
-        out.loss.backward()
+        loss.backward()
         opt.step()
         for level in range(cfg.levels):
             usage[level] += torch.bincount(out.codes[:, level], minlength=cfg.codebook_size)
@@ -114,12 +128,14 @@ def train_rqvae(x: np.ndarray, cfg: IdsConfig) -> tuple[RQVAE, list[dict[str, An
         if step % cfg.log_every == 0 or step == cfg.steps:
             mean = sums / max(seen, 1)
             point = {"step": step, "loss": mean[0], "recon": mean[1], "codebook": mean[2], "commit": mean[3],
+                     **{k: v / max(seen, 1) for k, v in extra_sums.items()},
                      "codes_reset": resets, "seconds": round(time.perf_counter() - t0, 2)}
+            extra_sums = {}
             if used is not None:
                 point |= {f"used_l{level + 1}": float(used[level]) for level in range(cfg.levels)}
             curve.append(point)
             sums[:], seen = 0, 0
-    log.info("rq-vae: %d steps in %.1f s, %d dead codes reset", cfg.steps, time.perf_counter() - t0, resets)
+    log.info("%s: %d steps in %.1f s, %d dead codes reset", method, cfg.steps, time.perf_counter() - t0, resets)
     return model.eval(), curve
 
 
@@ -157,7 +173,7 @@ class RQVAECodec(Codec):
         return cls.of(read_with(folder, rqvae.load))
 
 
-def fit(x: np.ndarray, cfg: IdsConfig) -> tuple[Codec, np.ndarray, list[dict[str, Any]]]:
+def fit(x: np.ndarray, cfg: IdsConfig, **_: Any) -> tuple[Codec, np.ndarray, list[dict[str, Any]]]:
     model, curve = train_rqvae(x, cfg)
     codec = RQVAECodec.of(model)
     return codec, codec.codes(x), curve

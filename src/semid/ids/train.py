@@ -30,6 +30,7 @@ from semid.ids.config import IdsConfig
 from semid.ids.methods import METHODS
 from semid.ids.report import plot_curve
 from semid.ids.table import IDS_CSV, ids_table, write_table
+from semid.sequences import sequences
 
 CURVE_CSV, CURVE_PNG = "train_curve.csv", "train_curve.png"
 # what analyze and assign write into the folder: stale once the IDs are retrained
@@ -59,13 +60,14 @@ def trained(run_dir: Path | RunFolder, cfg: IdsConfig) -> IdsConfig:
                     "with the same settings, or name the trained ones, e.g. method=rqkmeans or name=<folder>")
 
 
-def fit(x: np.ndarray, cfg: IdsConfig) -> tuple[Codec, np.ndarray, list[dict[str, Any]]]:
-    """Train the configured ID model on ``x`` [N, d]; returns it, the items' codes [N, L], the curve."""
+def fit(x: np.ndarray, cfg: IdsConfig, **data: Any) -> tuple[Codec, np.ndarray, list[dict[str, Any]]]:
+    """Train the configured ID model on ``x`` [N, d]; returns it, the items' codes [N, L], the curve.
+    ``data``: what a method beyond the embeddings needs (``sequences``: the training sequences)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or len(x) == 0:
         raise DataError(f"the catalogue is empty or malformed: embeddings of shape {x.shape}")
     with threads(cfg.threads or os.cpu_count()):
-        return METHODS[cfg.method].fit(x, cfg)
+        return METHODS[cfg.method].fit(x, cfg, **data)
 
 
 def write_curve(curve: list[dict[str, Any]], folder: Path) -> list[str]:
@@ -85,7 +87,8 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
     run = RunFolder(run_dir)
     folder = ids_dir(run, cfg)
     emb_path = run.need(run.embeddings, "semid embed")
-    inputs = run.inputs({"embeddings": emb_path})
+    uses_train = METHODS[cfg.method].needs_sequences
+    inputs = run.inputs({"embeddings": emb_path} | ({"train": run.table_path("train")} if uses_train else {}))
     config = cfg.model_dump(mode="json", include=cfg.id_fields())
     if reuse("ids", folder, config, inputs, force=force):
         return folder
@@ -97,7 +100,7 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
     log.info("ids: training %s %d × %d on %d × %d embeddings", cfg.method, cfg.levels, cfg.codebook_size, *x.shape)
     with artifacts.StageRun("ids", folder, config, inputs, seed=cfg.seed) as stage:
         t0 = time.perf_counter()
-        codec, codes, curve = fit(x, cfg)
+        codec, codes, curve = fit(x, cfg, **({"sequences": sequences(run.table("train"))} if uses_train else {}))
         train_s = time.perf_counter() - t0
         dedup = dd.dedup_codes(codes) if cfg.dedup else np.zeros(len(codes), dtype=np.int64)
         write_table(ids_table(codes, dedup), folder / SEMANTIC_IDS)
