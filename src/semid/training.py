@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 import warnings
 from pathlib import Path
@@ -35,14 +36,14 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 from safetensors.torch import save_file
 
 from semid.core import artifacts
 from semid.core.config import ModelConfig, TrainerConfig, lead_process
 from semid.core.errors import ConfigError, DataError, Interrupted
 from semid.core.log import log, progress_enabled
-from semid.core.run import WEIGHTS
+from semid.core.run import WEIGHTS, RunFolder
 from semid.evaluate import metrics as M
 from semid.sequences import Batches, EvalBatches
 
@@ -227,7 +228,7 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
             num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=precision(cfg), max_epochs=cfg.max_epochs,
             max_steps=cfg.max_steps, max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
             gradient_clip_val=cfg.grad_clip or None, check_val_every_n_epoch=cfg.val_every, num_sanity_val_steps=0,
-            logger=CSVLogger(out, name="logs", version=version), callbacks=[checkpoint, stopper],
+            logger=loggers(cfg, out, name, version), callbacks=[checkpoint, stopper],
             enable_progress_bar=progress_enabled(), enable_model_summary=False, default_root_dir=out,
             deterministic=False)
         environment = getattr(trainer.strategy, "cluster_environment", None)
@@ -280,6 +281,25 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
             "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "train_wall_s": round(time.perf_counter() - t0, 1), "started": started, "stopped_by": stopped, "precision": precision(cfg),
             "device": str(module.device), "processes": trainer.world_size, "threads": torch.get_num_threads()}
+
+
+def loggers(cfg: TrainerConfig, out: Path, name: str, version: str) -> list[Any]:
+    """CSV curves always (``logs/metrics.csv``); TensorBoard and MLflow (a local file store shared by
+    the run's models) when ``cfg.loggers`` asks for them."""
+    chosen: list[Any] = [CSVLogger(out, name="logs", version=version)]
+    try:
+        if "tensorboard" in cfg.loggers:
+            chosen.append(TensorBoardLogger(out, name="tensorboard", version=version, default_hp_metric=False))
+        if "mlflow" in cfg.loggers:
+            store = RunFolder(out.parent.parent).mlruns  # RUN/models/<name> → RUN/mlruns
+            # a plain local file store, readable by `mlflow ui --backend-store-uri RUN/mlruns`, with no
+            # database to set up: MLflow 3 keeps it but asks for this opt-in
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            chosen.append(MLFlowLogger(experiment_name=out.parent.parent.name, run_name=out.name,
+                                       tracking_uri=store.resolve().as_uri(), tags={"model": name}))
+    except ModuleNotFoundError as exc:  # Lightning names the missing package
+        raise ConfigError(f"{name}: loggers={cfg.loggers}: {exc}; install them with pip install 'semid[tracking]'") from None
+    return chosen
 
 
 class WorkerDone(SystemExit):
@@ -373,7 +393,7 @@ def quiet_lightning() -> None:
         logging.getLogger(logger).setLevel(logging.WARNING)
     for pattern in (".*IterableDataset.*has `__len__`.*", ".*LeafSpec.*", ".*exists and is not empty.*",
                     ".*does not have many workers.*", ".*litlogger.*", ".*on epoch level in distributed setting.*",
-                    ".*all_gather is deprecated.*"):
+                    ".*all_gather is deprecated.*", ".*MLFlow only allows.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 

@@ -30,7 +30,6 @@ from semid.experiments.table import PROTOCOLS
 from semid.ids.analyze import catalogue
 from semid.serve.api import LoadedRun, Query, load
 
-ANALYSIS = "analysis"  # the default output folder, RUN/analysis/
 DEPTH = EvaluateConfig().beam_size  # the beam (and list length) metrics.json / ranks.parquet were scored with
 
 
@@ -103,7 +102,7 @@ def top1(loaded: LoadedRun, model: str, histories: list[list[int]], exclude_hist
 def run(cfg: AnalyzeConfig, run_dir: Path | RunFolder, out: Path | None = None, *, force: bool = False) -> Path:
     """Write the analysis into ``out`` (default ``RUN/analysis``); returns the folder."""
     run = RunFolder(run_dir)
-    out = Path(out) if out is not None else run.root / ANALYSIS
+    out = Path(out) if out is not None else run.analysis
     models = list(dict.fromkeys(cfg.models))
     found = {m: evaluated(run, m, cfg.split) for m in models}
     loaded = load(run, models=models, depth=DEPTH, device=cfg.device, threads=cfg.threads, ids=cfg.ids)

@@ -132,6 +132,9 @@ class TrainerConfig(ModelConfig):
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
         "auto", description="auto: bf16 on a GPU that has it, else fp16 on GPU, 32 on CPU")
     accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="where to train")
+    loggers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="training curves beyond logs/metrics.csv (always written): tensorboard "
+        "(RUN/models/<name>/tensorboard/), mlflow (a local file store, RUN/mlruns/); pip install 'semid[tracking]'")
     devices: int | Literal["auto"] = Field(
         1, description="processes per machine, one device each (auto: every GPU, or 1 on CPU); batch_size is per process")
     num_nodes: int = Field(1, ge=1, description="machines taking part in one training run (docs/scaling.md)")

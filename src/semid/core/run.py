@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import torch
 
 DATA, EMBED, IDS, MODELS, COMPARE, STUDY = "data", "embed", "ids", "models", "compare", "study"
-ANALYSIS = "analysis"
+ANALYSIS, MLRUNS = "analysis", "mlruns"
 # the command that writes each stage folder, named when one of its files is missing
 WRITER = {DATA: "semid prepare", EMBED: "semid embed", IDS: "semid ids train", MODELS: "semid train <model>",
           COMPARE: "semid compare", STUDY: "semid rank study", ANALYSIS: "semid analyze"}
@@ -80,6 +80,15 @@ class RunFolder:
     @property
     def study(self) -> Path:
         return self.root / STUDY
+
+    @property
+    def analysis(self) -> Path:
+        return self.root / ANALYSIS
+
+    @property
+    def mlruns(self) -> Path:
+        """MLflow's local file store of the run's trainings (``loggers=[mlflow]``)."""
+        return self.root / MLRUNS
 
     @property
     def ids_root(self) -> Path:

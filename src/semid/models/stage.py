@@ -29,6 +29,7 @@ PENDING = "pending.json"  # the config of a training run under way; gone once it
 # the keys of one process (devices, num_nodes, strategy) are left out of a model's identity when at
 # their defaults, so folders trained before they existed stay up to date
 ONE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
+NOT_IDENTITY = {"loggers"}  # where curves are also sent does not change the model
 
 
 def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool = False, resume: bool = False,
@@ -81,7 +82,8 @@ def _identity(spec: registry.ModelSpec, cfg: ModelConfig, run: RunFolder, ids: P
     if spec.needs_ids:
         ids_folder = resolve_ids(run, cfg.ids, ids)
         files["semantic_ids"] = ids_folder / SEMANTIC_IDS
-    config = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ONE_PROCESS or ONE_PROCESS[k] != v}
+    config = {k: v for k, v in cfg.model_dump(mode="json").items()
+              if k not in NOT_IDENTITY and (k not in ONE_PROCESS or ONE_PROCESS[k] != v)}
     config |= {"ids_folder": ids_folder.name} if ids_folder else {}
     return config, run.inputs(files), ids_folder
 

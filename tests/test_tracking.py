@@ -1,0 +1,46 @@
+"""Training curves: logs/metrics.csv always; TensorBoard and MLflow (local file store) opt-in by config."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from semid.cli import app
+from semid.core.config import ConfigError
+from semid.core.run import RunFolder
+from semid.models.seqrec.config import SASRecConfig
+
+SMALL = ["d_model=16", "max_epochs=2", "val_users=50", "threads=1"]
+
+
+def _invoke(*args: str) -> str:
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output
+
+
+def test_tensorboard_and_mlflow_get_the_same_curves_and_the_model_keeps_its_identity(tmp_path):
+    mlflow = pytest.importorskip("mlflow", reason="loggers=[mlflow] needs semid[tracking] (mlflow-skinny)")
+    pytest.importorskip("tensorboardX", reason="loggers=[tensorboard] needs semid[tracking] (tensorboardX)")
+    out = tmp_path / "toy"
+    _invoke("prepare", "--dataset", "toy", "--out", str(out))
+    _invoke("train", "sasrec", "--out", str(out), *SMALL, "loggers=[tensorboard,mlflow]")
+    model = RunFolder(out).model_dir("sasrec-ce")
+    assert (model / "logs" / "metrics.csv").is_file()  # always
+    assert list((model / "tensorboard").rglob("events.out.tfevents.*"))
+    client = mlflow.tracking.MlflowClient(RunFolder(out).mlruns.resolve().as_uri())
+    (exp,) = [e for e in client.search_experiments() if e.name == "toy"]
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.run_name == "sasrec-ce" and run.data.tags["model"] == "sasrec-ce"
+    assert "val/recall10" in run.data.metrics and "train/loss" in run.data.metrics
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/recall10")] != []
+    # where curves are sent is not part of the model: the same config without loggers is up to date
+    assert "up to date" in " ".join(_invoke("train", "sasrec", "--out", str(out), *SMALL).split())
+
+
+def test_an_unknown_logger_is_named():
+    with pytest.raises(Exception, match="loggers"):
+        SASRecConfig(loggers=["wandb"])
+    with pytest.raises(ConfigError, match="loggers"):
+        from semid.core.config import build
+        build(SASRecConfig, {"loggers": ["wandb"]})
