@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,7 @@ def plan_final(trials: dict[str, list[Cell]], cfg: CompareConfig) -> list[Cell]:
     return final
 
 
-def tune(trials: dict[str, list[Cell]], cfg: CompareConfig, *, force: bool) -> None:
+def tune(trials: Mapping[Any, list[Cell]], cfg: CompareConfig, *, force: bool) -> None:
     """Score every row's grid points on validation (rows with a single point skip it)."""
     cells = [c for cells in trials.values() if len(cells) > 1 for c in cells]
     if cells:

@@ -199,7 +199,7 @@ def run(recipe: str | Path, out: Path | None, ctx: Context, *, runs: Path = Path
                                        tag=".".join(filter(None, [path.stem, p.label(train_keys)])))
     cfg = pts[0].cfg.compare
     tuning = {(str(p.run_dir), r): c for p in pts for r, c in p.trials.items()}  # rows evaluation-only points share: once
-    compare.tune({f"{d}|{r}": c for (d, r), c in tuning.items()}, cfg, force=ctx.force)
+    compare.tune(tuning, cfg, force=ctx.force)
     for p in pts:
         p.trials = {r: tuning[(str(p.run_dir), r)] for r in p.trials}
     finals = [compare.plan_final(p.trials, p.cfg.compare) for p in pts]

@@ -44,7 +44,8 @@ def rows_of(pts: list[Point], finals: list[list[Cell]], cfg: CompareConfig) -> t
             row = table.summarise(cells, {name: trial}, p.cfg.compare, names=[name])[0]
             row.update(point=p.values, point_label=p.label(), model=model, row=name, run_dir=str(p.run_dir),
                        ids_quality=ids_quality(Path(cells[0].ids_dir)) if cells[0].ids_dir else None,
-                       cell_wall_s=_cell_seconds(cells + [t for t in trial if t.name not in {c.name for c in cells}]))
+                       cell_wall_s=round(sum((s["train_wall_s"] or 0) + (s["eval_wall_s"] or 0) for s in row["per_seed"])
+                                         + _cell_seconds([t for t in trial if t.name not in {c.name for c in cells}]), 1))
             rows.append(row)
             cells_out += cells
     return rows, cells_out
@@ -62,8 +63,8 @@ def ids_quality(folder: Path) -> dict[str, Any] | None:
 
 
 def _cell_seconds(cells: list[Cell]) -> float:
-    """Training + evaluation seconds of these cells as measured when they ran (reused cells count
-    their original cost: what the recipe took to compute)."""
+    """Training + evaluation seconds of these cells (the tuning grid's other points) as measured when
+    they ran (reused cells count their original cost: what the recipe took to compute)."""
     total = 0.0
     for c in cells:
         if not c.result:

@@ -107,18 +107,16 @@ def fit(x: np.ndarray, cfg: IdsConfig, *, sequences: list[np.ndarray] | None = N
     log.info("rqvae_cf: collaborative embeddings of %d / %d items from %d training sequences (PPMI, window %d, SVD %d)",
              int(has.sum()), len(x), len(sequences), cfg.cf_window, cfg.cf_dim)
     cf, mask = torch.from_numpy(emb), torch.from_numpy(has)
-    project = torch.nn.Linear(cfg.cf_dim, cfg.latent_dim, bias=False)
     torch.manual_seed(cfg.seed)
-    project.reset_parameters()
+    project = torch.nn.Linear(cfg.cf_dim, cfg.latent_dim, bias=False)
 
     def extra(model: RQVAE, idx: torch.Tensor, out: RQVAEOutput, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        keep = idx[mask[idx]]
+        sel = mask[idx]  # items of the batch with a collaborative embedding
         terms = {}
         loss = z.new_zeros(())
-        if cfg.cf_weight > 0 and len(keep) > 1:
-            sel = mask[idx]
+        if cfg.cf_weight > 0 and int(sel.sum()) > 1:
             quantized = model.quantizer.lookup(out.codes[sel]) + z[sel] - z[sel].detach()  # grads: codebooks and encoder
-            align = alignment_loss(quantized, project(cf[keep]), cfg.cf_temperature)
+            align = alignment_loss(quantized, project(cf[idx[sel]]), cfg.cf_temperature)
             loss, terms["align"] = loss + cfg.cf_weight * align, align.item()
         if cfg.diversity_weight > 0:
             div = diversity_loss(out.residuals, model.quantizer.codebooks, cfg.cf_temperature)
