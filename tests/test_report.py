@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from semid.cli import app
 from semid.core.figures import pyplot, save
+from semid.core.run import RunFolder
 from semid.experiments import experiment_table
 from semid.experiments import table as comparison_table
 from semid.report import collect
@@ -216,6 +217,7 @@ def test_bad_input_is_one_clear_line(tmp_path, make, args, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_analysis_folder_is_where_semid_analyze_writes():
+def test_the_analysis_folder_is_where_semid_analyze_writes(tmp_path):
     stage = pytest.importorskip("semid.analysis.stage")
-    assert stage.ANALYSIS == collect.ANALYSIS
+    assert not hasattr(stage, "ANALYSIS")  # one owner of the path: semid analyze writes to RunFolder.analysis
+    assert RunFolder(tmp_path).analysis == tmp_path / collect.ANALYSIS

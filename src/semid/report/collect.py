@@ -90,7 +90,7 @@ def kind_of(path: Path) -> str:
     if (path / EXPERIMENT_JSON).is_file():
         return EXPERIMENT
     run = RunFolder(path)
-    if any(p.is_dir() for p in (run.data, run.embed, run.ids_root, run.models_root, run.compare, run.study, path / ANALYSIS)):
+    if any(p.is_dir() for p in (run.data, run.embed, run.ids_root, run.models_root, run.compare, run.study, run.analysis)):
         return RUN
     if (path / "reference.json").is_file() or any(path.glob(f"*/{STUDY}")) or any(path.glob("*/comparison.json")) \
             or any(path.glob(f"experiments/*/{EXPERIMENT_JSON}")):

@@ -17,7 +17,7 @@ from semid.core.run import RunFolder
 from semid.evaluate import results as records
 from semid.report import studies
 from semid.report.blocks import Section, code, figure, imported, table
-from semid.report.collect import ANALYSIS, Context, Input, writer
+from semid.report.collect import Context, Input, writer
 
 STATS_SKIP = ("reader_notes", "source.files")  # long lists of file names: in data/stats.json itself
 ID_FIGURES = (("code_usage.png", "code usage per level"), ("coherence.png", "mean cosine of items sharing a prefix"),
@@ -176,7 +176,7 @@ def study(inp: Input, run: RunFolder, ctx: Context) -> list:
 
 def analysis(inp: Input, run: RunFolder, ctx: Context) -> list:
     """``semid analyze``'s Markdown, as it wrote it (figures beside it); only the first case studies."""
-    folder = run.root / ANALYSIS
+    folder = run.analysis
     if not folder.is_dir():
         return []
     manifest = ctx.manifest(inp, folder)
