@@ -5,7 +5,9 @@ request its own beam search), and for each runs ``--clients`` asyncio clients (p
 asyncio streams, one keep-alive connection each, so that the client takes little of the CPU it
 shares with the server) for ``--duration`` seconds: every client sends a history drawn from
 the run's test split (its last 20 items), waits for the answer and sends the next. Bounded in
-time and in count (``--max-requests`` per mode); loopback only.
+time and in count (``--max-requests`` per mode); loopback only. Each mode is measured after
+``--warmup`` seconds (5) of the same load that is not recorded (the first full-size batches
+allocate the model's buffers).
 
 Records requests per second, p50 / p90 / p99 latency, errors (non-200 or transport errors), the
 mean batch size the server reported, the machine's load average and the model folder's identity.
@@ -89,7 +91,8 @@ def measure(args: argparse.Namespace, batching: bool, histories: list[list[int]]
                "--batching" if batching else "--no-batching"]
     log = Path(tempfile.gettempdir()) / f"semid-{args.out}-{'batching' if batching else 'single'}.log"
     with child_server(args.run, log, *options) as server:
-        asyncio.run(clients(server.base, histories, 4, 3, 200, args.k))  # warm-up, not recorded
+        # warm-up, not recorded: the server's first batches of the full size allocate their buffers
+        asyncio.run(clients(server.base, histories, args.clients, args.warmup, 100_000, args.k))
         before = httpx.get(f"{server.base}/health").json()
         load0 = os.getloadavg()
         out = asyncio.run(clients(server.base, histories, args.clients, args.duration, args.max_requests, args.k))
@@ -109,6 +112,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--max-requests", type=int, default=100_000, help="cap on requests per mode (the loop is bounded)")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the measured run (not recorded)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-batch", type=int, default=64)
@@ -127,7 +131,8 @@ def main() -> None:
     print(f"throughput with batching / without: {ratio}×", flush=True)
     record = {
         "what": f"{args.clients} closed-loop clients for {args.duration:g} s each against POST /recommend (k={args.k}) on 127.0.0.1, "
-                "with and without micro-batching; histories: the last 20 items of test-split users",
+                f"with and without micro-batching, each after {args.warmup:g} s of the same load that is not recorded; "
+                "histories: the last 20 items of test-split users",
         "run": str(where), "note": args.note, "model": args.model, "kind": model_cfg.get("kind"), "params": model_cfg.get("params"),
         "model_config": {k: model_cfg.get("config", {}).get(k) for k in ("preset", "max_epochs", "ids_folder", "d_model")},
         "training": {k: (model_cfg.get("training") or {}).get(k) for k in ("epochs", "stopped_by", "best_val_recall@10", "train_wall_s")},

@@ -2,7 +2,9 @@
 
 All users of a batch and all their beams advance together: one model call per ID position, the
 trie lookup, masking and top-k are tensor operations (no per-beam Python). The model is only
-seen through a *step function*: ``step(prefix [B, nb, t]) -> log-probs [B, nb, V]``.
+seen through a *step function*: ``step(prefix [B, nb, t]) -> log-probs [B, nb, V]``; one with a
+``follow(parents [B, nb])`` method is told after each step which beam each new beam continues
+(so that it can keep a per-beam cache, as TIGER's incremental decoder does).
 
 Scores are the sum of the chosen tokens' log-probabilities (the model's softmax is over its
 level's tokens; constraining masks invalid tokens without renormalising, as
@@ -68,6 +70,8 @@ def beam_search(step: StepFn, batch_size: int, tokenizer: SIDTokenizer, *, trie:
         width = hi - lo
         idx = best_in_order(cand, min(beam_size, cand.shape[1]))
         src, code = idx // width, idx % width
+        if hasattr(step, "follow"):  # a step that caches per beam (TIGER's decoder) keeps the chosen parents'
+            step.follow(src)
         prefix = torch.cat([prefix.gather(1, src[..., None].expand(-1, -1, prefix.shape[2])), (code + lo)[..., None]], 2)
         if trie is not None:
             nodes = child.reshape(b, -1).gather(1, idx)

@@ -44,6 +44,7 @@ class Catalogue:
         self.codes, self.levels, self.codebook_size = load_semantic_ids(ids_folder)
         if len(self.codes) != len(self.asins):
             raise SemidError(f"{ids_folder} holds IDs for {len(self.codes)} items but the run has {len(self.asins)}")
+        self._sids: list[list[int]] = self.codes.tolist()  # as Python ints, once (every answer lists 30 items)
         self.ids_name = Path(ids_folder).name
         self.popularity = counts(sequences(run.table("train")), len(self.asins))
         self._lower = [t.lower() for t in self.titles]
@@ -80,7 +81,7 @@ class Catalogue:
 
     def describe(self, item: int) -> dict[str, Any]:
         return {"item_id": int(item), "asin": self.asins[item], "title": self.titles[item],
-                "sid": [int(c) for c in self.codes[item]]}
+                "sid": list(self._sids[item])}
 
     # ---- search ------------------------------------------------------------------------------
     def search(self, text: str, limit: int = 20) -> list[dict[str, Any]]:

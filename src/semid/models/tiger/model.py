@@ -71,16 +71,23 @@ class Attention(nn.Module):
         self.dropout = a.attn_dropout
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x [B, Q, d] attends to ctx [B, K, d]; mask [B|1, 1|h, Q, K]: bool (True = may attend)
+        """x [B, Q, d] attends to ctx [B, K, d]; mask [B|1, 1|h, Q|1, K]: bool (True = may attend)
         or float (added to the attention logits, -inf = may not attend)."""
-        b, q_len, _ = x.shape
-        q = self.q(x).view(b, q_len, self.h, self.dh).transpose(1, 2)
-        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.h, self.dh).permute(2, 0, 3, 1, 4)
-        if mask.is_floating_point() and mask.dtype != q.dtype:  # under autocast q may be bf16/fp16
+        return self.attend(x, *self.keys(ctx), mask)
+
+    def keys(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ctx [..., K, d] → keys and values [..., h, K, dh] (what a decoding cache keeps)."""
+        k, v = self.kv(ctx).unflatten(-1, (2, self.h, self.dh)).movedim(-3, 0).unbind(0)
+        return k.transpose(-3, -2), v.transpose(-3, -2)
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """x [..., Q, d] attends to keys and values [..., h, K, dh] → [..., Q, d]."""
+        q = self.q(x).unflatten(-1, (self.h, self.dh)).transpose(-3, -2)
+        if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:  # under autocast q may be bf16/fp16
             mask = mask.to(q.dtype)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(b, q_len, -1))
+        return self.out(y.transpose(-3, -2).flatten(-2))
 
 
 class MLP(nn.Module):
@@ -209,9 +216,12 @@ class Tiger(nn.Module):
 
     # ---- decoder -----------------------------------------------------------------------------
     def decode(self, dec_in: torch.Tensor, limit: torch.Tensor, memory: torch.Tensor,
-               mem_item: torch.Tensor, mem_pad: torch.Tensor) -> torch.Tensor:
+               mem_item: torch.Tensor, mem_pad: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """dec_in [B, M, t] (BOS then ID tokens; M independent blocks per row), limit [B, M]
-        (block m may read memory items ``< limit``) → logits [B, M, t, V] (level-masked).
+        (block m may read memory items ``< limit``), or [B, 1] when every block has the same limit
+        (the beams of one user: the cross-attention mask is then built once and broadcast)
+        → logits [B, M, t, V] (level-masked); [B, M, 1, V] for each block's last position with
+        ``last_only`` (decoding needs no more).
 
         The M blocks share one pass: self-attention is causal inside a block and blind across
         blocks, so each block is decoded as if it were alone.
@@ -223,16 +233,27 @@ class Tiger(nn.Module):
         block = torch.arange(m, device=dev).repeat_interleave(t)
         step = torch.arange(t, device=dev).repeat(m)
         self_mask = ((block[:, None] == block[None, :]) & (step[None, :] <= step[:, None]))[None, None]
-        q_limit = limit.repeat_interleave(t, dim=1)  # [B, M*t]
-        cross_mask = ((mem_item[:, None, :] < q_limit[:, :, None]) & ~mem_pad[:, None, :])[:, None]
-        if self.recency is not None:  # recency: how many items back from the target a memory token is
-            dist = (q_limit[:, :, None] - 1 - mem_item[:, None, :]).clamp(0, self.args.max_items)
-            dist = dist.masked_fill(mem_item[:, None, :] < 0, self.args.max_items)
-            cross_mask = biased_mask(self.recency, dist, cross_mask, memory.dtype)
+        q_limit = limit if limit.shape[1] == 1 else limit.repeat_interleave(t, dim=1)  # [B, M*t | 1]
+        cross_mask = self.cross_mask(q_limit, mem_item, mem_pad, memory.dtype)
         for layer in self.decoder:
             x = layer(x, memory, self_mask, cross_mask)
+        if last_only:
+            x, levels = x.view(b, m, t, -1)[:, :, -1:], self.level_bias[t - 1:t]
+        else:
+            levels = self.level_bias[:t]
         logits = self.dec_norm(x) @ self.tok.weight.T
-        return logits.view(b, m, t, -1) + self.level_bias[:t]
+        return logits.view(b, m, levels.shape[0], -1) + levels
+
+    def cross_mask(self, q_limit: torch.Tensor, mem_item: torch.Tensor, mem_pad: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Which memory tokens each query may read (items ``< q_limit`` [B, Q], not padding), with the
+        recency bias where the model has one: [B, 1|h, Q, S']."""
+        mask = ((mem_item[:, None, :] < q_limit[:, :, None]) & ~mem_pad[:, None, :])[:, None]
+        if self.recency is None:
+            return mask
+        # recency: how many items back from the target a memory token is
+        dist = (q_limit[:, :, None] - 1 - mem_item[:, None, :]).clamp(0, self.args.max_items)
+        dist = dist.masked_fill(mem_item[:, None, :] < 0, self.args.max_items)
+        return biased_mask(self.recency, dist, mask, dtype)
 
     def forward(self, enc_tokens, dec_in, limit, users=None):
         memory, item, pad = self.encode(enc_tokens, users)
@@ -247,19 +268,67 @@ class Tiger(nn.Module):
 
 
 class StepState:
-    """A model's decoding state: ``step(prefix)`` gives next-token log-probs for every beam."""
+    """A model's decoding state: ``step(prefix)`` gives next-token log-probs for every beam.
+
+    Decoding is incremental: each decoder layer's self-attention keys and values of the positions
+    decoded so far are kept (and the cross-attention keys and values of the history, computed
+    once), so a step runs the decoder on the new token only. :func:`~semid.generative.beam.beam_search`
+    calls :meth:`follow` with each new beam's parent; a caller that does not (a step wrapped in a
+    function) gets the full recomputation, with the same result.
+    """
 
     def __init__(self, model: Tiger, memory, item, pad, limit):
         self.model, self.memory, self.item, self.pad, self.limit = model, memory, item, pad, limit
+        self._cross: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer [B, h, S', dh]
+        self._cache: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer [B, nb, h, t, dh]
+        self._ready = False  # the cache's beams are the next call's parents (follow was called)
 
     def __call__(self, prefix: torch.Tensor) -> torch.Tensor:
         """prefix [B, nb, t] ID tokens so far → log-probs [B, nb, V] of token t (-inf off-level)."""
-        b, nb, _ = prefix.shape
-        bos = torch.full((b, nb, 1), BOS, dtype=prefix.dtype, device=prefix.device)
-        dec_in = torch.cat([bos, prefix], 2)
-        logits = self.model.decode(dec_in, self.limit[:, None].expand(b, nb), self.memory, self.item, self.pad)
-        last = logits[:, :, -1]
-        return torch.log_softmax(last if last.dtype == torch.float64 else last.float(), -1)
+        b, nb, t = prefix.shape
+        if self.model.training or not (t == 0 or (self._ready and self._cache and self._cache[0][0].shape[-2] == t)):
+            self._cache, self._ready = [], False
+            bos = torch.full((b, nb, 1), BOS, dtype=prefix.dtype, device=prefix.device)
+            logits = self.model.decode(torch.cat([bos, prefix], 2), self.limit[:, None], self.memory, self.item, self.pad,
+                                       last_only=True)[:, :, -1]
+            return torch.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), -1)
+        last = prefix[:, :, -1] if t else torch.full((b, nb), BOS, dtype=prefix.dtype, device=prefix.device)
+        return self._next(last, t)
+
+    def follow(self, parents: torch.Tensor) -> None:
+        """The beams just chosen continue the beams ``parents`` [B, nb] of the last call."""
+        if self._cache:
+            b, nb_old = self._cache[0][0].shape[:2]
+            rows = (parents + nb_old * torch.arange(b, device=parents.device)[:, None]).view(-1)
+            self._cache = [tuple(c.flatten(0, 1).index_select(0, rows).unflatten(0, parents.shape) for c in kv)
+                           for kv in self._cache]
+            self._ready = True
+
+    def _next(self, token: torch.Tensor, t: int) -> torch.Tensor:
+        """Log-probs [B, nb, V] of the position after ``token`` [B, nb] (position ``t`` of each
+        block): only the level's tokens are scored, the others are -inf (as the level bias makes them)."""
+        m = self.model
+        if self._cross is None:
+            self._cross = [layer.cross.keys(self.memory) for layer in m.decoder]
+            self._mask = m.cross_mask(self.limit[:, None], self.item, self.pad, self.memory.dtype)  # [B, h|1, 1, S']
+        x = m.tok(token) + m.dec_pos.weight[t]
+        cache = []
+        for i, layer in enumerate(m.decoder):
+            h = layer.n1(x)[:, :, None]
+            k, v = layer.self_attn.keys(h)  # [B, nb, h, 1, dh]
+            if t:
+                k, v = torch.cat([self._cache[i][0], k], -2), torch.cat([self._cache[i][1], v], -2)
+            cache.append((k, v))
+            x = x + layer.self_attn.attend(h, k, v, None)[:, :, 0]
+            x = x + layer.cross.attend(layer.n2(x), *self._cross[i], self._mask)
+            x = x + layer.mlp(layer.n3(x))
+        self._cache, self._ready = cache, False
+        lo, hi = m.args.level_ranges[t]
+        logits = m.dec_norm(x) @ m.tok.weight[lo:hi].T
+        out = logits.new_full((*logits.shape[:2], m.args.vocab_size), float("-inf"),
+                              dtype=logits.dtype if logits.dtype == torch.float64 else torch.float32)
+        out[..., lo:hi] = torch.log_softmax(logits.to(out.dtype), -1)
+        return out
 
     def select(self, rows: torch.Tensor) -> StepState:
         return StepState(self.model, self.memory[rows], self.item[rows], self.pad[rows], self.limit[rows])
