@@ -144,9 +144,10 @@ def test_cli_prepare_toy_and_errors(tmp_path):
     assert (tmp_path / "t/data/train.csv").is_file() and (tmp_path / "t/data/stats.json").is_file()
     res = runner.invoke(app, ["prepare", "--dataset", "toy", "--out", str(tmp_path / "t"), "kcore=3"])
     assert res.exit_code == 2 and "unknown config key 'kcore'" in res.output
-    res = runner.invoke(app, ["prepare", "--dataset", "beauty", "--data-dir", str(tmp_path / "nothing")])
+    # --out: the default folder (runs/beauty) may be locked by a real run on the same machine
+    res = runner.invoke(app, ["prepare", "--dataset", "beauty", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "semid download beauty" in res.output
-    res = runner.invoke(app, ["prepare", "--dataset", "nope", "--data-dir", str(tmp_path)])
+    res = runner.invoke(app, ["prepare", "--dataset", "nope", "--data-dir", str(tmp_path), "--out", str(tmp_path / "n")])
     assert res.exit_code == 2 and "unknown dataset 'nope'" in res.output
 
 

@@ -62,6 +62,10 @@ class PrepareConfig(StageConfig):
     holdout_items_share: float = Field(
         0.0, ge=0, lt=1, description="share of items kept out of training (cold-start items, for data without timestamps)")
     seed: int = Field(0, description="seed for the toy generator and the held-out items")
+    engine: Literal["auto", "memory", "streaming"] = Field(
+        "auto", description="memory: hold the interaction table; streaming: Parquet files on disk and polars' streaming "
+        "engine, memory bounded by the distinct users and items, not the reviews; auto: streaming for raw Amazon "
+        "files over 256 MiB. Both give the same outputs, so it is not part of the stage's fingerprint")
     write_csv: bool = Field(True, description="also write items/interactions/train/val/test as CSV")
     toy: ToyConfig = Field(default_factory=ToyConfig, description="the synthetic dataset's size")
 

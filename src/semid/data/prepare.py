@@ -7,11 +7,17 @@ Outputs: ``items.parquet`` (item_id, asin, title, brand, categories, price, desc
 ``users.parquet`` (user_id, user), ``interactions.parquet`` (user_id, item_id, timestamp,
 position), ``train/val/test.parquet`` (see :mod:`semid.data.split`), the same as CSV, and
 ``stats.json`` with counts, the sequence-length distribution and every dropped row by reason.
+
+Two engines give the same outputs: ``memory`` (:func:`build`, the whole interaction table in
+memory) and ``streaming`` (:mod:`semid.data.streaming`, Parquet files on disk and one range of
+users at a time, for dumps of hundreds of millions of reviews); ``engine=auto`` streams raw
+Amazon files over 256 MiB.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,11 +28,12 @@ from semid.core import artifacts
 from semid.core.errors import DataError
 from semid.core.log import log
 from semid.core.run import RunFolder
-from semid.data import filtering, split
+from semid.data import filtering, split, streaming, summary
 from semid.data.config import PrepareConfig
 from semid.data.datasets import resolve
 from semid.data.itemtext import add_text, has_any_text
-from semid.data.readers import get_reader
+from semid.data.readers import STREAM_READERS, get_reader, get_stream_reader
+from semid.data.source import Source
 
 
 def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path: Path | None = None,
@@ -36,7 +43,8 @@ def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path
     fmt, folder, category = resolve(cfg.dataset, cfg.format, path, data_dir)
     if category and cfg.category is None:
         cfg = cfg.model_copy(update={"category": category})
-    config = {**cfg.model_dump(mode="json"), "format": fmt}
+    # the engine changes how, not what: outputs are the same, so it is left out of the fingerprint
+    config = {**cfg.model_dump(mode="json", exclude={"engine"}), "format": fmt}
     k_user, k_item = cfg.resolved_k(fmt)
     old = artifacts.load_manifest(out)
     if old is not None and not force:
@@ -45,19 +53,48 @@ def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path
             log.info("prepare: %s is up to date (reused; --force to redo)", out)
             return out
         _refuse_other_dataset(old, cfg.dataset, fmt, RunFolder(run_dir))
-    log.info("prepare: reading %s (%s format)", folder or "synthetic toy data", fmt)
-    source = get_reader(fmt)(folder, cfg)
-    inputs = {str(p): artifacts.fingerprint_file(p) for p in source.files}
-    with artifacts.StageRun("prepare", out, config, inputs, seed=cfg.seed) as stage:
-        stats = build(source, cfg, out, k_user, k_item, cfg.resolved_dedup(fmt))
-        stats["source"] = {"format": fmt, "folder": str(folder) if folder else None, "dataset": cfg.dataset,
-                           "files": [str(p) for p in source.files]}
-        artifacts.write_json(out / "stats.json", stats)
-        stage.extra["input_stats"] = {str(p): _stat(p) | {"hash": inputs[str(p)]} for p in source.files}
-        stage.extra["counts"] = {k: stats[k] for k in ("users", "items", "interactions")}
+    stream = _streams(cfg, fmt, folder)
+    log.info("prepare: reading %s (%s format%s)", folder or "synthetic toy data", fmt, ", streaming" if stream else "")
+    work = out / ".prepare-work"  # the streaming engine's files; a dot folder is never an output
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        stream_reader = get_stream_reader(fmt) if stream else None
+        source = stream_reader(folder, cfg, work / "events") if stream_reader else get_reader(fmt)(folder, cfg)
+        inputs = {str(p): artifacts.fingerprint_file(p) for p in source.files}
+        with artifacts.StageRun("prepare", out, config, inputs, seed=cfg.seed) as stage:
+            if stream:
+                if isinstance(source, Source):
+                    source = streaming.from_source(source, work / "events")
+                stats, tables = streaming.build(source, cfg, out, k_user, k_item, cfg.resolved_dedup(fmt), work)
+                for name, table in tables.items():
+                    log.info("prepare: writing %s", name)
+                    streaming.write(out, name, table, cfg.write_csv)
+            else:
+                stats = build(source, cfg, out, k_user, k_item, cfg.resolved_dedup(fmt))
+            stats["source"] = {"format": fmt, "folder": str(folder) if folder else None, "dataset": cfg.dataset,
+                               "files": [str(p) for p in source.files]}
+            artifacts.write_json(out / "stats.json", stats)
+            stage.extra["input_stats"] = {str(p): _stat(p) | {"hash": inputs[str(p)]} for p in source.files}
+            stage.extra["counts"] = {k: stats[k] for k in ("users", "items", "interactions")}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     log.info("prepare: %d users, %d items, %d interactions → %s",
              stats["users"], stats["items"], stats["interactions"], out)
     return out
+
+
+STREAM_BYTES = 256 << 20  # engine=auto streams raw files larger than this
+
+
+def _streams(cfg: PrepareConfig, fmt: str, folder: Path | None) -> bool:
+    """Whether to use the streaming engine (see :mod:`semid.data.streaming`)."""
+    if cfg.engine != "auto":
+        return cfg.engine == "streaming"
+    if folder is None or fmt not in STREAM_READERS:
+        return False
+    folder = Path(folder)
+    files = [folder] if folder.is_file() else [f for f in folder.iterdir() if f.is_file()] if folder.is_dir() else []
+    return sum(f.stat().st_size for f in files) > STREAM_BYTES
 
 
 def _refuse_other_dataset(old: dict[str, Any], dataset: str, fmt: str, run: RunFolder) -> None:
@@ -149,31 +186,17 @@ def _missing_text(inter: pl.DataFrame, items: pl.DataFrame, item_names: pl.DataF
 
 
 def _stats(source, raw_events, inter, items, tables, dropped, text_stats, split_info) -> dict[str, Any]:
-    lengths = inter.group_by("user_id").len()["len"]
-    q = {f"p{int(p * 100)}": float(lengths.quantile(p, "nearest")) for p in (0.25, 0.5, 0.75, 0.9, 0.99)}
-    filled = {f"items_with_{c}": int(items.filter(pl.col(c).is_not_null() & (
-        pl.col(c).list.len() > 0 if items.schema[c] == pl.List(pl.String) else pl.col(c) != "")).height)
-        for c in ("title", "brand", "categories", "price", "description", "text")}
     ts = inter["timestamp"].drop_nulls()
-    return {
-        "users": int(lengths.len()),
-        "items": int(items.height),
-        "interactions": int(inter.height),
-        "density": round(inter.height / max(1, lengths.len() * items.height), 6),
-        "has_timestamps": ts.len() == inter.height,
-        "time_range": [int(ts.min()), int(ts.max())] if ts.len() else None,
-        "sequence_length": {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 3),
-                            **q, "max": int(lengths.max())},
-        "source_events": int(raw_events),
-        "dropped_rows": {k: int(v) for k, v in dropped.items()},
-        "skipped_lines": {k: int(v) for k, v in source.skipped.items()},
-        "item_text": {**filled, **text_stats},
-        "reader_notes": source.notes,
-        "split": {**split_info, **{f"{n}_rows": tables[n].height for n in ("train", "val", "test")},
-                  "val_cold_rows": int(tables["val"]["cold"].sum()),
-                  "test_cold_rows": int(tables["test"]["cold"].sum()),
-                  "test_cold_items": int(tables["test"].filter("cold")["target"].n_unique())},
-    }
+    test = tables["test"]
+    return summary.record(
+        source, raw_events=raw_events, n_events=inter.height, n_items=items.height,
+        lengths=inter.group_by("user_id").len()["len"],
+        time_range=[int(ts.min()), int(ts.max())] if ts.len() else None,
+        timestamps_missing=inter.height - ts.len(), dropped=dropped,
+        items_filled=items.select(summary.filled(items.schema)).row(0, named=True), text_stats=text_stats,
+        split_info=split_info, rows={n: tables[n].height for n in ("train", "val", "test")},
+        cold={"val": tables["val"]["cold"].sum(), "test": test["cold"].sum(),
+              "test_items": test.filter("cold")["target"].n_unique()})
 
 
 def _write(out: Path, name: str, df: pl.DataFrame, csv: bool) -> None:

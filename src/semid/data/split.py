@@ -38,6 +38,14 @@ def _sequences(inter: pl.DataFrame) -> pl.DataFrame:
 
 
 def leave_one_out(inter: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    train, train_short, val, test, info = leave_one_out_parts(inter)
+    return pl.concat([train, train_short]), val, test, info
+
+
+def leave_one_out_parts(inter: pl.DataFrame) -> tuple[pl.DataFrame, ...]:
+    """:func:`leave_one_out` with the training rows of users too short to evaluate apart:
+    ``(train, train_short, val, test, info)``; the full training table is ``train`` then
+    ``train_short``. The streaming prepare runs this on one range of users at a time."""
     seqs = _sequences(inter).with_columns(pl.col("item_id").list.len().alias("n"))
     short = seqs.filter(pl.col("n") < 3)
     seqs = seqs.filter(pl.col("n") >= 3)
@@ -51,28 +59,46 @@ def leave_one_out(inter: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.D
             pl.lit(False).alias("cold"),
         )
 
-    train = pick(3)
-    if short.height:  # too short to evaluate: their events still train the model
-        train_short = short.filter(pl.col("n") >= 2).select(
-            "user_id", pl.col("item_id").list.head(pl.col("n") - 1).alias("history"),
-            pl.col("item_id").list.last().alias("target"), pl.col("timestamp").list.last().alias("timestamp"),
-            pl.lit(False).alias("cold"))
-        train = pl.concat([train, train_short.select(train.columns)])
+    # too short to evaluate: their events still train the model
+    train_short = short.filter(pl.col("n") >= 2).select(
+        "user_id", pl.col("item_id").list.head(pl.col("n") - 1).alias("history"),
+        pl.col("item_id").list.last().alias("target"), pl.col("timestamp").list.last().alias("timestamp"),
+        pl.lit(False).alias("cold"))
     info = {"protocol": "leave-one-out per user (last → test, second to last → validation)",
             "users_too_short_for_evaluation": short.height}
-    return _rows(train), _rows(pick(2)), _rows(pick(1)), info
+    return _rows(pick(3)), _rows(train_short), _rows(pick(2)), _rows(pick(1)), info
 
 
 def temporal(inter: pl.DataFrame, test_share: float, val_share: float,
              cut: int | None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     ts = inter["timestamp"]
-    if ts.null_count() == inter.height:
+    check_timestamps(inter.height, ts.null_count())
+    t_test = int(cut) if cut is not None else int(ts.quantile(1 - test_share, "lower"))
+    t_val = int(ts.filter(ts < t_test).quantile(val_quantile(test_share, val_share), "lower")) if val_share > 0 else t_test
+    train, val, test = temporal_rows(inter, t_test, t_val)
+    return train, val, test, temporal_info(t_test, t_val)
+
+
+def check_timestamps(rows: int, nulls: int) -> None:
+    if nulls == rows:
         raise DataError("split=temporal needs timestamps, and this dataset has none; "
                         "use split=loo with holdout_items_share=0.05 for a cold-start set")
-    if ts.null_count():
-        raise DataError(f"split=temporal needs a timestamp on every event; {ts.null_count()} events have none")
-    t_test = int(cut) if cut is not None else int(ts.quantile(1 - test_share, "lower"))
-    t_val = int(ts.filter(ts < t_test).quantile(1 - val_share / (1 - test_share), "lower")) if val_share > 0 else t_test
+    if nulls:
+        raise DataError(f"split=temporal needs a timestamp on every event; {nulls} events have none")
+
+
+def val_quantile(test_share: float, val_share: float) -> float:
+    """The validation cut's quantile among the events before the test cut."""
+    return 1 - val_share / (1 - test_share)
+
+
+def temporal_info(t_test: int, t_val: int) -> dict[str, Any]:
+    return {"protocol": "global temporal split", "test_cut": t_test, "val_cut": t_val,
+            "test_cut_utc": _utc(t_test), "val_cut_utc": _utc(t_val)}
+
+
+def temporal_rows(inter: pl.DataFrame, t_test: int, t_val: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Train, validation and test rows for given cuts; per user, so it runs on any set of whole users."""
     inter = inter.with_columns(pl.when(pl.col("timestamp") >= t_test).then(pl.lit("test"))
                                .when(pl.col("timestamp") >= t_val).then(pl.lit("val"))
                                .otherwise(pl.lit("train")).alias("_split"),
@@ -89,19 +115,33 @@ def temporal(inter: pl.DataFrame, test_share: float, val_share: float,
         "user_id", pl.col("item_id").list.head(pl.col("item_id").list.len() - 1).alias("history"),
         pl.col("item_id").list.last().alias("target"), pl.col("timestamp").list.last().alias("timestamp"),
         pl.lit(False).alias("cold"))
-    info = {"protocol": "global temporal split", "test_cut": t_test, "val_cut": t_val,
-            "test_cut_utc": _utc(t_test), "val_cut_utc": _utc(t_val)}
-    return _rows(train), _rows(events("val")), _rows(events("test")), info
+    return _rows(train), _rows(events("val")), _rows(events("test"))
 
 
 def hold_out_items(train: pl.DataFrame, n_items: int, share: float, seed: int) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Remove a random ``share`` of items from the training rows; returns the new train rows."""
+    held = held_out_items(n_items, share, seed)
+    train, removed = remove_items(train, held)
+    return train, held_out_info(held, share, removed)
+
+
+def held_out_items(n_items: int, share: float, seed: int) -> pl.Series:
     rng = np.random.default_rng(seed)
     held = np.sort(rng.choice(n_items, size=int(round(share * n_items)), replace=False)).astype(np.int32)
-    held_s = pl.Series(held, dtype=pl.Int32)
+    return pl.Series(held, dtype=pl.Int32)
+
+
+def held_out_info(held: pl.Series, share: float, removed: int) -> dict[str, Any]:
+    return {"held_out_items": int(len(held)), "held_out_share": share,
+            "train_events_removed_for_held_out_items": removed}
+
+
+def remove_items(train: pl.DataFrame, held: pl.Series) -> tuple[pl.DataFrame, int]:
+    """Training rows without the ``held`` items, and how many events that removed (row by row,
+    so it runs on any slice of the training rows)."""
     full = train.select("user_id", pl.concat_list("history", "target").alias("seq"), "timestamp", "target")
     before = int(full["seq"].list.len().sum())
-    kept = full.with_columns(pl.col("seq").list.filter(~pl.element().is_in(held_s.implode())).alias("seq"))
+    kept = full.with_columns(pl.col("seq").list.filter(~pl.element().is_in(held.implode())).alias("seq"))
     after = int(kept["seq"].list.len().sum())
     kept = kept.filter(pl.col("seq").list.len() >= 1)
     last = pl.col("seq").list.last()
@@ -110,14 +150,16 @@ def hold_out_items(train: pl.DataFrame, n_items: int, share: float, seed: int) -
                         # the old target's time is only right when the target was kept
                         pl.when(last == pl.col("target")).then(pl.col("timestamp")).alias("timestamp"),
                         pl.lit(False).alias("cold"))
-    info = {"held_out_items": int(len(held)), "held_out_share": share,
-            "train_events_removed_for_held_out_items": before - after}
-    return _rows(train), info
+    return _rows(train), before - after
 
 
 def mark_cold(rows: pl.DataFrame, train: pl.DataFrame) -> pl.DataFrame:
-    seen = pl.concat([train["history"].explode(), train["target"]]).unique().drop_nulls()
-    return rows.with_columns(~pl.col("target").is_in(seen.implode()).alias("cold"))
+    return rows.with_columns(~pl.col("target").is_in(train_items(train).implode()).alias("cold"))
+
+
+def train_items(train: pl.DataFrame) -> pl.Series:
+    """The distinct items that occur in training rows (histories or targets)."""
+    return pl.concat([train["history"].explode(), train["target"]]).unique().drop_nulls()
 
 
 def _utc(t: int) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from semid.data.config import PrepareConfig
-    from semid.data.source import Source
+    from semid.data.source import Source, StreamSource
 
 Reader = Callable[[Path, "PrepareConfig"], "Source"]
 
@@ -27,6 +27,14 @@ READERS: dict[str, str] = {
 }
 
 
+# formats whose reader can write the events to Parquet instead of holding them (see
+# semid.data.streaming); the others are read whole and their table is written out
+STREAM_READERS: dict[str, str] = {
+    "amazon2014": "semid.data.readers.amazon:stream_amazon2014",
+    "amazon2018": "semid.data.readers.amazon:stream_amazon2018",
+    "amazon2023": "semid.data.readers.amazon:stream_amazon2023",
+}
+
 FORMATS: tuple[str, ...] = tuple(READERS)
 RAW_FORMATS = ("amazon2014", "amazon2018", "amazon2023", "toy")  # cleaned and filtered by default
 
@@ -34,5 +42,14 @@ RAW_FORMATS = ("amazon2014", "amazon2018", "amazon2023", "toy")  # cleaned and f
 def get_reader(fmt: str) -> Reader:
     if fmt not in READERS:
         raise KeyError(f"unknown format {fmt!r}; known: {', '.join(READERS)}")
-    module, func = READERS[fmt].split(":")
+    return _load(READERS[fmt])
+
+
+def get_stream_reader(fmt: str) -> Callable[..., StreamSource] | None:
+    """``read(path, cfg, workdir) -> StreamSource`` for formats that stream, else None."""
+    return _load(STREAM_READERS[fmt]) if fmt in STREAM_READERS else None
+
+
+def _load(target: str) -> Callable:
+    module, func = target.split(":")
     return getattr(importlib.import_module(module), func)

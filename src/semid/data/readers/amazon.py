@@ -31,12 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from semid.core.errors import DataError
+from semid.core.log import log
 from semid.data.config import PrepareConfig
 from semid.data.lines import Issues, iter_blocks
-from semid.data.source import ITEM_SCHEMA, Source
+from semid.data.source import ITEM_SCHEMA, SCRATCH, Source, StreamSource, batches
 from semid.data.text import clean_html
 
 # 8 MiB blocks: parsing speed is flat above ~2 MiB, and smaller blocks keep the peak low.
@@ -79,13 +81,65 @@ def read_amazon2023(path: Path, cfg: PrepareConfig) -> Source:
     return _read(Path(path), cfg, AMAZON2023)
 
 
+def stream_amazon2014(path: Path, cfg: PrepareConfig, workdir: Path) -> StreamSource:
+    return _stream(Path(path), cfg, AMAZON2014, workdir)
+
+
+def stream_amazon2018(path: Path, cfg: PrepareConfig, workdir: Path) -> StreamSource:
+    return _stream(Path(path), cfg, AMAZON2018, workdir)
+
+
+def stream_amazon2023(path: Path, cfg: PrepareConfig, workdir: Path) -> StreamSource:
+    return _stream(Path(path), cfg, AMAZON2023, workdir)
+
+
 def _read(path: Path, cfg: PrepareConfig, layout: Layout) -> Source:
     reviews_path, meta_path, category = find_files(path, layout, cfg.category)
     issues = Issues(cfg.strict)
-    notes: dict[str, Any] = {"category": category, "review_file": reviews_path.name,
-                             "meta_file": meta_path.name if meta_path else None}
     events = read_reviews(reviews_path, layout, issues)
     reviewed = set(events.get_column("item").unique().to_list())
+    items, notes = _meta(reviews_path, meta_path, category, layout, reviewed, issues)
+    files = [reviews_path] + ([meta_path] if meta_path else [])
+    return Source(events, items, files, skipped=issues.counts, notes=notes)
+
+
+def _stream(path: Path, cfg: PrepareConfig, layout: Layout, workdir: Path) -> StreamSource:
+    """As :func:`_read`, with the events and the items written to Parquet files under ``workdir``."""
+    reviews_path, meta_path, category = find_files(path, layout, cfg.category)
+    issues = Issues(cfg.strict)
+    events = stream_reviews(reviews_path, layout, issues, workdir)
+    reviewed = distinct(events, "item")
+    notes: dict[str, Any] = {"category": category, "review_file": reviews_path.name,
+                             "meta_file": meta_path.name if meta_path else None}
+    items: list[Path] = []
+    with_meta = 0
+    if meta_path is not None:
+        items, meta_notes = stream_meta(meta_path, layout, reviewed, issues, workdir)
+        with_meta = meta_notes.pop("_items_with_meta")
+        notes.update(meta_notes)
+    notes["items_with_meta"] = with_meta
+    notes["items_without_meta"] = reviewed.len() - with_meta
+    if issues.examples:
+        notes["skipped_examples"] = dict(issues.examples)
+    files = [reviews_path] + ([meta_path] if meta_path else [])
+    return StreamSource(events, items, files, skipped=issues.counts, notes=notes)
+
+
+def distinct(files: list[Path], column: str) -> pl.Series:
+    """The distinct values of a string column of Parquet files, in order of first sight, read in
+    batches. (Polars' streaming unique or group-by on strings holds memory in proportion to the
+    rows, not to the distinct values.)"""
+    seen = pl.Series(column, [], dtype=pl.String)
+    for df in batches(files, columns=[column]):
+        seen = pl.concat([seen, df.get_column(column).cast(pl.String).unique(maintain_order=True)]).unique(
+            maintain_order=True)
+    return seen
+
+
+def _meta(reviews_path: Path, meta_path: Path | None, category: str, layout: Layout, reviewed: set[str],
+          issues: Issues) -> tuple[pl.DataFrame, dict[str, Any]]:
+    notes: dict[str, Any] = {"category": category, "review_file": reviews_path.name,
+                             "meta_file": meta_path.name if meta_path else None}
     if meta_path is None:
         items = pl.DataFrame(schema=ITEM_SCHEMA)
     else:
@@ -95,8 +149,7 @@ def _read(path: Path, cfg: PrepareConfig, layout: Layout) -> Source:
     notes["items_without_meta"] = len(reviewed) - items.height
     if issues.examples:
         notes["skipped_examples"] = dict(issues.examples)
-    files = [reviews_path] + ([meta_path] if meta_path else [])
-    return Source(events, items, files, skipped=issues.counts, notes=notes)
+    return items, notes
 
 
 # ---------------------------------------------------------------- finding the files
@@ -204,11 +257,56 @@ def _read_whole(path: Path, layout: Layout) -> pl.DataFrame | None:
     return df if df.height and _ids_ok(df, layout) else None
 
 
+def stream_reviews(path: Path, layout: Layout, issues: Issues, workdir: Path) -> list[Path]:
+    """All events of a reviews file written as Parquet under ``workdir`` (``user, item,
+    timestamp, rating``, in file order), in memory that does not grow with the file.
+
+    The same two paths as :func:`read_reviews`: first one streaming polars scan of the whole
+    file into one Parquet file (polars' streaming engine parses it in batches), checked for bad
+    IDs afterwards by a second streaming scan; on any problem, the block path, one Parquet file
+    per block. Returns the files in file order.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    whole = workdir / "events-whole.parquet"
+    if WHOLE_FILE_FIRST and not any(c in str(path) for c in "*?["):
+        try:
+            _events(pl.scan_ndjson(path, schema=layout.schema, batch_size=65536), layout).sink_parquet(
+                whole, engine="streaming", **SCRATCH)
+            check = pl.scan_parquet(whole).select(pl.len().alias("rows"), _bad_ids("user", "item").alias("bad"))
+            rows, bad = check.collect(engine="streaming").row(0)
+            if rows and not bad:
+                return [whole]
+        except Exception:  # the block path below finds and names the problem
+            pass
+        whole.unlink(missing_ok=True)
+    files = []
+    with contextlib.closing(_prefetch(iter_blocks(path, BLOCK_BYTES))) as blocks:
+        for k, (first, block) in enumerate(blocks):
+            if k % 64 == 0:
+                log.info("prepare: parsing %s by blocks, line %s", path.name, f"{first:,}")
+            files.append(workdir / f"events-{k:07d}.parquet")
+            _events(_parse_block(block, first, path, layout, issues).lazy(), layout).collect().write_parquet(
+                files[-1], **SCRATCH)
+    return files
+
+
+def _events(lf: pl.LazyFrame, layout: Layout) -> pl.LazyFrame:
+    ts = pl.col(layout.time)
+    if layout.time_divisor != 1:
+        ts = ts // layout.time_divisor
+    return lf.select(pl.col(layout.user).alias("user"), pl.col(layout.item).alias("item"),
+                     ts.alias("timestamp"), pl.col(layout.rating).alias("rating"))
+
+
+def _bad_ids(*columns: str) -> pl.Expr:
+    """Any missing, empty or object-valued ID (polars turns a JSON object into its text)."""
+    return pl.any_horizontal([(pl.col(c).is_null() | (pl.col(c) == "") | pl.col(c).str.starts_with("{")
+                               | pl.col(c).str.starts_with("[")).any() for c in columns])
+
+
 def _ids_ok(df: pl.DataFrame, layout: Layout) -> bool:
-    """No missing, empty or object-valued IDs (polars turns a JSON object into its text)."""
-    bad = [(pl.col(c).is_null() | (pl.col(c) == "") | pl.col(c).str.starts_with("{")
-            | pl.col(c).str.starts_with("[")).any() for c in (layout.user, layout.item)]
-    return not df.select(pl.any_horizontal(bad)).item()
+    """No missing, empty or object-valued IDs."""
+    return not df.select(_bad_ids(layout.user, layout.item)).item()
 
 
 def _parse_block(block: bytes, first_line: int, path: Path, layout: Layout, issues: Issues) -> pl.DataFrame:
@@ -337,14 +435,80 @@ def read_meta(path: Path, layout: Layout, wanted: set[str], issues: Issues) -> t
             asin = rec.get(layout.meta_key) if isinstance(rec, dict) else None
             if isinstance(asin, str) and asin in wanted and asin not in rows:
                 rows[asin] = {"asin": asin, **layout.meta_fields(rec)}
-    columns = {name: pl.Series(name, [row[name] for row in rows.values()], dtype=pl.String)
+    return _items_frame(list(rows.values())), {"meta_lines": lines, "meta_duplicates": duplicates}
+
+
+def _items_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    columns = {name: pl.Series(name, [row[name] for row in rows], dtype=pl.String)
                for name in ("asin", "title", "brand", "price", "description")}
     # Lists go in joined by \x1f and are split by polars: building a list column from Python
     # lists is over 10x slower. clean_html leaves no \x1f (str.split() counts it as whitespace).
     cats = pl.Series("categories", [_SEP.join(row["categories"]) if row["categories"] else None
-                                    for row in rows.values()], dtype=pl.String)
+                                    for row in rows], dtype=pl.String)
     items = pl.DataFrame([*columns.values(), cats.str.split(_SEP)])
-    return items.select(n for n in ITEM_SCHEMA if n != "text"), {"meta_lines": lines, "meta_duplicates": duplicates}
+    return items.select(n for n in ITEM_SCHEMA if n != "text")
+
+
+def stream_meta(path: Path, layout: Layout, wanted: pl.Series, issues: Issues,
+                workdir: Path) -> tuple[list[Path], dict[str, Any]]:
+    """:func:`read_meta` in memory that does not grow with the file: the items of each block are
+    written to a Parquet file under ``workdir``. Which ASINs are wanted is a binary search in the
+    sorted ``wanted`` column; which were seen or taken, two flags per wanted ASIN. Same rows,
+    counts and errors."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    key = re.compile(rb"""["']""" + layout.meta_key.encode() + rb"""["']\s*:\s*["']([^"']+)["']""")
+    wanted = wanted.cast(pl.String).drop_nulls().unique().sort()
+    picked = np.zeros(wanted.len(), dtype=bool)  # the ASIN's first line was seen (parsed or not)
+    taken = np.zeros(wanted.len(), dtype=bool)  # the ASIN has its row
+
+    def find(values: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """(is wanted, position in ``wanted``) of each value."""
+        col = pl.Series(values, dtype=pl.String)
+        pos = wanted.search_sorted(col).clip(0, max(wanted.len() - 1, 0))
+        hit = (wanted.gather(pos) == col).fill_null(False) if wanted.len() else pl.Series([False] * col.len())
+        return hit.to_numpy(), pos.to_numpy()
+
+    files: list[Path] = []
+    duplicates = lines = 0
+    for k, (first, block) in enumerate(iter_blocks(path, BLOCK_BYTES)):
+        numbers, keys, raws = [], [], []
+        for number, raw in enumerate(block.split(b"\n"), start=first):
+            m = key.search(raw)
+            lines += m is not None or bool(raw.strip())
+            if m is not None:
+                try:
+                    keys.append(m[1].decode("utf-8"))
+                except UnicodeDecodeError:  # never a wanted ASIN
+                    continue
+                numbers.append(number)
+                raws.append(raw)
+        hit, pos = find(keys)
+        rows = []
+        for i in np.flatnonzero(hit):
+            if picked[pos[i]]:  # a repeated line: the first one wins
+                duplicates += 1
+                continue
+            picked[pos[i]] = True
+            try:
+                rec = _parse_meta_line(raws[i])
+            except (ValueError, SyntaxError, RecursionError, MemoryError) as exc:
+                _bad(issues, path, numbers[i], "malformed metadata line", f"{type(exc).__name__}: {exc}")
+                continue
+            asin = rec.get(layout.meta_key) if isinstance(rec, dict) else None
+            if isinstance(asin, str):
+                rows.append({"asin": asin, **layout.meta_fields(rec)})
+        del numbers, keys, raws
+        keep = []
+        if rows:
+            hit, pos = find([row["asin"] for row in rows])
+            for i in np.flatnonzero(hit):
+                if not taken[pos[i]]:
+                    taken[pos[i]] = True
+                    keep.append(rows[i])
+        if keep:
+            files.append(workdir / f"meta-{k:07d}.parquet")
+            _items_frame(keep).write_parquet(files[-1], **SCRATCH)
+    return files, {"meta_lines": lines, "meta_duplicates": duplicates, "_items_with_meta": int(taken.sum())}
 
 
 def _parse_meta_line(raw: bytes) -> Any:

@@ -1,0 +1,450 @@
+"""The ``prepare`` stage without holding the interaction table, for dumps of hundreds of
+millions of reviews (``engine=streaming``; the default for raw Amazon files over 256 MiB).
+
+Same outputs, row for row, and the same ``stats.json`` as :func:`semid.data.prepare.build`;
+only the way there differs. Memory holds one batch or one range of users' events at a time,
+plus arrays and tables with one entry per distinct item or user (codes, counts, flags), never
+the events themselves:
+
+1. events (``user, item, timestamp, rating`` in file order) are Parquet files on disk, written
+   by a streaming reader or, for small in-memory sources, from the reader's table;
+2. they are split by a hash of the user, in batches; each part, holding whole users, gives its
+   users a code (the file row of their first event, so codes keep the order of first
+   appearance that the outputs use) and its items codes (one table over all parts); the coded
+   events are split again into ranges of users of about :data:`BUCKET_ROWS` events;
+3. each range is put in time order and deduplicated on its own (both act within a user);
+4. the k-core iterates on counts, range by range: users' counts per range, items' counts in
+   an array over the item codes, until nothing changes;
+5. the ranges are read once more in order: final ids, positions and the splits, appended as
+   Parquet parts; validation and test rows learn ``cold`` once the training items are known;
+   the item text is built in parts of :data:`ITEM_ROWS` items; the parts become the output
+   files through streaming sinks (Parquet and CSV), written atomically.
+
+Polars' own streaming group-by, unique and partitioned sink on string columns hold memory in
+proportion to the rows, not to the groups, on polars 2.1; that is why steps 2 and 5 split and
+count by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from semid.core import artifacts
+from semid.core.errors import DataError
+from semid.core.log import log
+from semid.data import split, summary
+from semid.data.config import PrepareConfig
+from semid.data.itemtext import add_text, has_any_text
+from semid.data.source import ITEM_SCHEMA, SCRATCH, Source, StreamSource, batches, conform_items
+
+BUCKET_ROWS = 1_000_000  # events of one range of users, sorted and split in memory
+ITEM_ROWS = 100_000  # items whose text is built at once
+STREAMING = "streaming"
+_BINS = 1 << 16  # histogram bins of the exact quantile of timestamps
+
+
+def from_source(source: Source, workdir: Path) -> StreamSource:
+    """A reader's in-memory table as a :class:`StreamSource` (the same pipeline for every format)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path, items = workdir / "events-table.parquet", workdir / "items-table.parquet"
+    source.interactions.write_parquet(path, **SCRATCH)
+    source.interactions = None
+    source.items.unique(subset=["asin"], keep="first", maintain_order=True).write_parquet(items, **SCRATCH)
+    return StreamSource([path], [items], source.files, skipped=source.skipped, notes=source.notes)
+
+
+def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_item: int, dedup: bool,
+          workdir: Path) -> tuple[dict[str, Any], dict[str, pl.DataFrame | pl.LazyFrame]]:
+    """Prepare ``source`` into ``out``; returns the stats of :func:`semid.data.prepare.build`."""
+    dropped: Counter[str] = Counter()
+    events = pl.scan_parquet(source.events, row_index_name="_order")
+    has_rating = "rating" in events.collect_schema().names()
+    keep = _valid_expr()
+    rating_keep = pl.col("rating").is_null() | (pl.col("rating") >= cfg.min_rating) if (
+        cfg.min_rating is not None and has_rating) else pl.lit(True)
+    raw_events, valid, rated = events.select(pl.len().alias("raw"), keep.sum().alias("valid"),
+                                               (keep & rating_keep).sum().alias("rated")).collect(
+        engine=STREAMING).row(0)
+    if raw_events == 0:
+        raise DataError("the source holds no interactions", path=source.files[0] if source.files else None)
+    dropped["missing user or item"] += raw_events - valid
+    if cfg.min_rating is not None and has_rating:
+        dropped[f"rating below {cfg.min_rating}"] += valid - rated
+    log.info("prepare: %s events read; coding users and items", f"{raw_events:,}")
+    buckets = _code(source.events, keep & rating_keep, rated, workdir)
+    log.info("prepare: ordering %d range(s) of users by time", len(buckets))
+    n_dups = 0
+    for b in buckets:
+        df = pl.read_parquet(_files(workdir / "coded" / f"{b:06d}")).sort(
+            ["u", "timestamp", "_order"], nulls_last=True, maintain_order=True)
+        if dedup:  # the first of each (user, item), as filtering.dedup; one packed key costs less than unique()
+            kept = df.filter((pl.col("u").cast(pl.UInt64) * (1 << 32) + pl.col("i").cast(pl.UInt64)).is_first_distinct())
+            n_dups += df.height - kept.height
+            df = kept
+        df.select("u", "i", "timestamp").write_parquet(workdir / f"sorted-{b:06d}.parquet", **SCRATCH)
+    shutil.rmtree(workdir / "coded")
+    if dedup:
+        dropped["repeated (user, item) event"] += n_dups
+    log.info("prepare: events in time order%s", f", {n_dups:,} repeated ones dropped" if dedup else "")
+    sorted_files = [workdir / f"sorted-{b:06d}.parquet" for b in buckets]
+
+    item_names = pl.read_parquet(workdir / "item_names.parquet")  # i, asin
+    items = source.scan_items()  # each ASIN once
+    items = items.with_columns(has_any_text(pl.DataFrame(schema=ITEM_SCHEMA), cfg.text_template).alias("_has_text"))
+    alive_i, text_stats = _missing_text(sorted_files, items, item_names, cfg, dropped)
+    core_files, n_events = _k_core(sorted_files, alive_i, k_user, k_item, workdir, dropped)
+    del alive_i
+    if n_events == 0:
+        raise DataError(f"no interactions left after filtering ({dict(dropped)}); lower k_core or check the data")
+    parts = _final(core_files, item_names.height, cfg, workdir)
+    item_ids = parts.pop("item_ids")  # item_id, i (order of first use)
+    item_ids = item_ids.join(item_names, on="i", how="left", maintain_order="left").select("item_id", "asin")
+    del item_names
+    n_items = item_ids.height
+    items_out = pl.scan_parquet(_items_out(item_ids, source.items, cfg, workdir))
+    del item_ids
+    tables: dict[str, pl.DataFrame | pl.LazyFrame] = {"items": items_out, **parts["tables"]}
+    stats = _stats(source, raw_events, n_events, n_items, items_out, tables, dropped, text_stats,
+                   parts["split_info"], parts["lengths"], parts["time"])
+    stats["k_core"] = {"users": k_user, "items": k_item}
+    stats["dedup"] = dedup
+    return stats, tables
+
+
+def _valid_expr() -> pl.Expr:
+    return (pl.col("user").is_not_null() & pl.col("item").is_not_null()
+            & (pl.col("user").str.len_bytes() > 0) & (pl.col("item").str.len_bytes() > 0))
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.parquet"))
+
+
+def _code(events: list[Path], keep: pl.Expr, n_events: int, workdir: Path) -> list[int]:
+    """Integer codes for users and items, and the coded events split into ranges of users of
+    about BUCKET_ROWS events (``coded/<range>.parquet``); returns the range numbers.
+
+    A user's code is the file row of its first event, so codes sort users in order of first
+    appearance (the order of the outputs). They are found without a table of all user names:
+    events are first split by a hash of the user, and each part, holding whole users, is coded
+    on its own. Items (far fewer) are coded in the same pass, in order of first sight.
+    """
+    n_hash = max(1, math.ceil(n_events / BUCKET_ROWS))
+    offset = 0
+
+    def by_user(df: pl.DataFrame) -> pl.DataFrame:  # file row numbers, filters, then the part
+        nonlocal offset
+        df = df.with_row_index("_order", offset=offset)
+        offset += df.height
+        return df.filter(keep).with_columns((pl.col("user").hash(seed=0) % n_hash).alias(_KEY))
+
+    split_files(events, by_user, workdir / "hashed")
+    log.info("prepare: coding users and items in %d parts", n_hash)
+    for sub in ("coded-hash", "names-hash"):
+        (workdir / sub).mkdir()
+    # events per bin of user codes, to cut the codes into ranges of about BUCKET_ROWS events
+    per_bin = np.zeros(offset // _BIN + 1, dtype=np.int64)
+    items = pl.DataFrame(schema={"item": pl.String, "i": pl.UInt32})
+    for h in range(n_hash):
+        path = workdir / "hashed" / f"{h:06d}"
+        if not path.exists():
+            continue
+        df = pl.read_parquet(_files(path))
+        shutil.rmtree(path)
+        firsts = df.group_by("user").agg(pl.col("_order").min().alias("u"), pl.len().alias("n"))
+        firsts.select("u", "user").write_parquet(workdir / "names-hash" / f"{h:06d}.parquet", **SCRATCH)
+        np.add.at(per_bin, firsts.get_column("u").to_numpy() // _BIN, firsts.get_column("n").to_numpy())
+        new = (df.select("item").unique(maintain_order=True).join(items, on="item", how="anti", maintain_order="left")
+               .with_row_index("i", offset=items.height).select("item", pl.col("i").cast(pl.UInt32)))
+        items = pl.concat([items, new], rechunk=h % 16 == 15)
+        (df.join(firsts.select("user", "u"), on="user").join(items, on="item")
+           .select("u", "i", "timestamp", "_order")
+           .write_parquet(workdir / "coded-hash" / f"{h:06d}.parquet", **SCRATCH))
+        del df, firsts, new
+    items.select("i", pl.col("item").alias("asin")).write_parquet(workdir / "item_names.parquet", **SCRATCH)
+    log.info("prepare: %s items", f"{items.height:,}")
+    del items
+    # a new range starts at the first bin where the events so far pass a multiple of BUCKET_ROWS
+    used = np.flatnonzero(per_bin)  # so that every range holds events
+    before = (np.cumsum(per_bin) - per_bin)[used]
+    cuts = used[np.diff(before // BUCKET_ROWS, prepend=-1) > 0]
+    starts = pl.Series("u", cuts * _BIN, dtype=pl.Int64)
+    del per_bin, before, used
+
+    def by_range(df: pl.DataFrame) -> pl.DataFrame:
+        return df.with_columns((starts.search_sorted(df.get_column("u").cast(pl.Int64), side="right") - 1).alias(_KEY))
+
+    for sub, key in (("coded-hash", "coded"), ("names-hash", "names")):
+        split_files(_files(workdir / sub), by_range, workdir / key)
+        shutil.rmtree(workdir / sub)
+    log.info("prepare: events coded, in %d ranges of users", starts.len())
+    return list(range(starts.len()))
+
+
+_KEY = "_part"
+_BIN = 1024  # file rows per bin of user codes when the codes are cut into ranges
+
+
+def split_files(files: list[Path], keyed: Callable[[pl.DataFrame], pl.DataFrame], folder: Path) -> None:
+    """Split the rows of Parquet files into parts, ``folder/<part>/<batch>.parquet``, where
+    ``keyed(batch)`` adds the part number as a ``_part`` column. Reading a part's files in name
+    order gives its rows in their original order.
+
+    Batch by batch (:func:`batches`), so memory holds one batch. (Polars' partitioned sink
+    buffers every part at once, which grows with the number of parts.)
+    """
+    for j, df in enumerate(batches(files)):
+        df = keyed(df)
+        for (k,), part in df.partition_by(_KEY, as_dict=True, include_key=False, maintain_order=True).items():
+            (folder / f"{k:06d}").mkdir(parents=True, exist_ok=True)
+            part.write_parquet(folder / f"{k:06d}" / f"{j:07d}.parquet", **SCRATCH)
+
+
+def _missing_text(sorted_files: list[Path], items: pl.LazyFrame, item_names: pl.DataFrame, cfg: PrepareConfig,
+                  dropped: Counter[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The ``missing_text`` policy (see :func:`semid.data.prepare._missing_text`); returns which
+    item codes are still in, as a mask."""
+    with_text = items.filter(pl.col("_has_text")).select("asin")
+    no_text = item_names.lazy().join(with_text, on="asin", how="anti").collect(engine=STREAMING)
+    stats = {"items_without_text": no_text.height, "missing_text_policy": cfg.missing_text}
+    alive = np.ones(item_names.height, dtype=bool)
+    if no_text.height == 0 or cfg.missing_text == "placeholder":
+        return alive, stats
+    if cfg.missing_text == "error":
+        raise DataError(f"{no_text.height} items have no text (e.g. {', '.join(sorted(no_text['asin'].head(5)))}); "
+                        "set missing_text=placeholder or missing_text=drop")
+    alive[no_text.get_column("i").to_numpy()] = False
+    gone = sum(int((~alive[pl.read_parquet(f, columns=["i"]).get_column("i").to_numpy()]).sum()) for f in sorted_files)
+    dropped["item without text"] += gone
+    return alive, stats
+
+
+def _k_core(sorted_files: list[Path], alive_i: np.ndarray, k_user: int, k_item: int, workdir: Path,
+            dropped: Counter[str]) -> tuple[list[Path], int]:
+    """The iterative k-core on counts; writes the events left per range (``core-<range>.parquet``:
+    u, i, timestamp) and returns those files and the number of events.
+
+    A round reads the ranges one at a time and counts the events whose user and item are both
+    still in: users per range (a range holds whole users), items in an array over the item
+    codes. Until nothing changes; the core is unique, so this keeps the same events as
+    :func:`semid.data.filtering.k_core`. Memory: the codes of the users still in, one range.
+    """
+    alive_u: list[pl.Series | None] = [None] * len(sorted_files)
+    start, rounds = None, 0
+    while True:
+        rounds += 1
+        per_item = np.zeros(alive_i.shape[0], dtype=np.int64)
+        per_user: list[pl.Series] = []
+        n, n_users, users_short = 0, 0, False
+        for b, path in enumerate(sorted_files):
+            df = _core_events(path, alive_i, alive_u[b], ["u", "i"])
+            n += df.height
+            per_item += np.bincount(df.get_column("i").to_numpy(), minlength=per_item.shape[0])
+            counts = df.group_by("u").len()
+            ok = counts.filter(pl.col("len") >= k_user).get_column("u")
+            users_short |= ok.len() < counts.height
+            n_users += counts.height
+            per_user.append(ok if ok.len() < counts.height else counts.get_column("u"))
+        start = n if start is None else start
+        present = per_item > 0
+        ok_items = per_item >= k_item
+        log.info("prepare: k-core round %d: %s events, %s users, %s items", rounds, f"{n:,}",
+                 f"{n_users:,}", f"{int(present.sum()):,}")
+        if k_user <= 1 and k_item <= 1 or not (users_short or (ok_items != present).any()):
+            break
+        alive_u, alive_i = per_user, ok_items
+    if k_user > 1 or k_item > 1:
+        dropped[f"k-core (users < {k_user} or items < {k_item} events)"] += start - n
+    core = []
+    for b, path in enumerate(sorted_files):
+        core.append(workdir / f"core-{b:06d}.parquet")
+        _core_events(path, alive_i, alive_u[b], ["u", "i", "timestamp"]).write_parquet(core[-1], **SCRATCH)
+    return core, n
+
+
+def _core_events(path: Path, alive_i: np.ndarray, alive_u: pl.Series | None, columns: list[str]) -> pl.DataFrame:
+    df = pl.read_parquet(path, columns=columns)
+    keep = pl.Series(alive_i[df.get_column("i").to_numpy()])
+    if alive_u is not None:
+        keep &= df.get_column("u").is_in(alive_u.implode())
+    return df.filter(keep)
+
+
+def _final(core_files: list[Path], n_item_codes: int, cfg: PrepareConfig, workdir: Path) -> dict[str, Any]:
+    """Final ids, interactions and splits, one range of users at a time, written as parts.
+
+    User ids follow the codes (order of first appearance), range after range; item ids follow
+    first use, kept in an array over the item codes."""
+    parts = workdir / "parts"
+    parts.mkdir()
+    names = ("users", "interactions", "train", "train_short", "val", "test")
+    written: dict[str, list[Path]] = {n: [] for n in names}
+    item_id = np.full(n_item_codes, -1, dtype=np.int64)
+    n_users = n_items = 0
+    lengths, n_null, t_min, t_max = [], 0, None, None
+    split_info: dict[str, Any] = {}
+    cuts = _temporal_cuts(core_files, cfg) if cfg.split == "temporal" else None
+    for b, path in enumerate(core_files):
+        df = pl.read_parquet(path)
+        if df.height == 0:
+            continue
+        user_ids = (df.select(pl.col("u").unique().sort()).with_row_index("user_id", offset=n_users)
+                    .select("u", pl.col("user_id").cast(pl.Int32)))
+        n_users += user_ids.height
+        first = df.get_column("i").unique(maintain_order=True).to_numpy()
+        new = first[item_id[first] < 0]
+        item_id[new] = np.arange(n_items, n_items + len(new))
+        n_items += len(new)
+        inter = (df.join(user_ids, on="u", how="left", maintain_order="left")
+                 .with_columns(pl.Series("item_id", item_id[df.get_column("i").to_numpy()], dtype=pl.Int32),
+                               pl.int_range(pl.len()).over("user_id").alias("position"))
+                 .select("user_id", "item_id", "timestamp", pl.col("position").cast(pl.Int32)))
+        del df
+        lengths.append(inter.group_by("user_id").len().get_column("len"))
+        ts = inter.get_column("timestamp")
+        n_null += ts.null_count()
+        if ts.null_count() < ts.len():
+            t_min = ts.min() if t_min is None else min(t_min, ts.min())
+            t_max = ts.max() if t_max is None else max(t_max, ts.max())
+        if cuts is None:
+            train, train_short, val, test, info = split.leave_one_out_parts(inter)
+        else:
+            train, val, test = split.temporal_rows(inter, *cuts)
+            train_short, info = train.clear(), {}
+        user_names = (pl.read_parquet(_files(workdir / "names" / f"{b:06d}"))
+                      .join(user_ids, on="u", how="inner").sort("user_id")
+                      .select("user_id", pl.col("user").cast(pl.String)))
+        for name, table in zip(names, (user_names, inter, train, train_short, val, test)):
+            written[name].append(parts / f"{name}-{b:06d}.parquet")
+            table.write_parquet(written[name][-1], **SCRATCH)
+        if not split_info:
+            split_info = dict(info)
+        elif "users_too_short_for_evaluation" in info:
+            split_info["users_too_short_for_evaluation"] += info["users_too_short_for_evaluation"]
+        log.info("prepare: range %d/%d of users done", b + 1, len(core_files))
+    if cuts is not None:
+        split_info = split.temporal_info(*cuts)
+    held = split.held_out_items(n_items, cfg.holdout_items_share, cfg.seed) if cfg.holdout_items_share > 0 else None
+    removed = 0
+    seen = np.zeros(n_items, dtype=bool)  # items in training rows
+    for path in written["train"] + written["train_short"]:
+        rows = pl.read_parquet(path)
+        if held is not None:
+            rows, gone = split.remove_items(rows, held)
+            removed += gone
+            rows.write_parquet(path, **SCRATCH)
+        seen[split.train_items(rows).to_numpy()] = True
+    if held is not None:
+        split_info |= split.held_out_info(held, cfg.holdout_items_share, removed)
+    seen_ids = pl.Series(np.flatnonzero(seen), dtype=pl.Int32)
+
+    def cold(name: str) -> pl.LazyFrame:
+        return pl.scan_parquet(written[name]).with_columns(~pl.col("target").is_in(seen_ids.implode()).alias("cold"))
+
+    tables = {"users": pl.scan_parquet(written["users"]), "interactions": pl.scan_parquet(written["interactions"]),
+              "train": pl.scan_parquet(written["train"] + written["train_short"]),
+              "val": cold("val"), "test": cold("test")}
+    time = [int(t_min), int(t_max)] if t_min is not None else None
+    codes = np.empty(n_items, dtype=np.int64)  # item code of each item id
+    used = np.flatnonzero(item_id >= 0)
+    codes[item_id[used]] = used
+    item_ids = pl.DataFrame({"item_id": pl.Series(np.arange(n_items), dtype=pl.UInt32),
+                             "i": pl.Series(codes, dtype=pl.UInt32)})
+    return {"item_ids": item_ids, "tables": tables, "split_info": split_info,
+            "lengths": pl.concat(lengths), "time": (time, n_null)}
+
+
+def _items_out(item_ids: pl.DataFrame, items: list[Path], cfg: PrepareConfig, workdir: Path) -> list[Path]:
+    """The items table in parts of ITEM_ROWS items, in item_id order: metadata joined and text
+    built one part at a time (the metadata is streamed once, split by part)."""
+    joined = workdir / "items-joined"
+    ids = item_ids.select("asin", (pl.col("item_id") // ITEM_ROWS).cast(pl.Int64).alias(_KEY))
+    split_files(items, lambda df: conform_items(df).join(ids, on="asin", how="inner"), joined)
+    schema = conform_items(pl.DataFrame(schema=ITEM_SCHEMA)).schema
+    files = []
+    for part in range(math.ceil(item_ids.height / ITEM_ROWS)):
+        found = _files(joined / f"{part:06d}")
+        meta = pl.read_parquet(found) if found else pl.DataFrame(schema=schema)
+        chunk = item_ids.slice(part * ITEM_ROWS, ITEM_ROWS).join(meta, on="asin", how="left", maintain_order="left")
+        chunk = (add_text(chunk, cfg.text_template, cfg.text_sep, cfg.text_max_words)
+                 .select(pl.col("item_id").cast(pl.Int32), "asin", "title", "brand", "categories", "price",
+                         "description", pl.coalesce("text", pl.lit("item ") + pl.col("asin")).alias("text")))
+        files.append(workdir / f"items-{part:06d}.parquet")
+        chunk.write_parquet(files[-1], **SCRATCH)
+    shutil.rmtree(joined, ignore_errors=True)
+    log.info("prepare: item text built for %s items", f"{item_ids.height:,}")
+    return files
+
+
+def _temporal_cuts(core_files: list[Path], cfg: PrepareConfig) -> tuple[int, int]:
+    """The cuts of :func:`semid.data.split.temporal`, exact, from two passes of counts."""
+    ts = pl.scan_parquet(core_files).select("timestamp")
+    rows, nulls = ts.select(pl.len().alias("n"), pl.col("timestamp").null_count().alias("nulls")).collect(
+        engine=STREAMING).row(0)
+    split.check_timestamps(rows, nulls)
+    cut = cfg.temporal_cut
+    t_test = int(cut) if cut is not None else _lower_quantile(ts, 1 - cfg.temporal_test_share)
+    if cfg.temporal_val_share <= 0:
+        return t_test, t_test
+    before = ts.filter(pl.col("timestamp") < t_test)
+    return t_test, _lower_quantile(before, split.val_quantile(cfg.temporal_test_share, cfg.temporal_val_share))
+
+
+def _lower_quantile(ts: pl.LazyFrame, q: float) -> int:
+    """``Series.quantile(q, "lower")`` of a column too long to hold: the value at sorted index
+    floor(q (n - 1)), found with a histogram, then the values of the one bin that holds it."""
+    n, lo, hi = ts.select(pl.len().alias("n"), pl.col("timestamp").min().alias("lo"),
+                          pl.col("timestamp").max().alias("hi")).collect(
+        engine=STREAMING).row(0)
+    if n == 0:
+        raise DataError("split=temporal: no events before the test cut to place the validation cut; "
+                        "lower temporal_val_share or move the test cut")
+    k = math.floor((n - 1) * q)
+    width = max(1, (hi - lo) // _BINS + 1)
+    counts = (ts.group_by(((pl.col("timestamp") - lo) // width).alias("bin")).len()
+              .collect(engine=STREAMING).sort("bin").with_columns(pl.col("len").cum_sum().alias("upto")))
+    row = counts.filter(pl.col("upto") > k).row(0, named=True)
+    below = row["upto"] - row["len"]
+    values = (ts.filter(((pl.col("timestamp") - lo) // width) == row["bin"]).collect(engine=STREAMING)
+              .get_column("timestamp").sort())
+    return int(values[k - below])
+
+
+def _stats(source: StreamSource, raw_events: int, n_events: int, n_items: int, items: pl.LazyFrame,
+           tables: dict[str, pl.DataFrame | pl.LazyFrame], dropped: Counter[str], text_stats: dict[str, Any],
+           split_info: dict[str, Any], lengths: pl.Series, time: tuple[list[int] | None, int]) -> dict[str, Any]:
+    """The stats of :func:`semid.data.prepare._stats`, from counts and scans of the parts."""
+    queries = [items.select(summary.filled(items.collect_schema())),
+               *[tables[n].select(pl.len()) for n in ("train", "val", "test")],
+               *[tables[n].select(pl.col("cold").sum()) for n in ("val", "test")],
+               tables["test"].filter("cold").select(pl.col("target").n_unique())]
+    filled, train, val, test, val_cold, test_cold, cold_items = pl.collect_all(queries, engine=STREAMING)
+    time_range, n_null = time
+    return summary.record(
+        source, raw_events=raw_events, n_events=n_events, n_items=n_items, lengths=lengths,
+        time_range=time_range, timestamps_missing=n_null, dropped=dropped, items_filled=filled.row(0, named=True),
+        text_stats=text_stats, split_info=split_info,
+        rows={"train": train.item(), "val": val.item(), "test": test.item()},
+        cold={"val": val_cold.item(), "test": test_cold.item(), "test_items": cold_items.item()})
+
+
+def write(out: Path, name: str, table: pl.DataFrame | pl.LazyFrame, csv: bool) -> None:
+    """Write one output table atomically, as Parquet (and CSV), through streaming sinks."""
+    lf = table.lazy()
+    with artifacts.atomic_path(out / f"{name}.parquet") as tmp:
+        lf.sink_parquet(tmp, engine=STREAMING)
+    if csv:
+        schema = lf.collect_schema()
+        flat = pl.scan_parquet(out / f"{name}.parquet").with_columns(
+            [pl.col(c).cast(pl.List(pl.String)).list.join(" > " if c == "categories" else " ")
+             for c, t in schema.items() if isinstance(t, pl.List)])
+        with artifacts.atomic_path(out / f"{name}.csv") as tmp:
+            flat.sink_csv(tmp, engine=STREAMING)
