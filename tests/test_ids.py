@@ -101,6 +101,30 @@ def test_train_files_assign_and_reuse(tmp_path, method):
         assert conf["levels"] == 2 and conf["latent_dim"] == 8
 
 
+@pytest.mark.parametrize("method", ["rqkmeans", "rqvae"])
+def test_a_sampled_fit_codes_every_item_in_chunks(tmp_path, method, monkeypatch):
+    """train_sample: the model sees a sample, every item gets the frozen model's codes (chunk by
+    chunk from the memory-mapped matrix), IDs stay unique, and the manifest says so."""
+    x = clustered(n=900)
+    run = make_run(tmp_path, x)
+    monkeypatch.setattr(train, "CODE_CHUNK", 128)
+    seen: list[int] = []
+    real = train.METHODS[method].fit
+    monkeypatch.setitem(train.METHODS, method, train.METHODS[method].__class__(
+        lambda x, c, **kw: (seen.append(len(x)), real(x, c, **kw))[1], train.METHODS[method].codec, "spy"))
+    c = cfg(method=method, train_sample=300)
+    folder = train.run(c, run)
+    assert seen == [300]
+    codes, _, _ = load_semantic_ids(folder)
+    assert len(codes) == 900 and len(np.unique(codes, axis=0)) == 900
+    assert np.array_equal(load_codec(folder).codes(x), codes[:, :2])
+    extra = json.loads((folder / "manifest.json").read_text())
+    assert extra["fitted_on_items"] == 300 and extra["items"] == 900
+    assert train.ids_dir(run, c) == train.ids_dir(run, cfg(method=method))  # same folder name, another identity
+    with pytest.raises(Exception, match="train_sample is not available for method=rqvae_cf"):
+        train.fit(x, cfg(method="rqvae_cf", train_sample=300), sequences=[[0, 1, 2]])
+
+
 def test_rqvae_uses_most_codes_on_clustered_data():
     x = clustered(n=800, k=20)
     codec, codes, curve = train.fit(x, cfg(steps=150))

@@ -45,6 +45,8 @@ class IdsConfig(StageConfig):
     diversity_weight: float = Field(0.1, ge=0, description="rqvae_cf: weight of the code-diversity term (KL of soft usage from uniform)")
     # IDs
     dedup: bool = Field(True, description="append TIGER's extra code 0, 1, 2, … among items sharing all L codes")
+    train_sample: int | None = Field(None, ge=1, description="fit on at most this many items (a seeded uniform sample), then "
+                                                           "code every item with the frozen model, chunk by chunk (millions of items)")
     seed: int = Field(0, description="seed of everything random (init, batches, random IDs)")
     threads: int | None = Field(1, ge=1, description="torch/faiss threads (None: all CPUs; 1 ran 4× faster than 2 on a shared 2-core machine)")
     # analysis
@@ -69,7 +71,7 @@ class IdsConfig(StageConfig):
 
     def id_fields(self) -> set[str]:
         """Fields that change the trained IDs (the rest only change logging or analysis)."""
-        common = {"method", "levels", "codebook_size", "seed", "dedup"}
+        common = {"method", "levels", "codebook_size", "seed", "dedup", "train_sample"}
         if self.method == "rqkmeans":
             return common | {"kmeans_iters"}
         if self.method == "rqkmeans_balanced":

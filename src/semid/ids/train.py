@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from semid.core import artifacts
-from semid.core.errors import DataError
-from semid.core.log import log
+from semid.core.errors import ConfigError, DataError
+from semid.core.log import log, progress
 from semid.core.run import SEMANTIC_IDS, RunFolder, reuse
 from semid.core.threads import threads
 from semid.ids import dedup as dd
@@ -31,6 +31,8 @@ from semid.ids.methods import METHODS
 from semid.ids.report import plot_curve
 from semid.ids.table import IDS_CSV, ids_table, write_table
 from semid.sequences import sequences
+
+CODE_CHUNK = 65_536  # rows coded at a time after a sampled fit
 
 CURVE_CSV, CURVE_PNG = "train_curve.csv", "train_curve.png"
 # what analyze and assign write into the folder: stale once the IDs are retrained
@@ -63,11 +65,32 @@ def trained(run_dir: Path | RunFolder, cfg: IdsConfig) -> IdsConfig:
 def fit(x: np.ndarray, cfg: IdsConfig, **data: Any) -> tuple[Codec, np.ndarray, list[dict[str, Any]]]:
     """Train the configured ID model on ``x`` [N, d]; returns it, the items' codes [N, L], the curve.
     ``data``: what a method beyond the embeddings needs (``sequences``: the training sequences)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or len(x) == 0:
         raise DataError(f"the catalogue is empty or malformed: embeddings of shape {x.shape}")
+    method = METHODS[cfg.method]
     with threads(cfg.threads or os.cpu_count()):
-        return METHODS[cfg.method].fit(x, cfg, **data)
+        if cfg.train_sample is None or cfg.train_sample >= len(x):
+            # a memory map (the stage's read-only view of the .npy) is read whole here
+            return method.fit(np.array(x, dtype=np.float32) if isinstance(x, np.memmap) else np.ascontiguousarray(x, dtype=np.float32),
+                              cfg, **data)
+        if method.needs_sequences:
+            raise ConfigError(f"train_sample is not available for method={cfg.method} (its collaborative embeddings "
+                              "come from the whole catalogue's sequences); leave train_sample unset")
+        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(x), cfg.train_sample, replace=False))
+        log.info("ids: fitting on a sample of %d of %d items, then coding every item", len(pick), len(x))
+        codec, _, curve = method.fit(np.ascontiguousarray(x[pick], dtype=np.float32), cfg, **data)
+        return codec, code_all(codec, x), curve
+
+
+def code_all(codec: Codec, x: np.ndarray, chunk: int = CODE_CHUNK) -> np.ndarray:
+    """Every row's codes under the frozen ``codec``, ``chunk`` rows at a time (``x`` may be a
+    memory map: only one chunk of embeddings is in memory)."""
+    out = np.empty((len(x), codec.levels), dtype=np.int64)
+    with progress(desc="ids: coding", total=len(x), unit="item") as bar:
+        for a in range(0, len(x), chunk):
+            out[a:a + chunk] = codec.codes(np.array(x[a:a + chunk], dtype=np.float32))  # one chunk in memory
+            bar.update(min(chunk, len(x) - a))
+    return out
 
 
 def write_curve(curve: list[dict[str, Any]], folder: Path) -> list[str]:
@@ -92,7 +115,7 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
     config = cfg.model_dump(mode="json", include=cfg.id_fields())
     if reuse("ids", folder, config, inputs, force=force):
         return folder
-    x = np.load(emb_path)
+    x = np.load(emb_path, mmap_mode="r")  # read whole only when the fit needs every row (no train_sample)
     if x.ndim != 2 or len(x) == 0:
         raise DataError("the catalogue is empty: no item embeddings to learn IDs from", path=emb_path)
     for name in DERIVED:
@@ -108,7 +131,8 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
         stage.outputs = [SEMANTIC_IDS, IDS_CSV, CONFIG_FILE, MODEL_FILE, CODEBOOKS_FILE, *write_curve(curve, folder)]
         collisions = dd.collision_stats(codes)
         stage.extra.update({"method": cfg.method, "levels": cfg.levels, "codebook_size": cfg.codebook_size,
-                            "items": len(codes), "input_dim": int(x.shape[1]), "train_s": round(train_s, 3),
+                            "items": len(codes), "fitted_on_items": min(len(codes), cfg.train_sample or len(codes)),
+                            "input_dim": int(x.shape[1]), "train_s": round(train_s, 3),
                             "collisions": collisions, "max_dedup": int(dedup.max()),
                             "unique_after_dedup": int(len(np.unique(np.c_[codes, dedup], axis=0))) == len(codes)})
     log.info("ids: %s in %.1f s; %d items (%.2f%%) collide before the extra code, largest group %d → %s",
