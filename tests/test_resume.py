@@ -75,3 +75,21 @@ def test_stopped_training_resumes_to_the_same_metrics(toy, sig):
     resumed = subprocess.run(train(out, name, "--resume"), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert metrics(out, name) == full
+
+
+def test_the_paper_preset_runs_unchanged_on_cpu_for_a_few_steps_and_resumes(toy):
+    """The GPU recipe (preset=paper: 4 + 4 layers, Adafactor, inverse-sqrt schedule, validation on
+    every user) is the command a GPU user runs; here it trains a few steps on CPU, checkpoints, and
+    --resume carries it on from the checkpoint's step."""
+    out, _ = toy
+    base = ["train", "tiger", "--out", str(out), "preset=paper", "name=paper", "threads=1", "accelerator=cpu"]
+    res = CliRunner().invoke(app, [*base, "max_steps=3"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    folder = out / "models" / "paper"
+    first = json.loads((folder / "config.json").read_text())
+    assert first["config"]["preset"] == "paper" and first["config"]["optimizer"] == "adafactor"
+    assert first["args"]["encoder_layers"] == 4 and first["args"]["encoder_mask"] == "bidirectional"
+    assert first["training"]["steps"] == 3 and (folder / "checkpoints" / "last.ckpt").is_file()
+    res = CliRunner().invoke(app, [*base, "max_steps=5", "--resume"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert json.loads((folder / "config.json").read_text())["training"]["steps"] == 5

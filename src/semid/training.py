@@ -219,7 +219,9 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     ckpt_dir = out / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
                                  save_top_k=1, save_last=True, enable_version_counter=False)
-    stopper = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience)
+    # not strict: a run that stops (max_steps, max_time_min) before its first validation ends with
+    # its last weights and a warning, instead of Lightning's error about the missing metric
+    stopper = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience, strict=False)
     # a fresh run rewrites logs/metrics.csv; a resumed one logs beside it
     version = f"resume-{time.strftime('%Y%m%d-%H%M%S')}" if resume else ""
     try:
@@ -268,6 +270,9 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     if not trainer.is_global_zero:
         raise WorkerDone(0)
     score = checkpoint.best_model_score
+    if score is None:
+        log.warning("%s: training stopped after %d steps, before its first validation: the model is the last "
+                    "step's (%s), chosen on nothing", name, trainer.global_step, last)
     if stopper.stopped_epoch:
         stopped = "early stopping"
     elif trainer.current_epoch >= cfg.max_epochs:
