@@ -27,19 +27,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+import record
+
 LEVELS, K, BEAM, TOP = 3, 256, 20, 10
 
 
@@ -148,24 +145,13 @@ def main() -> None:
         per_item = row.get("brute_s_per_user_item", per_item)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    record = {"what": f"PrefixTrie over synthetic IDs ({LEVELS} levels x {K} + collision code); beam {BEAM}, top {TOP}; "
-                      "the model is a fixed table of log-probs, so times are the search's own",
-              "command": "python benchmarks/bench_trie.py " + " ".join(sys.argv[1:]), "rows": rows,
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                          "torch": torch.__version__, "loadavg_1min_end": round(os.getloadavg()[0], 2)},
-              "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "trie.json").write_text(json.dumps(record, indent=2) + "\n")
-    lines = [f"# {record['what']}", "", f"`{record['command']}`, {record['date']}, {os.cpu_count()} CPUs, 1 torch thread, "
-             f"load average at the end {record['machine']['loadavg_1min_end']}.", "",
-             "| IDs | build s | trie MiB | peak RSS MiB | trie search users/s | brute force users/s | ratio | same items |",
-             "|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
-        brute = r.get("brute_users_per_s", r.get("brute_force", ""))
-        lines.append(f"| {r['items']:,} | {r['build_s']} | {r['trie_mib']} | {r['peak_rss_mib']:,} | {r['trie_users_per_s']:,} | "
-                     f"{brute} | {str(r.get('speedup', '')) + '×' if 'speedup' in r else ''} | {r.get('same_items', '')} |")
-    (RESULTS / "trie.md").write_text("\n".join(lines) + "\n")
-    print(f"→ {RESULTS / 'trie.json'}, {RESULTS / 'trie.md'}")
+    table = [[f"{r['items']:,}", r["build_s"], r["trie_mib"], f"{r['peak_rss_mib']:,}", f"{r['trie_users_per_s']:,}",
+              r.get("brute_users_per_s", r.get("brute_force", "")), f"{r['speedup']}×" if "speedup" in r else "", r.get("same_items", "")]
+             for r in rows]
+    record.write("trie", f"PrefixTrie over synthetic IDs ({LEVELS} levels x {K} + collision code); beam {BEAM}, top {TOP}; "
+                 "the model is a fixed table of log-probs, so times are the search's own", rows,
+                 ["IDs", "build s", "trie MiB", "peak RSS MiB", "trie search users/s", "brute force users/s", "ratio", "same items"],
+                 table, note=", 1 torch thread", torch=torch.__version__)
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ def test_the_run_links_the_cached_matrix_without_a_second_copy(fake, tmp_path):
     assert (folder / "item_embeddings.npy").stat().st_ino == cached.stat().st_ino
     nocache = encode.run(EmbedConfig(model="fake-model", cache=False), make_run(tmp_path / "b", ["x", "y"]))
     assert np.load(nocache / "item_embeddings.npy").shape == (2, 3)
-    assert sorted(p.name for p in nocache.iterdir()) == ["item_embeddings.npy", "manifest.json"]
+    assert sorted(p.name for p in nocache.iterdir() if not p.name.startswith(".")) == ["item_embeddings.npy", "manifest.json"]
 
 
 def test_empty_catalogue_and_bad_column(fake, tmp_path):
@@ -185,3 +185,17 @@ def test_real_minilm_on_a_few_texts(tmp_path, monkeypatch):
     sims = emb @ emb.T
     within = (sims[:24, :24].mean() + sims[24:, 24:].mean()) / 2
     assert within > sims[:24, 24:].mean() + 0.1
+
+
+def test_a_run_that_finds_the_file_finished_meanwhile_does_not_write_it_again(fake, tmp_path):
+    """Two runs embedding the same texts into the shared cache: the second, once it holds the lock,
+    finds the finished file and returns it instead of writing the same partial file."""
+    texts = ["red lipstick", "blue shampoo", "face cream"]
+    from semid.embed import chunked
+
+    final = tmp_path / "out.npy"
+    first = chunked.encode_to_file(fake, texts, final, key="k", chunk_size=2, batch_size=8, normalize=True)
+    assert first["chunks"] == 2 and not first.get("finished_by_another_run")
+    stamp = final.stat().st_mtime_ns
+    again = chunked.encode_to_file(fake, texts, final, key="k", chunk_size=2, batch_size=8, normalize=True)
+    assert again["finished_by_another_run"] and final.stat().st_mtime_ns == stamp

@@ -18,6 +18,7 @@ is split among them and comes back in order.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -108,11 +109,24 @@ def encode_to_file(model, texts: list[str], final: Path, *, key: str, chunk_size
                    normalize: bool, pool_handle: Any = None) -> dict[str, Any]:
     """Encode ``texts`` into the ``.npy`` file ``final`` (rows in input order), chunk by chunk,
     resuming an interrupted run; returns what was done (for the manifest)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.with_name(f".{final.name}.lock"), "w") as lock:  # a dot file: never taken for an output
+        # one writer per file: another run embedding the same texts into the shared cache waits,
+        # then finds the finished file instead of writing the same partial file at the same time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.is_file() and np.load(final, mmap_mode="r").shape == (len(texts), dimension(model)):
+            log.info("embed: %s was finished by another run meanwhile", final)
+            return {"chunks": 0, "chunks_resumed": 0, "chunk_size": chunk_size, "finished_by_another_run": True}
+        return _encode_locked(model, texts, final, key=key, chunk_size=chunk_size, batch_size=batch_size,
+                              normalize=normalize, pool_handle=pool_handle)
+
+
+def _encode_locked(model, texts: list[str], final: Path, *, key: str, chunk_size: int, batch_size: int,
+                   normalize: bool, pool_handle: Any) -> dict[str, Any]:
     n, dim = len(texts), dimension(model)
     chunks = [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
     partial, progress_file = _paths(final)
     want = {"key": key, "rows": n, "dim": dim, "chunk_size": chunk_size}
-    final.parent.mkdir(parents=True, exist_ok=True)
     done = _resumable(partial, progress_file, want)
     if done is None:
         done = set()
