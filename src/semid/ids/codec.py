@@ -42,7 +42,8 @@ class Codec:
         if x.shape[1] != self.input_dim:
             raise DataError(f"embeddings have dimension {x.shape[1]} but this {self.method} model was trained on "
                             f"{self.input_dim}-d embeddings: embed with the same model as the catalogue")
-        return np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return x if x.flags.writeable else x.copy()  # a read-only memory map (cached embeddings): torch wants its own
 
     def assign(self, x: np.ndarray) -> np.ndarray:
         """Codes [N, L] of checked float32 embeddings."""
