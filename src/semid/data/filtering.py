@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import polars as pl
 
+from semid.core.errors import DataError
 from semid.core.log import log
 
 
@@ -36,9 +38,19 @@ def order_events(df: pl.DataFrame) -> pl.DataFrame:
               .drop("_first"))
 
 
+def has_user_and_item() -> pl.Expr:
+    """An event names a user and an item (both engines drop the others)."""
+    return (pl.col("user").is_not_null() & pl.col("item").is_not_null()
+            & (pl.col("user").str.len_bytes() > 0) & (pl.col("item").str.len_bytes() > 0))
+
+
+def rating_kept(min_rating: float) -> pl.Expr:
+    """An event's rating is unknown or at least ``min_rating``."""
+    return pl.col("rating").is_null() | (pl.col("rating") >= min_rating)
+
+
 def drop_missing(df: pl.DataFrame, dropped: Counter[str]) -> pl.DataFrame:
-    keep = df.filter(pl.col("user").is_not_null() & pl.col("item").is_not_null()
-                     & (pl.col("user").str.len_bytes() > 0) & (pl.col("item").str.len_bytes() > 0))
+    keep = df.filter(has_user_and_item())
     dropped["missing user or item"] += df.height - keep.height
     return keep
 
@@ -46,9 +58,19 @@ def drop_missing(df: pl.DataFrame, dropped: Counter[str]) -> pl.DataFrame:
 def filter_rating(df: pl.DataFrame, min_rating: float | None, dropped: Counter[str]) -> pl.DataFrame:
     if min_rating is None or "rating" not in df.columns:
         return df
-    keep = df.filter(pl.col("rating").is_null() | (pl.col("rating") >= min_rating))
+    keep = df.filter(rating_kept(min_rating))
     dropped[f"rating below {min_rating}"] += df.height - keep.height
     return keep
+
+
+def text_policy(no_text: pl.DataFrame, policy: str) -> tuple[dict[str, Any], bool]:
+    """The ``missing_text`` policy for the used items without text (``no_text`` has their ``asin``):
+    the stats, and whether to drop them; ``error`` raises, naming a few."""
+    stats = {"items_without_text": no_text.height, "missing_text_policy": policy}
+    if policy == "error" and no_text.height:
+        raise DataError(f"{no_text.height} items have no text (e.g. {', '.join(sorted(no_text['asin'].head(5)))}); "
+                        "set missing_text=placeholder or missing_text=drop")
+    return stats, policy == "drop" and no_text.height > 0
 
 
 def dedup(df: pl.DataFrame, dropped: Counter[str]) -> pl.DataFrame:

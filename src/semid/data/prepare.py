@@ -174,12 +174,9 @@ def _missing_text(inter: pl.DataFrame, items: pl.DataFrame, item_names: pl.DataF
     with_text = items.filter(pl.col("_has_text")).select("asin")
     used = inter.select(pl.col("item").unique().alias("code")).join(item_names, on="code", how="left")
     no_text = used.join(with_text, on="asin", how="anti")
-    stats = {"items_without_text": no_text.height, "missing_text_policy": cfg.missing_text}
-    if no_text.height == 0 or cfg.missing_text == "placeholder":
+    stats, drop = filtering.text_policy(no_text, cfg.missing_text)
+    if not drop:
         return inter, stats
-    if cfg.missing_text == "error":
-        raise DataError(f"{no_text.height} items have no text (e.g. {', '.join(sorted(no_text['asin'].head(5)))}); "
-                        "set missing_text=placeholder or missing_text=drop")
     keep = inter.join(no_text.select(pl.col("code").alias("item")), on="item", how="anti", maintain_order="left")
     dropped["item without text"] += inter.height - keep.height
     return keep, stats

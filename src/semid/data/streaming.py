@@ -40,7 +40,7 @@ import polars as pl
 from semid.core import artifacts
 from semid.core.errors import DataError
 from semid.core.log import log
-from semid.data import split, summary
+from semid.data import filtering, split, summary
 from semid.data.config import PrepareConfig
 from semid.data.itemtext import add_text, has_any_text
 from semid.data.source import ITEM_SCHEMA, SCRATCH, Source, StreamSource, batches, conform_items
@@ -67,9 +67,8 @@ def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_it
     dropped: Counter[str] = Counter()
     events = pl.scan_parquet(source.events, row_index_name="_order")
     has_rating = "rating" in events.collect_schema().names()
-    keep = _valid_expr()
-    rating_keep = pl.col("rating").is_null() | (pl.col("rating") >= cfg.min_rating) if (
-        cfg.min_rating is not None and has_rating) else pl.lit(True)
+    keep = filtering.has_user_and_item()
+    rating_keep = filtering.rating_kept(cfg.min_rating) if cfg.min_rating is not None and has_rating else pl.lit(True)
     raw_events, valid, rated = events.select(pl.len().alias("raw"), keep.sum().alias("valid"),
                                                (keep & rating_keep).sum().alias("rated")).collect(
         engine=STREAMING).row(0)
@@ -117,11 +116,6 @@ def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_it
     stats["k_core"] = {"users": k_user, "items": k_item}
     stats["dedup"] = dedup
     return stats, tables
-
-
-def _valid_expr() -> pl.Expr:
-    return (pl.col("user").is_not_null() & pl.col("item").is_not_null()
-            & (pl.col("user").str.len_bytes() > 0) & (pl.col("item").str.len_bytes() > 0))
 
 
 def _files(folder: Path) -> list[Path]:
@@ -214,13 +208,10 @@ def _missing_text(sorted_files: list[Path], items: pl.LazyFrame, item_names: pl.
     item codes are still in, as a mask."""
     with_text = items.filter(pl.col("_has_text")).select("asin")
     no_text = item_names.lazy().join(with_text, on="asin", how="anti").collect(engine=STREAMING)
-    stats = {"items_without_text": no_text.height, "missing_text_policy": cfg.missing_text}
+    stats, drop = filtering.text_policy(no_text, cfg.missing_text)
     alive = np.ones(item_names.height, dtype=bool)
-    if no_text.height == 0 or cfg.missing_text == "placeholder":
+    if not drop:
         return alive, stats
-    if cfg.missing_text == "error":
-        raise DataError(f"{no_text.height} items have no text (e.g. {', '.join(sorted(no_text['asin'].head(5)))}); "
-                        "set missing_text=placeholder or missing_text=drop")
     alive[no_text.get_column("i").to_numpy()] = False
     gone = sum(int((~alive[pl.read_parquet(f, columns=["i"]).get_column("i").to_numpy()]).sum()) for f in sorted_files)
     dropped["item without text"] += gone

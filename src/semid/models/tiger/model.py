@@ -280,6 +280,7 @@ class StepState:
     def __init__(self, model: Tiger, memory, item, pad, limit):
         self.model, self.memory, self.item, self.pad, self.limit = model, memory, item, pad, limit
         self._cross: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per layer [B, h, S', dh]
+        self._mask: torch.Tensor | None = None  # the cross-attention mask [B, h|1, 1, S'], built with _cross
         self._cache: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer [B, nb, h, t, dh]
         self._ready = False  # the cache's beams are the next call's parents (follow was called)
 
