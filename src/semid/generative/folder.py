@@ -21,7 +21,7 @@ from semid.core import artifacts
 from semid.core.errors import DataError
 from semid.core.run import WEIGHTS, RunFolder, read_model_folder
 from semid.generative.tokens import SIDTokenizer
-from semid.ids.table import load_semantic_ids
+from semid.ids.table import has_extra_code, load_semantic_ids
 from semid.sequences import eval_histories, sequences
 
 CODES = "sid_codes.safetensors"  # the item → ID table a model was trained with
@@ -46,7 +46,7 @@ def resolve_ids(run: RunFolder, name: str | None, default: Path | None = None) -
 class SIDData:
     """What a model trained on a run's Semantic IDs starts from."""
 
-    codes: np.ndarray  # [N, L+1]: L codes then the dedup code
+    codes: np.ndarray  # [N, L+1]: L codes then the dedup code (0 for IDs unique at L codes)
     tokenizer: SIDTokenizer
     train: pl.DataFrame
     sequences: list[np.ndarray]
@@ -55,7 +55,7 @@ class SIDData:
 
 def sid_data(run: RunFolder, ids_folder: Path, max_items: int) -> SIDData:
     codes, _, k = load_semantic_ids(ids_folder)
-    tok = SIDTokenizer.from_codes(codes, codebook_size=k)
+    tok = SIDTokenizer.from_codes(codes, codebook_size=k, extra_code=has_extra_code(ids_folder))
     train = run.table("train")
     if len(codes) != run.table("items").height:
         raise DataError(f"{ids_folder} holds IDs for {len(codes)} items but the run has a different catalogue")

@@ -8,6 +8,9 @@ two levels is two different tokens (TIGER §3.2):
     token = offset(l) + c                level l = 0..L-1,  offset(l) = 3 + l*K
     token = 3 + L*K + dedup              the collision level, sized max(dedup) + 1
 
+IDs that were made unique at ``L`` codes (``collisions=reencode``) have no collision level:
+``dedup_size`` is 0 and an item is ``L`` tokens; the codes table keeps its last column of zeros.
+
 TIGER, the SID models, the trie, beam search and the service all go through :class:`SIDTokenizer`;
 :func:`history_tokens` turns item histories (padded with ``-1``) into token rows.
 """
@@ -26,7 +29,8 @@ NUM_SPECIAL = 3
 
 
 class SIDTokenizer:
-    """Maps items ↔ token sequences of length ``L + 1`` (codes then the dedup code).
+    """Maps items ↔ token sequences of length ``L + 1`` (codes then the dedup code), or ``L`` when
+    ``dedup_size`` is 0 (IDs unique at L codes).
 
     >>> tok = SIDTokenizer.from_codes(codes)          # codes: int [N, L+1], last column = dedup
     >>> tok.item_tokens.shape                        # (N, L+1)
@@ -44,17 +48,21 @@ class SIDTokenizer:
         self.dedup_size = int(dedup_size) if dedup_size is not None else max_dedup
         if codes[:, :-1].size and (codes[:, :-1].min() < 0 or codes[:, :-1].max() >= self.codebook_size):
             raise ValueError(f"codes must lie in 0..{self.codebook_size - 1}")
-        if len(codes) and (codes[:, -1].min() < 0 or max_dedup > self.dedup_size):
+        if self.dedup_size == 0 and len(codes) and codes[:, -1].any():
+            raise ValueError("IDs of L codes (dedup_size 0) must have a last column of zeros")
+        if self.dedup_size and len(codes) and (codes[:, -1].min() < 0 or max_dedup > self.dedup_size):
             raise ValueError(f"dedup codes must lie in 0..{self.dedup_size - 1}")
         self.offsets = np.array([NUM_SPECIAL + lvl * self.codebook_size for lvl in range(self.num_levels)]
-                                + [NUM_SPECIAL + self.num_levels * self.codebook_size], dtype=np.int64)
-        self.item_tokens = torch.from_numpy(codes + self.offsets[None, :])
+                                + [NUM_SPECIAL + self.num_levels * self.codebook_size] * (self.dedup_size > 0),
+                                dtype=np.int64)
+        self.item_tokens = torch.from_numpy(codes[:, :self.id_length] + self.offsets[None, :])
 
     @classmethod
-    def from_codes(cls, codes: np.ndarray, codebook_size: int | None = None) -> SIDTokenizer:
+    def from_codes(cls, codes: np.ndarray, codebook_size: int | None = None, extra_code: bool = True) -> SIDTokenizer:
+        """``extra_code=False``: the IDs are unique at L codes and the last column (zeros) is no token."""
         codes = np.asarray(codes)
         k = int(codes[:, :-1].max()) + 1 if codebook_size is None else codebook_size
-        return cls(codes, codebook_size=k)
+        return cls(codes, codebook_size=k, dedup_size=None if extra_code else 0)
 
     # ---- shape of the vocabulary -------------------------------------------------------------
     @property
@@ -63,8 +71,8 @@ class SIDTokenizer:
 
     @property
     def id_length(self) -> int:
-        """Tokens per item: L codes + the dedup code."""
-        return self.num_levels + 1
+        """Tokens per item: L codes + the dedup code (L when there is none)."""
+        return self.num_levels + (self.dedup_size > 0)
 
     @property
     def vocab_size(self) -> int:
@@ -92,11 +100,11 @@ class SIDTokenizer:
         return self.item_tokens[item_ids]
 
     def to_codes(self, tokens: torch.Tensor) -> torch.Tensor:
-        """int [..., L+1] tokens → codes (the level offsets removed)."""
+        """int [..., T] tokens → codes (the level offsets removed)."""
         return tokens - torch.as_tensor(self.offsets, device=tokens.device)
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """int [..., L+1] tokens → item ids, -1 where the tokens form no item's ID."""
+        """int [..., T] tokens → item ids, -1 where the tokens form no item's ID."""
         keys = self._keys(self.to_codes(tokens))
         table, order = self._lookup()
         table, order = table.to(keys.device), order.to(keys.device)
@@ -121,7 +129,7 @@ class SIDTokenizer:
 
     def _lookup(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not hasattr(self, "_table"):
-            keys = self._keys(torch.from_numpy(self.codes))
+            keys = self._keys(torch.from_numpy(self.codes[:, :self.id_length]))
             keys, order = torch.sort(keys)
             if len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()):
                 raise ValueError("two items share one Semantic ID: the dedup code must make IDs unique")

@@ -173,14 +173,18 @@ def tsne_map(x: np.ndarray, sample: int, seed: int = 0) -> tuple[np.ndarray, np.
 
 
 def summarize(x: np.ndarray, codes_full: np.ndarray, codebook_size: int, x_hat: np.ndarray | None,
-              categories: list[list[str] | None] | None = None, seed: int = 0) -> dict[str, Any]:
-    """Every figure that does not need titles or plots (the sweep uses this)."""
+              categories: list[list[str] | None] | None = None, seed: int = 0,
+              reencoded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every figure that does not need titles or plots (the sweep uses this). ``reencoded``: for IDs
+    whose collisions were re-encoded, the collisions before and the items moved (``collisions`` and
+    ``reencoded_items`` of the training manifest)."""
     levels = codes_full.shape[1] - 1
     codes = codes_full[:, :levels]
     report: dict[str, Any] = {"items": len(codes), "levels": levels, "codebook_size": codebook_size}
     report["reconstruction"] = reconstruction(x, x_hat) if x_hat is not None else None
     report["usage"] = level_usage(codes, codebook_size)
-    report["collisions"] = collision_stats(codes)
+    report["collisions"] = collision_stats(codes) if reencoded is None else dict(reencoded["collisions"])
+    report["collisions"]["reencoded_items"] = 0 if reencoded is None else int(reencoded["reencoded_items"])
     report["collisions"]["unique_after_dedup"] = collision_stats(codes_full)["unique_ids"] == len(codes)
     report["collisions"]["max_dedup"] = int(codes_full[:, -1].max()) if len(codes) else 0
     report["coherence"] = prefix_coherence(x, codes)

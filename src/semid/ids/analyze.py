@@ -20,7 +20,7 @@ from semid.core.run import SEMANTIC_IDS, RunFolder, reuse
 from semid.ids import analysis, report
 from semid.ids.config import IdsConfig
 from semid.ids.methods import load_codec
-from semid.ids.table import load_semantic_ids
+from semid.ids.table import has_extra_code, load_semantic_ids
 from semid.ids.train import ids_dir, trained
 
 MANIFEST = "report.manifest.json"
@@ -61,7 +61,8 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
                             path=emb_path)
         codec = load_codec(folder)
         titles, cats = catalogue(run, len(x))
-        rep = analysis.summarize(x, codes_full, size, codec.reconstruct(x, codes_full[:, :levels]), cats, cfg.seed)
+        rep = analysis.summarize(x, codes_full, size, codec.reconstruct(x, codes_full[:, :levels]), cats, cfg.seed,
+                             reencoded=None if has_extra_code(folder) else artifacts.load_manifest(folder))
         rep["method"] = codec.method
         if titles is not None:
             rep["code_meanings"] = analysis.code_meanings(x, codes_full[:, 0], titles, cats, cfg.top_words)

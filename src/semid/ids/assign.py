@@ -26,10 +26,10 @@ from semid.core.run import RunFolder, check_folder, stale_inputs
 from semid.core.threads import threads
 from semid.embed.config import EmbedConfig
 from semid.embed.encode import embed_texts
-from semid.ids import dedup as dd
+from semid.ids.collisions import unique_ids
 from semid.ids.config import IdsConfig
 from semid.ids.methods import load_codec
-from semid.ids.table import ids_table, load_semantic_ids, write_table
+from semid.ids.table import has_extra_code, ids_table, load_semantic_ids, write_table
 from semid.ids.train import ids_dir, trained
 
 ASSIGNED = "assigned_ids.parquet"
@@ -91,6 +91,12 @@ def catalogue_ids(keys: dict[str, Any], run: RunFolder, source: Path) -> np.ndar
     return np.array([index.get(v, -1) for v in values], dtype=np.int64)
 
 
+def folder_scheme(manifest: dict[str, Any]) -> str:
+    """How the IDs of a trained folder were made unique (folders from before 0.3 used the extra code)."""
+    config = manifest.get("config", {})
+    return config.get("collisions", "extra_code") if config.get("dedup", True) else "none"
+
+
 def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, source: Path | None = None, output: Path | None = None) -> Path:
     """Map items to IDs with the frozen model of ``ids_dir(run, cfg)``.
 
@@ -107,13 +113,14 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, source: Path | None = None
     with threads(cfg.threads or os.cpu_count()):
         codec = load_codec(folder)
         existing, levels, _ = load_semantic_ids(folder)
+        extra_code, scheme = has_extra_code(folder), folder_scheme(manifest)
         t0 = time.perf_counter()
         if source is None:
             x = np.load(run.need(run.embeddings, "semid embed"))
-            codes = codec.codes(x)
-            same = float((codes == existing[:, :levels]).all(1).mean()) if len(codes) == len(existing) else 0.0
-            table = ids_table(codes, dd.dedup_codes(codes) if cfg.dedup else np.zeros(len(codes), np.int64))
-            log.info("ids assign: %d catalogue items re-assigned; %.4f%% identical to the trained IDs", len(codes),
+            full = unique_ids(codec.codes(x), scheme, codec=codec, x=x)
+            same = float((full == existing).all(1).mean()) if len(full) == len(existing) else 0.0
+            table = ids_table(full[:, :-1], full[:, -1] if extra_code else None)
+            log.info("ids assign: %d catalogue items re-assigned; %.4f%% identical to the trained IDs", len(full),
                      100 * same)
         else:
             x, keys = read_new_items(source, run)
@@ -124,13 +131,16 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, source: Path | None = None
             codes = np.empty((len(x), levels), dtype=np.int64)
             extra = np.empty(len(x), dtype=np.int64)
             codes[~new], extra[~new] = existing[known[~new], :levels], existing[known[~new], levels]
+            clash = 0
             if new.any():
-                codes[new] = codec.codes(x[new])
-                extra[new] = dd.dedup_against(existing, codes[new]) if cfg.dedup else 0
-            table = ids_table(codes, extra, keys | {"catalogue_item_id": known.astype(np.int32)})
-            log.info("ids assign: %d new items (%d share their first %d codes with a catalogue item); %d already in "
-                     "the catalogue keep their IDs", int(new.sum()), int((extra[new] > 0).sum()), levels,
-                     int((~new).sum()))
+                raw = codec.codes(x[new])
+                full = unique_ids(raw, scheme, codec=codec, x=x[new], existing=existing)
+                codes[new], extra[new] = full[:, :-1], full[:, -1]
+                clash = int(((extra[new] > 0) | (full[:, :-1] != raw).any(1)).sum())
+            table = ids_table(codes, extra if extra_code else None, keys | {"catalogue_item_id": known.astype(np.int32)})
+            log.info("ids assign: %d new items (%d share their first %d codes with a catalogue item or each other%s); "
+                     "%d already in the catalogue keep their IDs", int(new.sum()), clash, levels,
+                     "" if extra_code else ", moved to their nearest free ID", int((~new).sum()))
     output = Path(output) if output else folder / ASSIGNED
     write_table(table, output)
     log.info("ids assign: %.2f s → %s", time.perf_counter() - t0, output)

@@ -5,7 +5,7 @@
     x_hat = codec.reconstruct(x)        # [N, d] what the IDs keep of x
 
 A method subclasses :class:`Codec` (``assign`` and, when its codebooks live in another space,
-``decode`` and ``save``) and registers itself in :data:`semid.ids.methods.METHODS`.
+``latent``, ``decode`` and ``save``) and registers itself in :data:`semid.ids.methods.METHODS`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ class Codec:
     def assign(self, x: np.ndarray) -> np.ndarray:
         """Codes [N, L] of checked float32 embeddings."""
         raise NotImplementedError
+
+    def latent(self, x: np.ndarray) -> np.ndarray:
+        """Checked embeddings in the space the codebooks live in (here: the input space)."""
+        return x
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """The embedding a code sequence stands for: the sum of its levels' codebook vectors."""

@@ -44,7 +44,11 @@ class IdsConfig(StageConfig):
     cf_temperature: float = Field(0.1, gt=0, description="rqvae_cf: temperature of the alignment InfoNCE and of the soft code usage")
     diversity_weight: float = Field(0.1, ge=0, description="rqvae_cf: weight of the code-diversity term (KL of soft usage from uniform)")
     # IDs
-    dedup: bool = Field(True, description="append TIGER's extra code 0, 1, 2, … among items sharing all L codes")
+    dedup: bool = Field(True, description="make IDs unique (false: leave collisions, for analysis only)")
+    collisions: Literal["extra_code", "reencode"] = Field(
+        "extra_code", description="how IDs are made unique: extra_code appends TIGER's code 0, 1, 2, … among items "
+        "sharing all L codes (L+1 tokens); reencode keeps L codes, moving each colliding item but the one nearest "
+        "the codeword to its nearest free last-level code")
     train_sample: int | None = Field(None, ge=1, description="fit on at most this many items (a seeded uniform sample), then "
                                                            "code every item with the frozen model, chunk by chunk (millions of items)")
     seed: int = Field(0, description="seed of everything random (init, batches, random IDs)")
@@ -64,14 +68,20 @@ class IdsConfig(StageConfig):
     def _check(self) -> IdsConfig:
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError("hidden must list at least one positive width")
+        if self.collisions == "reencode" and not self.dedup:
+            raise ValueError("collisions=reencode makes IDs unique, dedup=false leaves collisions: pick one")
         return self
+
+    def scheme(self) -> str:
+        """How collisions are handled: extra_code, reencode or none (see :mod:`semid.ids.collisions`)."""
+        return self.collisions if self.dedup else "none"
 
     def folder_name(self) -> str:
         return self.name or f"{self.method}-{self.levels}x{self.codebook_size}"
 
     def id_fields(self) -> set[str]:
         """Fields that change the trained IDs (the rest only change logging or analysis)."""
-        common = {"method", "levels", "codebook_size", "seed", "dedup", "train_sample"}
+        common = {"method", "levels", "codebook_size", "seed", "dedup", "collisions", "train_sample"}
         if self.method == "rqkmeans":
             return common | {"kmeans_iters"}
         if self.method == "rqkmeans_balanced":

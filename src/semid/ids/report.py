@@ -90,10 +90,14 @@ def markdown(report: dict[str, Any], title: str) -> str:
         lines.append(f"| {u['level']} | {u['used']} | {u['used_share']:.1%} | {u['entropy_bits']:.2f} | "
                      f"{u['max_entropy_bits']:.2f} | {u['perplexity']:.1f} | {u['largest_code_share']:.2%} |")
     c = report["collisions"]
-    lines += ["", "![code usage](code_usage.png)", "", "## Collisions (before the extra code)", "",
+    moved = c.get("reencoded_items", 0)
+    after = (f"{moved:,} of them were re-encoded to their nearest free code, so IDs stay at {report['levels']} codes; "
+             f"every ID is unique: {c['unique_after_dedup']}." if moved else
+             f"After the extra code every ID is unique: {c['unique_after_dedup']} (largest extra code {c['max_dedup']}).")
+    lines += ["", "![code usage](code_usage.png)", "", "## Collisions (before the extra code or re-encoding)", "",
               f"{c['items_in_collision']:,} items ({c['collision_share']:.2%}) share all {report['levels']} codes with "
               f"another item, in {c['groups_with_collision']:,} groups; the largest group has {c['largest_group']} items. "
-              f"After the extra code every ID is unique: {c['unique_after_dedup']} (largest extra code {c['max_dedup']}).", "",
+              + after, "",
               "## Semantic coherence", "", "| prefix length | mean cosine of pairs | pairs | groups | Singh et al. |",
               "|---:|---:|---:|---:|---:|"]
     coh = report["coherence"]

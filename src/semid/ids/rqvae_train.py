@@ -161,6 +161,9 @@ class RQVAECodec(Codec):
     def assign(self, x: np.ndarray) -> np.ndarray:
         return self._chunks(self.model.codes, x, np.empty((len(x), self.levels), dtype=np.int64))
 
+    def latent(self, x: np.ndarray) -> np.ndarray:
+        return self._chunks(self.model.encoder, x, np.empty((len(x), self.codebooks.shape[-1]), dtype=np.float32))
+
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return self._chunks(self.model.decode_codes, np.ascontiguousarray(codes),
                             np.empty((len(codes), self.input_dim), dtype=np.float32))

@@ -24,7 +24,7 @@ from semid.ids import analyze as ids_analyze
 from semid.ids import train as ids_train
 from semid.ids.config import IdsConfig
 from semid.ids.methods import load_codec
-from semid.ids.table import load_semantic_ids
+from semid.ids.table import has_extra_code, load_semantic_ids
 
 COLUMNS = ["method", "levels", "codebook_size", "train_s", "recon_cosine", "recon_mse", "min_used_share",
            "mean_perplexity", "collision_share", "largest_group", "max_dedup", "coherence", "random_pairs",
@@ -35,8 +35,9 @@ def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats) -> dict[str, An
     folder = ids_train.run(cfg, run)
     codes_full, levels, size = load_semantic_ids(folder)
     codec = load_codec(folder)
-    rep = analysis.summarize(x, codes_full, size, codec.reconstruct(x, codes_full[:, :levels]), cats, cfg.seed)
     manifest = artifacts.load_manifest(folder) or {}
+    rep = analysis.summarize(x, codes_full, size, codec.reconstruct(x, codes_full[:, :levels]), cats, cfg.seed,
+                             reencoded=None if has_extra_code(folder) else manifest)
     pur = rep["category_purity"]
     return {
         "method": cfg.method, "levels": levels, "codebook_size": size, "train_s": manifest.get("train_s"),

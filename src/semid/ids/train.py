@@ -26,6 +26,7 @@ from semid.core.run import SEMANTIC_IDS, RunFolder, reuse
 from semid.core.threads import threads
 from semid.ids import dedup as dd
 from semid.ids.codec import CODEBOOKS_FILE, CONFIG_FILE, MODEL_FILE, Codec
+from semid.ids.collisions import unique_ids
 from semid.ids.config import IdsConfig
 from semid.ids.methods import METHODS
 from semid.ids.report import plot_curve
@@ -125,17 +126,18 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
         t0 = time.perf_counter()
         codec, codes, curve = fit(x, cfg, **({"sequences": sequences(run.table("train"))} if uses_train else {}))
         train_s = time.perf_counter() - t0
-        dedup = dd.dedup_codes(codes) if cfg.dedup else np.zeros(len(codes), dtype=np.int64)
-        write_table(ids_table(codes, dedup), folder / SEMANTIC_IDS)
+        full = unique_ids(codes, cfg.scheme(), codec=codec, x=x)
+        moved = int((full[:, :-1] != codes).any(1).sum())
+        write_table(ids_table(full[:, :-1], None if cfg.scheme() == "reencode" else full[:, -1]), folder / SEMANTIC_IDS)
         codec.save(folder)
         stage.outputs = [SEMANTIC_IDS, IDS_CSV, CONFIG_FILE, MODEL_FILE, CODEBOOKS_FILE, *write_curve(curve, folder)]
         collisions = dd.collision_stats(codes)
         stage.extra.update({"method": cfg.method, "levels": cfg.levels, "codebook_size": cfg.codebook_size,
                             "items": len(codes), "fitted_on_items": min(len(codes), cfg.train_sample or len(codes)),
-                            "input_dim": int(x.shape[1]), "train_s": round(train_s, 3),
-                            "collisions": collisions, "max_dedup": int(dedup.max()),
-                            "unique_after_dedup": int(len(np.unique(np.c_[codes, dedup], axis=0))) == len(codes)})
-    log.info("ids: %s in %.1f s; %d items (%.2f%%) collide before the extra code, largest group %d → %s",
+                            "input_dim": int(x.shape[1]), "train_s": round(train_s, 3), "collision_scheme": cfg.scheme(),
+                            "collisions": collisions, "max_dedup": int(full[:, -1].max()), "reencoded_items": moved,
+                            "unique_after_dedup": int(len(np.unique(full, axis=0))) == len(codes)})
+    log.info("ids: %s in %.1f s; %d items (%.2f%%) collide at L codes, largest group %d%s → %s",
              cfg.method, train_s, collisions["items_in_collision"], 100 * collisions["collision_share"],
-             collisions["largest_group"], folder)
+             collisions["largest_group"], f"; {moved} re-encoded to their nearest free ID" if moved else "", folder)
     return folder

@@ -187,7 +187,9 @@ class LoadedRun:
             return {"can_generate": False, "why": f"trained on other Semantic IDs ({model.summary()['ids']})"}
         tok = model.meta.get("tokenizer") or {}
         size, dedup = int(tok.get("codebook_size", 0)), int(tok.get("dedup_size", 0))
-        if any(c >= size for c in sid[:-1]) or sid[-1] >= dedup:
+        if any(c >= size for c in (sid[:-1] if dedup else sid)):
+            return {"can_generate": False, "why": f"a code is past the {size} per level the model was trained with"}
+        if dedup and sid[-1] >= dedup:
             return {"can_generate": False, "why": f"its collision code {sid[-1]} is past the {dedup} the model was trained "
                                                   "with: it needs retraining (or a larger dedup vocabulary) to emit this ID"}
         return {"can_generate": True, "why": "every code is in its vocabulary: beam search can generate this ID once the "

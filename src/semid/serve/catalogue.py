@@ -14,7 +14,7 @@ import numpy as np
 
 from semid.core.errors import SemidError
 from semid.core.run import RunFolder
-from semid.ids.table import load_semantic_ids
+from semid.ids.table import has_extra_code, load_semantic_ids
 from semid.models.pop import counts
 from semid.sequences import sequences
 
@@ -41,9 +41,12 @@ class Catalogue:
         self.asins: list[str] = [str(a) for a in items["asin"].to_list()]
         self.titles: list[str] = [t or a for t, a in zip(items["title"].to_list(), self.asins)]
         self.index = {a: i for i, a in enumerate(self.asins)}
-        self.codes, self.levels, self.codebook_size = load_semantic_ids(ids_folder)
-        if len(self.codes) != len(self.asins):
-            raise SemidError(f"{ids_folder} holds IDs for {len(self.codes)} items but the run has {len(self.asins)}")
+        codes, self.levels, self.codebook_size = load_semantic_ids(ids_folder)
+        if len(codes) != len(self.asins):
+            raise SemidError(f"{ids_folder} holds IDs for {len(codes)} items but the run has {len(self.asins)}")
+        self.extra_code = has_extra_code(ids_folder)
+        self.id_length = self.levels + self.extra_code  # codes per ID: L (+ TIGER's collision code)
+        self.codes = codes[:, :self.id_length]
         self._sids: list[list[int]] = self.codes.tolist()  # as Python ints, once (every answer lists 30 items)
         self.ids_name = Path(ids_folder).name
         self.popularity = counts(sequences(run.table("train")), len(self.asins))
@@ -97,8 +100,8 @@ class Catalogue:
     # ---- the code tree -----------------------------------------------------------------------
     def check_prefix(self, prefix: Sequence[int]) -> tuple[int, ...]:
         prefix = tuple(int(c) for c in prefix)
-        if len(prefix) > self.levels + 1:
-            raise InputError(f"a Semantic ID here has {self.levels + 1} codes; the prefix {list(prefix)} is longer")
+        if len(prefix) > self.id_length:
+            raise InputError(f"a Semantic ID here has {self.id_length} codes; the prefix {list(prefix)} is longer")
         if any(c < 0 for c in prefix):
             raise InputError(f"codes are non-negative; got {list(prefix)}")
         return prefix
@@ -121,7 +124,7 @@ class Catalogue:
 
     def tree(self, prefix: Sequence[int] = ()) -> dict[str, Any]:
         """The branches below ``prefix``: each next code with its item count and words; at the last
-        level (the collision code) each branch is one item."""
+        level (the collision code, or the L-th code of IDs unique at L codes) each branch is one item."""
         prefix = self.check_prefix(prefix)
         if prefix not in self._trees:
             ids = self.under(prefix)
@@ -129,12 +132,12 @@ class Catalogue:
                 raise NotFound(f"no item's Semantic ID starts with {list(prefix)}")
             branches: dict[int, list[int]] = {}
             for i in ids:
-                if len(prefix) <= self.levels:
+                if len(prefix) < self.id_length:
                     branches.setdefault(int(self.codes[i, len(prefix)]), []).append(int(i))
             children = [{"code": c, "count": len(m), "words": self.words(m),
-                         "item": self.describe(m[0]) if len(prefix) == self.levels else None}
+                         "item": self.describe(m[0]) if len(prefix) == self.id_length - 1 else None}
                         for c, m in sorted(branches.items())]
-            self._trees[prefix] = {"prefix": list(prefix), "depth": self.levels + 1, "count": len(ids),
+            self._trees[prefix] = {"prefix": list(prefix), "depth": self.id_length, "count": len(ids),
                                    "words": self.words(ids), "children": children}
         return self._trees[prefix]
 

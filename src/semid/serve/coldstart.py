@@ -1,6 +1,6 @@
 """Semantic IDs for products the catalogue does not hold: text → the run's sentence encoder → the
-frozen ID model → an ID kept unique against the catalogue by its collision code (as ``semid ids
-assign`` does), with the nearest catalogue items and the branch of the code tree it joins."""
+frozen ID model → an ID kept unique against the catalogue (by its collision code, or re-encoded to
+the nearest free code, as ``semid ids assign`` does), with the nearest catalogue items and the branch of the code tree it joins."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from semid.core.errors import DataError
 from semid.core.run import RunFolder, check_folder, stale_inputs
 from semid.embed.config import EmbedConfig
 from semid.embed.encode import encode, load_model
-from semid.ids import dedup as dd
+from semid.ids.assign import folder_scheme
+from semid.ids.collisions import unique_ids
 from semid.ids.methods import load_codec
 from semid.models.knn import normalise
 from semid.serve.catalogue import Catalogue, InputError
@@ -39,7 +40,7 @@ class ColdStart:
         if stale_inputs(manifest.get("inputs", {}), {"embeddings": run.embeddings}):
             raise DataError(f"{folder} was trained on other item embeddings ({run.embeddings} changed since): {fix}")
         self.catalogue, self.device = catalogue, device
-        self.codec = load_codec(folder)
+        self.codec, self.scheme = load_codec(folder), folder_scheme(manifest)
         self.embeddings = normalise(np.load(run.need(run.embeddings, "semid embed")))
         self.cfg = embed_config(run)
         self._encoder = None
@@ -58,15 +59,17 @@ class ColdStart:
         texts = check_texts(texts)
         x = self.embed(texts)
         cat = self.catalogue
-        codes = self.codec.codes(x)
-        extra = dd.dedup_against(cat.codes, codes)  # unique against the catalogue and each other
+        raw = self.codec.codes(x)
+        full = unique_ids(raw, self.scheme, codec=self.codec, x=x, existing=cat.codes)  # unique against all
+        moved = (full[:, :-1] != raw).any(1)
         sims = normalise(x) @ self.embeddings.T
         out = []
-        for text, code, dedup, sim in zip(texts, codes, extra, sims):
-            sid = [int(c) for c in code] + [int(dedup)]
+        for text, ids_row, dedup, was_moved, sim in zip(texts, full.tolist(), full[:, -1], moved, sims):
+            sid = ids_row[:cat.id_length]
             shared, ids = cat.shared_prefix(sid[:cat.levels])
             top = np.argsort(-sim, kind="stable")[:nearest]
-            out.append({"text": text, "sid": sid, "same_codes": int(dedup), "shared_levels": shared,
+            out.append({"text": text, "sid": sid, "same_codes": int(dedup) if cat.extra_code else int(was_moved),
+                        "reencoded": bool(was_moved), "shared_levels": shared,
                         "nearest": [cat.describe(i) | {"similarity": round(float(sim[i]), 4)} for i in top],
                         "neighbours": [cat.describe(i) for i in ids[:neighbours]]})
         return out

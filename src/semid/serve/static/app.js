@@ -162,7 +162,8 @@ $("cold-assign").addEventListener("click", async () => {
     out.replaceChildren(
       el("p", {}, "Semantic ID ", el("span", { "data-testid": "cold-sid" }, sidView(rec.sid, rec.shared_levels)),
         ` — shares its first ${rec.shared_levels} code${rec.shared_levels === 1 ? "" : "s"} with catalogue items`
-        + (rec.same_codes ? `; ${rec.same_codes} item(s) have the same codes, so its collision code is ${rec.same_codes}` : "")),
+        + (rec.reencoded ? "; a catalogue item holds its own codes, so it takes the nearest free one"
+          : rec.same_codes ? `; ${rec.same_codes} item(s) have the same codes, so its collision code is ${rec.same_codes}` : "")),
       el("ul", {}, ...verdicts),
       el("h3", {}, "Nearest catalogue items (text similarity)"),
       el("ol", { class: "items", "data-testid": "cold-nearest" }, ...rec.nearest.map((it) =>
