@@ -70,7 +70,10 @@ def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path
                     log.info("prepare: writing %s", name)
                     streaming.write(out, name, table, cfg.write_csv)
             else:
-                stats = build(source, cfg, out, k_user, k_item, cfg.resolved_dedup(fmt))
+                dedup = cfg.resolved_dedup(fmt)
+                if source.upstream:  # cleaned by the Spark job: its settings (checked by the reader) hold
+                    (k_user, k_item), dedup = source.upstream["k_core"], source.upstream["dedup"]
+                stats = build(source, cfg, out, k_user, k_item, dedup)
             stats["source"] = {"format": fmt, "folder": str(folder) if folder else None, "dataset": cfg.dataset,
                                "files": [str(p) for p in source.files]}
             artifacts.write_json(out / "stats.json", stats)
@@ -114,6 +117,9 @@ def build(source, cfg: PrepareConfig, out: Path, k_user: int, k_item: int, dedup
     dropped: Counter[str] = Counter()
     inter = source.interactions
     raw_events = inter.height
+    if source.upstream:  # what the engine that cleaned the events first read and dropped
+        raw_events = source.upstream["source_events"]
+        dropped.update(source.upstream["dropped_rows"])
     if raw_events == 0:
         raise DataError("the source holds no interactions", path=source.files[0] if source.files else None)
     inter = filtering.drop_missing(inter, dropped)

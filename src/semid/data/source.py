@@ -33,13 +33,16 @@ ITEM_SCHEMA = {"asin": pl.String, "title": pl.String, "brand": pl.String,
 
 @dataclass
 class Source:
-    """What a reader returns. ``skipped`` counts lines dropped in lenient mode, by reason."""
+    """What a reader returns. ``skipped`` counts lines dropped in lenient mode, by reason.
+    ``upstream``: for events another engine cleaned already (the Spark job), what it read
+    (``source_events``), dropped (``dropped_rows``) and applied (``k_core``, ``dedup``)."""
 
     interactions: pl.DataFrame
     items: pl.DataFrame
     files: list[Path]
     skipped: Counter[str] = field(default_factory=Counter)
     notes: dict[str, Any] = field(default_factory=dict)
+    upstream: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.interactions = conform(self.interactions, INTERACTION_SCHEMA, keep_extra=("rating",))

@@ -23,6 +23,7 @@ READERS: dict[str, str] = {
     "gram": "semid.data.readers.benchmark:read_gram",
     "unisrec": "semid.data.readers.unisrec:read_unisrec",
     "csv": "semid.data.readers.csv:read_csv",
+    "spark": "semid.data.readers.spark:read_spark",
     "toy": "semid.data.readers.toy:read_toy",
 }
 
