@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from semid.cli.common import ConfigOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, reports_errors, run_dir
@@ -17,6 +20,9 @@ def embed_cmd(
     config: ConfigOpt = None,
     force: ForceOpt = False,
     verbose: VerboseOpt = False,
+    source: Annotated[Path | None, typer.Option("--from", help="take embeddings computed elsewhere (Ray, Spark): "
+                                                "Parquet with item_id or asin and an embedding column; pass "
+                                                "model=<the encoder it used>")] = None,
 ) -> None:
     """Embed every item's text (→ RUN/embed/item_embeddings.npy); cached by (model, texts)."""
     from semid.core.artifacts import load_manifest
@@ -26,7 +32,12 @@ def embed_cmd(
 
     cfg = cfgmod.load(EmbedConfig, config, overrides, section="embed")
     run = RunFolder(run_dir(out, dataset))
-    folder = encode.run(cfg, run.root, force=force)
+    if source is not None:
+        from semid.embed import imported
+
+        folder = imported.run(cfg, run.root, source, force=force)
+    else:
+        folder = encode.run(cfg, run.root, force=force)
     m = load_manifest(folder) or {}
-    cache = "cache hit" if m.get("cache_hit") else f"encode {m.get('encode_s')} s"
+    cache = f"imported from {source}" if source else "cache hit" if m.get("cache_hit") else f"encode {m.get('encode_s')} s"
     typer.echo(f"{run.embeddings}: {m.get('n_texts')} × {m.get('dim')} ({m.get('model')}, {cache})")
