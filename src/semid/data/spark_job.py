@@ -71,45 +71,48 @@ def read_events(spark, reviews: list[str], fmt: str):
     return events, bad
 
 
-def clean(events, *, min_rating: float | None, dedup: bool, k_user: int, k_item: int,
+def clean(events, n: int, *, min_rating: float | None, dedup: bool, k_user: int, k_item: int,
           dropped: dict[str, int], checkpoint: bool = True):
-    """The rules of :mod:`semid.data.filtering`, on a Spark DataFrame; ``dropped`` gains each count."""
+    """The rules of :mod:`semid.data.filtering`, on a Spark DataFrame of ``n`` events; ``dropped``
+    gains each count. Returns (events, their count, k-core rounds); each table is counted once."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    def count_drop(before, after, reason: str):
-        dropped[reason] = dropped.get(reason, 0) + before.count() - after.count()
-        return after
+    def keep(kept, reason: str):
+        nonlocal n
+        left = kept.count()
+        dropped[reason] = dropped.get(reason, 0) + n - left
+        n = left
+        return kept
 
     ok = (F.col("user").isNotNull() & F.col("item").isNotNull() & (F.length("user") > 0) & (F.length("item") > 0))
-    events = count_drop(events, events.filter(ok).cache(), "missing user or item")
+    events = keep(events.filter(ok).cache(), "missing user or item")
     if min_rating is not None:
-        events = count_drop(events, events.filter(F.col("rating").isNull() | (F.col("rating") >= min_rating)).cache(),
-                            f"rating below {min_rating}")
+        events = keep(events.filter(F.col("rating").isNull() | (F.col("rating") >= min_rating)).cache(),
+                      f"rating below {min_rating}")
     # users keep the order of their first event in the file (filtering.order_events), whatever is dropped later
     first = F.min(F.struct("_file", "_block", "_row")).over(Window.partitionBy("user"))
     events = events.withColumn("_first", first).select("*", *[F.col(f"_first.{c}").alias(f"_u{c}") for c in
                                                            ("_file", "_block", "_row")]).drop("_first")
     if dedup:  # the earliest of each (user, item): time first (missing last), then file order
         first = Window.partitionBy("user", "item").orderBy(F.col("timestamp").asc_nulls_last(), "_file", "_block", "_row")
-        kept = events.withColumn("_n", F.row_number().over(first)).filter("_n = 1").drop("_n").cache()
-        events = count_drop(events, kept, "repeated (user, item) event")
+        events = keep(events.withColumn("_n", F.row_number().over(first)).filter("_n = 1").drop("_n").cache(),
+                      "repeated (user, item) event")
     if k_user <= 1 and k_item <= 1:
-        return events, 0
-    start, rounds = events.count(), 0
-    while True:
+        return events, n, 0
+    start, rounds = n, 0
+    while n:
         rounds += 1
         users = events.groupBy("user").count().filter(F.col("count") >= k_user).select("user")
         items = events.groupBy("item").count().filter(F.col("count") >= k_item).select("item")
         kept = events.join(users, "user", "left_semi").join(items, "item", "left_semi")
         kept = kept.localCheckpoint() if checkpoint else kept.cache()  # cut the lineage of each round
-        if kept.count() == events.count():
+        left = kept.count()
+        if left == n:
             break
-        events = kept
-        if kept.count() == 0:
-            break
-    dropped[f"k-core (users < {k_user} or items < {k_item} events)"] = start - events.count()
-    return events, rounds
+        events, n = kept, left
+    dropped[f"k-core (users < {k_user} or items < {k_item} events)"] = start - n
+    return events, n, rounds
 
 
 def run(spark, *, fmt: str, reviews: list[str], out: str, meta: str | None, min_rating: float | None,
@@ -118,10 +121,10 @@ def run(spark, *, fmt: str, reviews: list[str], out: str, meta: str | None, min_
     events, bad = read_events(spark, reviews, fmt)
     raw = events.count()
     dropped: dict[str, int] = {}
-    events, rounds = clean(events, min_rating=min_rating, dedup=dedup, k_user=k_user, k_item=k_item, dropped=dropped)
+    events, kept, rounds = clean(events, raw, min_rating=min_rating, dedup=dedup, k_user=k_user, k_item=k_item,
+                              dropped=dropped)
     events.select("user", "item", "rating", *ORDER).write.mode("overwrite").parquet(
         f"{out.rstrip('/')}/{EVENTS_DIR}")
-    kept = spark.read.parquet(f"{out.rstrip('/')}/{EVENTS_DIR}").count()
     job = {"format": fmt, "reviews": reviews, "meta": meta, "source_events": raw, "malformed_lines": bad,
            "dropped_rows": dropped, "events": kept, "k_core": {"users": k_user, "items": k_item}, "k_core_rounds": rounds,
            "min_rating": min_rating, "dedup": dedup, "spark": spark.version, "seconds": round(time.perf_counter() - t0, 1)}

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from semid.core import artifacts
 from semid.core.errors import ConfigError, DataError
 from semid.data.config import PrepareConfig
 from semid.data.lines import Issues
@@ -26,10 +27,7 @@ def job_of(path: Path) -> dict[str, Any]:
     if not file.is_file():
         raise DataError(f"no {JOB_FILE} in {path}: it is not the output of the Spark job "
                         "(python -m semid.data.spark_job --out <folder> ...)", path=path)
-    try:
-        job = __import__("json").loads(file.read_text())
-    except ValueError as exc:
-        raise DataError(f"{file} is not valid JSON ({exc}): run the Spark job again") from None
+    job = artifacts.read_json(file)
     missing = {"format", "source_events", "dropped_rows", "k_core", "dedup"} - set(job)
     if missing:
         raise DataError(f"{file} lacks {', '.join(sorted(missing))}: run the Spark job again")
