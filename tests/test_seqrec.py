@@ -20,7 +20,7 @@ from semid.models import knn, pop, registry
 from semid.models import stage as model_stage
 from semid.models.common import RankOptions
 from semid.models.seqrec import config as C
-from semid.models.seqrec import data, train
+from semid.models.seqrec import data, losses
 from semid.models.seqrec import model as models
 from semid.sequences import IGNORE, sequences
 
@@ -82,12 +82,12 @@ def test_bce_and_ce_losses_differ_and_match_closed_forms():
     y = torch.tensor([[6, 0, 4, IGNORE]])
     h = model(x)[0, :3]
     logits = models.scores(model, h)
-    ce = train.sequence_loss(model, x, y, "ce")
+    ce = losses.sequence_loss(model, x, y, "ce")
     torch.testing.assert_close(ce, torch.nn.functional.cross_entropy(logits, y[0, :3]))
     torch.manual_seed(1)
-    bce = train.sequence_loss(model, x, y, "bce")
+    bce = losses.sequence_loss(model, x, y, "bce")
     torch.manual_seed(1)
-    neg = train.sample_negatives(y[0, :3], 20)
+    neg = losses.sample_negatives(y[0, :3], 20)
     w = model.item_weights()
     pos_l, neg_l = (h * w[y[0, :3]]).sum(-1), (h * w[neg]).sum(-1)
     expected = -torch.nn.functional.logsigmoid(pos_l).mean() - torch.nn.functional.logsigmoid(-neg_l).mean()
@@ -101,17 +101,17 @@ def test_bce_negatives_never_equal_the_positive():
     """Each negative is uniform over the other items: never the target, never padding, seeded."""
     target = torch.arange(4).repeat(5000)
     torch.manual_seed(0)
-    neg = train.sample_negatives(target, 4)
+    neg = losses.sample_negatives(target, 4)
     assert (neg != target).all() and ((neg >= 0) & (neg < 4)).all()
     pairs = torch.bincount(target * 4 + neg, minlength=16).view(4, 4).double() / 5000
     assert (pairs.diagonal() == 0).all()
     off = pairs[~torch.eye(4, dtype=torch.bool)]
     assert (off - 1 / 3).abs().max() < 0.03  # each other item about a third of the time
     torch.manual_seed(0)
-    assert torch.equal(train.sample_negatives(target, 4), neg)
-    assert (train.sample_negatives(torch.tensor([0, 1, 1, 0]), 2) == torch.tensor([1, 0, 0, 1])).all()
+    assert torch.equal(losses.sample_negatives(target, 4), neg)
+    assert (losses.sample_negatives(torch.tensor([0, 1, 1, 0]), 2) == torch.tensor([1, 0, 0, 1])).all()
     with pytest.raises(ValueError, match="at least 2 items"):
-        train.sample_negatives(torch.tensor([0]), 1)
+        losses.sample_negatives(torch.tensor([0]), 1)
 
 
 def test_bce_loss_uses_the_other_item_in_a_two_item_catalogue():
@@ -126,7 +126,7 @@ def test_bce_loss_uses_the_other_item_in_a_two_item_catalogue():
     expected = -torch.nn.functional.logsigmoid(pos_l).mean() - torch.nn.functional.logsigmoid(-neg_l).mean()
     for seed in range(5):
         torch.manual_seed(seed)
-        torch.testing.assert_close(train.sequence_loss(model, x, y, "bce"), expected)
+        torch.testing.assert_close(losses.sequence_loss(model, x, y, "bce"), expected)
 
 
 def test_batches_cover_every_target_once_and_mask_in_cloze():

@@ -26,9 +26,9 @@ from semid.generative.folder import CODES, resolve_ids
 from semid.models import registry
 
 PENDING = "pending.json"  # the config of a training run under way; gone once it finished
-# the keys of one process (devices, num_nodes, strategy) are left out of a model's identity when at
-# their defaults, so folders trained before they existed stay up to date
-ONE_PROCESS = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
+# keys added after folders were trained (the keys of several processes; the sampled softmax) are left
+# out of a model's identity at their defaults, so folders trained before they existed stay up to date
+ADDED_LATER = {"devices": 1, "num_nodes": 1, "strategy": "auto", "negatives": 0, "sampler": "uniform"}
 NOT_IDENTITY = {"loggers"}  # where curves are also sent does not change the model
 
 
@@ -83,7 +83,7 @@ def _identity(spec: registry.ModelSpec, cfg: ModelConfig, run: RunFolder, ids: P
         ids_folder = resolve_ids(run, cfg.ids, ids)
         files["semantic_ids"] = ids_folder / SEMANTIC_IDS
     config = {k: v for k, v in cfg.model_dump(mode="json").items()
-              if k not in NOT_IDENTITY and (k not in ONE_PROCESS or ONE_PROCESS[k] != v)}
+              if k not in NOT_IDENTITY and (k not in ADDED_LATER or ADDED_LATER[k] != v)}
     config |= {"ids_folder": ids_folder.name} if ids_folder else {}
     return config, run.inputs(files), ids_folder
 

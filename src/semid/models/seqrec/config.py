@@ -27,6 +27,17 @@ class SeqRecConfig(TrainerConfig):
     grad_clip: float = Field(5.0, ge=0, description="gradient-norm clip (0 = off)")
     max_epochs: int = Field(200, ge=1, description="epochs over all training sequences")
     patience: int = Field(5, ge=1, description="early stopping: validations without a better Recall@10")
+    negatives: int = Field(0, ge=0, description="0: softmax over the whole catalogue; N: sampled softmax against N "
+                           "negatives shared by the batch, for catalogues whose full softmax does not fit (docs/scaling.md)")
+    sampler: Literal["uniform", "popularity"] = Field(
+        "uniform", description="how negatives= draws: uniformly, or by (training count + 1)^0.75; logQ-corrected")
+
+    @model_validator(mode="after")
+    def _sampled_softmax(self) -> SeqRecConfig:
+        if self.negatives and self.loss_name == "bce":
+            raise ValueError("negatives= sets the sampled softmax of loss=ce; loss=bce draws its own one negative "
+                             "per position")
+        return self
 
     @property
     def loss_name(self) -> str:

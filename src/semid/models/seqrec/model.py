@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+SCORE_CHUNK = 1 << 18  # items scored at a time when ranking a larger catalogue
+
 
 @dataclass
 class ModelArgs:
@@ -146,6 +148,29 @@ def scores(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
     out = h @ model.item_weights().to(h.dtype).T
     bias = model.item_bias()
     return out if bias is None else out + bias.to(out.dtype)
+
+
+def top_items(model: nn.Module, h: torch.Tensor, k: int, chunk: int = SCORE_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scores, items)`` of the ``k`` best items for hidden states ``h [B, d]``, scoring at most
+    ``chunk`` items at a time (memory ``B × chunk`` whatever the catalogue size)."""
+    w, bias = model.item_weights(), model.item_bias()
+    n = w.shape[0]
+    k = min(k, n)
+    if n <= chunk:
+        return torch.topk(scores(model, h).float(), k, dim=1)
+    best_v = best_i = None
+    for a in range(0, n, chunk):
+        s = (h @ w[a:a + chunk].to(h.dtype).T).float()
+        if bias is not None:
+            s = s + bias[a:a + chunk].float()
+        v, i = torch.topk(s, min(k, s.shape[1]), dim=1)
+        i = i + a
+        if best_v is not None:
+            v, i = torch.cat([best_v, v], 1), torch.cat([best_i, i], 1)
+            v, pick = torch.topk(v, min(k, v.shape[1]), dim=1)
+            i = torch.gather(i, 1, pick)
+        best_v, best_i = v, i
+    return best_v, best_i
 
 
 def num_params(model: nn.Module) -> int:

@@ -1,5 +1,5 @@
-"""SASRec, GRU4Rec and BERT4Rec folders as rankers: the full catalogue scored with one matmul per
-batch of users; history items are not removed from the lists (as for TIGER)."""
+"""SASRec, GRU4Rec and BERT4Rec folders as rankers: the full catalogue scored by matmuls per batch
+of users (in chunks of items past 262,144); history items are not removed from the lists (as for TIGER)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from semid.core.run import read_model_folder
 from semid.models.common import RankOptions, batched_ranker
 from semid.models.seqrec.config import SeqRecConfig
 from semid.models.seqrec.data import history_batch
-from semid.models.seqrec.model import model_args, scores
+from semid.models.seqrec.model import model_args, top_items
 
 
 def ranker(folder: Path, config: type[SeqRecConfig], opts: RankOptions):
@@ -28,9 +28,8 @@ def ranker(folder: Path, config: type[SeqRecConfig], opts: RankOptions):
         x, last = history_batch(hists, max_items, mask)
         x, last = x.to(opts.device), last.to(opts.device)
         h = model(x)[torch.arange(len(x), device=opts.device), last]
-        k = min(opts.top_k, model.args.n_items)
-        best = torch.topk(scores(model, h).float(), k, dim=1)
-        return best.indices.cpu().numpy(), best.values.cpu().numpy()
+        values, items = top_items(model, h, opts.top_k)
+        return items.cpu().numpy(), values.cpu().numpy()
 
     info: dict[str, Any] = {"loss": meta.get("loss"), "max_items": max_items}
     return batched_ranker(top, opts, score_kind="logit"), info
