@@ -95,6 +95,20 @@ def test_train_files_assign_and_reuse(tmp_path, method):
     stamp = (folder / "manifest.json").stat().st_mtime_ns
     train.run(c, run)
     assert (folder / "manifest.json").stat().st_mtime_ns == stamp
+    # a folder written before collisions= and train_sample= existed (its manifest lacks them) is still
+    # these IDs at their defaults, and is reused; another value of either retrains
+    from semid.core import artifacts
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    old = {k: v for k, v in manifest["config"].items() if k not in ("collisions", "train_sample")}
+    manifest |= {"config": old, "config_fingerprint": artifacts.fingerprint_value(old)}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    stamp = (folder / "manifest.json").stat().st_mtime_ns
+    train.run(c, run)
+    assert (folder / "manifest.json").stat().st_mtime_ns == stamp
+    if method != "random":
+        train.run(cfg(method=method, train_sample=300), run)
+        assert (folder / "manifest.json").stat().st_mtime_ns != stamp
     if method == "rqvae":
         assert (folder / "train_curve.csv").is_file() and (folder / "train_curve.png").is_file()
         conf = json.loads((folder / "config.json").read_text())

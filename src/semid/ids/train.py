@@ -33,6 +33,7 @@ from semid.ids.report import plot_curve
 from semid.ids.table import IDS_CSV, ids_table, write_table
 from semid.sequences import sequences
 
+ADDED_LATER = {"collisions": "extra_code", "train_sample": None}  # ID keys added after 0.1's first folders
 CODE_CHUNK = 65_536  # rows coded at a time after a sampled fit
 
 CURVE_CSV, CURVE_PNG = "train_curve.csv", "train_curve.png"
@@ -114,7 +115,10 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
     uses_train = METHODS[cfg.method].needs_sequences
     inputs = run.inputs({"embeddings": emb_path} | ({"train": run.table_path("train")} if uses_train else {}))
     config = cfg.model_dump(mode="json", include=cfg.id_fields())
-    if reuse("ids", folder, config, inputs, force=force):
+    # ID folders written before a key existed hold the same IDs when the key is at its default
+    legacy = {k: v for k, v in config.items() if k not in ADDED_LATER or ADDED_LATER[k] != v}
+    if reuse("ids", folder, config, inputs, force=force) or (
+            legacy != config and reuse("ids", folder, legacy, inputs, force=force)):
         return folder
     x = np.load(emb_path, mmap_mode="r")  # read whole only when the fit needs every row (no train_sample)
     if x.ndim != 2 or len(x) == 0:
