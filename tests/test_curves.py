@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from semid.cli import app
+from semid.core import trainlog
 from semid.core.errors import DataError
 from semid.experiments import curves
 
@@ -22,12 +23,32 @@ def _folder(tmp_path, logs: dict[str, str], training: dict) -> None:
 
 
 def test_points_use_logged_seconds_times_threads(tmp_path):
-    header = "epoch,step,train/loss,val/recall@10,val/elapsed_s\n"
+    """Logs of every process carry the seconds trained so far (val/train_s, counted on across a resume)."""
+    header = "epoch,step,train/loss,val/recall@10,val/train_s\n"
     _folder(tmp_path, {"logs/metrics.csv": header + "0,9,5.0,,\n0,9,,0.10,30\n1,19,4.0,,\n1,19,,0.20,90\n",
-                       "logs/resume-x/metrics.csv": header + "2,29,,0.25,60\n"}, {"threads": 2, "train_wall_s": 200, "steps": 30})
-    c = curves.curve(tmp_path / "run" / "models" / "m")
-    assert not c["estimated"]
-    assert [(p["step"], p["minutes"], p["recall@10"]) for p in c["points"]] == [(9, 1.0, 0.10), (19, 3.0, 0.20), (29, 2.0, 0.25)]
+                       "logs/resume-x/metrics.csv": header + "2,29,,0.25,160\n"},
+            {"threads": 2, "train_wall_s": 200, "resumed_at_s": 100, "steps": 30})
+    folder = tmp_path / "run" / "models" / "m"
+    c = curves.curve(folder)
+    assert not c["estimated"] and c["how"] == "measured"
+    assert [(p["step"], p["minutes"], p["recall@10"]) for p in c["points"]] == [(9, 1.0, 0.10), (19, 3.0, 0.20), (29, 5.333, 0.25)]
+    assert trainlog.train_seconds(folder, {"train_wall_s": 200, "resumed_at_s": 100}) == (200, "measured")
+
+
+def test_older_resumed_logs_are_stitched_not_restarted(tmp_path):
+    """Older logs restarted val/elapsed_s at 0 in each process and config.json kept only the last
+    process's seconds: the earlier process is counted at its own seconds per step up to the step the
+    next one resumed from (its first logged step), and marked."""
+    header = "epoch,step,train/loss,val/recall@10,val/elapsed_s\n"
+    _folder(tmp_path, {"logs/metrics.csv": header + "0,9,,0.10,30\n1,19,,0.20,95\n",
+                       "logs/resume-x/metrics.csv": header + "2,20,3.0,,\n2,29,,0.25,60\n"},
+            {"threads": 1, "train_wall_s": 70, "steps": 30})
+    folder = tmp_path / "run" / "models" / "m"
+    c = curves.curve(folder)
+    assert c["estimated"] and c["how"] == "stitched"
+    offset = 95 / 19 * 20  # the first process's 5 s a step, up to step 20
+    assert [p["minutes"] for p in c["points"]] == pytest.approx([0.5, 95 / 60, (offset + 60) / 60], abs=1e-3)
+    assert trainlog.train_seconds(folder, {"train_wall_s": 70, "steps": 30}) == (round(offset + 70, 1), "stitched")
 
 
 def test_old_logs_are_placed_by_step_share_and_marked(tmp_path):

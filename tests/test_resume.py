@@ -11,10 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from semid.cli import app
+from semid.core import trainlog
 
 SEMID = [sys.executable, "-c", "from semid.cli import main; main()"]
 TRAIN = ["preset=tiny", "max_epochs=5", "patience=100", "val_users=200", "threads=1", "seed=3"]
@@ -75,6 +77,14 @@ def test_stopped_training_resumes_to_the_same_metrics(toy, sig):
     resumed = subprocess.run(train(out, name, "--resume"), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert metrics(out, name) == full
+    # the training time counts both processes: the checkpoint carried the first one's seconds
+    training = json.loads((out / "models" / name / "config.json").read_text())["training"]
+    assert 0 < training["resumed_at_s"] < training["train_wall_s"]
+    logged = [pl.read_csv(f).drop_nulls("val/train_s")["val/train_s"].to_list()
+              for f in [out / "models" / name / "logs" / "metrics.csv",
+                        *sorted((out / "models" / name / "logs").glob("resume-*/metrics.csv"))]]
+    assert len(logged) == 2 and logged[1] and min(logged[1]) > training["resumed_at_s"]  # counted on, not from 0
+    assert trainlog.train_seconds(out / "models" / name, training) == (training["train_wall_s"], "measured")
 
 
 def test_the_paper_preset_runs_unchanged_on_cpu_for_a_few_steps_and_resumes(toy):

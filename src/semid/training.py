@@ -39,7 +39,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 from safetensors.torch import save_file
 
-from semid.core import artifacts
+from semid.core import artifacts, trainlog
 from semid.core.config import ModelConfig, TrainerConfig, lead_process
 from semid.core.errors import ConfigError, DataError, Interrupted
 from semid.core.log import log, progress_enabled
@@ -121,6 +121,7 @@ class SemidModule(L.LightningModule):
         self.save_hyperparameters({"cfg": cfg.model_dump(mode="json"), **hparams, "total_steps": total_steps})
         self.cfg, self.total_steps = cfg, total_steps
         self._seen, self._t0 = 0, None
+        self.trained_before_s, self.fit_t0 = 0.0, None  # seconds of earlier processes (from the checkpoint); fit's start
         self._val: list[np.ndarray] = []
 
     def step_loss(self, batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
@@ -161,10 +162,13 @@ class SemidModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Random states go into every checkpoint, so a resumed run draws what an uninterrupted one would."""
         checkpoint["rng"] = {"torch": torch.get_rng_state()}
+        checkpoint["train_s"] = self.train_seconds()
         if torch.cuda.is_available():
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.trained_before_s = float(checkpoint.get("train_s") or 0.0)
+        self.resumed_untimed = "train_s" not in checkpoint  # a checkpoint written before 0.1's time fix
         rng = checkpoint.get("rng") or {}
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
@@ -194,8 +198,12 @@ class SemidModule(L.LightningModule):
         self.log("val/ndcg@10", float(M.ndcg_at(r, 10)))
         self.log("val/recall@5", float(M.recall_at(r, 5)))
         self.log("val/users", float(len(r)))  # every process's users, gathered under DDP
-        if self._t0 is not None:  # wall seconds since this process's first training step: time-to-quality curves
-            self.log("val/elapsed_s", time.perf_counter() - self._t0)
+        if self.fit_t0 is not None:  # seconds trained so far, earlier processes included: time-to-quality curves
+            self.log(trainlog.TRAIN_S, self.train_seconds())
+
+    def train_seconds(self) -> float:
+        """Wall seconds of training behind the current weights, over every process of a resumed run."""
+        return self.trained_before_s + (time.perf_counter() - self.fit_t0 if self.fit_t0 is not None else 0.0)
 
     def _gather(self, r: np.ndarray) -> np.ndarray:
         """The validation ranks of every process (each scored a share of the users under DDP)."""
@@ -259,6 +267,7 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     if ckpt_path is not None:
         readable_checkpoint(last)
     t0, started = time.perf_counter(), artifacts.now()
+    module.fit_t0 = t0
     try:
         trainer.fit(module, _loader(train), _loader(val), ckpt_path=ckpt_path)
     except SystemExit:  # Lightning's graceful shutdown after Ctrl-C ends in sys.exit(1)
@@ -284,8 +293,17 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     return {"best_checkpoint": checkpoint.best_model_path or str(last),
             "best_val_recall@10": float(score) if score is not None else None,
             "epochs": trainer.current_epoch, "steps": trainer.global_step,
-            "train_wall_s": round(time.perf_counter() - t0, 1), "started": started, "stopped_by": stopped, "precision": precision(cfg),
+            "train_wall_s": round(module.train_seconds(), 1), **resumed_at(module, ckpt_path), "started": started,
+            "stopped_by": stopped, "precision": precision(cfg),
             "device": str(module.device), "processes": trainer.world_size, "threads": torch.get_num_threads()}
+
+
+def resumed_at(module: SemidModule, ckpt_path: str | None) -> dict[str, float]:
+    """``{"resumed_at_s": seconds before the resume}`` for a resumed run whose checkpoint timed them
+    (``train_wall_s`` then counts every process; semid.core.trainlog reads older folders)."""
+    if ckpt_path is None or getattr(module, "resumed_untimed", True):
+        return {}
+    return {"resumed_at_s": round(module.trained_before_s, 1)}
 
 
 def loggers(cfg: TrainerConfig, out: Path, name: str, version: str) -> list[Any]:

@@ -29,7 +29,7 @@ import polars as pl
 import torch
 from pydantic import Field
 
-from semid.core import artifacts
+from semid.core import artifacts, trainlog
 from semid.core.config import StageConfig
 from semid.core.log import log
 from semid.core.run import RunFolder
@@ -160,7 +160,8 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
                      "split": run.split_protocol()},
         "model_info": info, "seeds": {"evaluate": cfg.seed, "model": info.get("seed")},
         "rank_wall_s": round(rank_s, 2), "users_per_s": round(df.height / max(rank_s, 1e-9), 1),
-        "train_wall_s": (meta.get("training") or {}).get("train_wall_s"), "trained": (meta.get("training") or {}).get("started"),
+        "train_wall_s": trainlog.train_seconds(folder, meta.get("training") or {})[0],
+        "trained": (meta.get("training") or {}).get("started"),
         "training_provenance": meta.get("provenance"), "ranks_file": ranks_file.name,
         "config": config, "inputs": inputs, **artifacts.provenance(config),
     }

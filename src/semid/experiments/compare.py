@@ -260,7 +260,8 @@ def run(cfg: CompareConfig, run_dir: Path, ids_cfg: IdsConfig, *, sections: dict
     rows = table.summarise(final, trials, cfg)
     tests = table.paired_tests(final, cfg)
     dataset = rows[0]["dataset"] if rows else run.dataset()
-    table.write(run.compare, rows, tests, table.paper_rows(dataset, cfg.models), cfg, time.perf_counter() - t_all)
+    compute = table.cells_seconds([c for cells in trials.values() for c in cells] + final)
+    table.write(run.compare, rows, tests, table.paper_rows(dataset, cfg.models), cfg, time.perf_counter() - t_all, compute)
     return run.compare
 
 

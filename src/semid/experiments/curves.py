@@ -3,9 +3,10 @@
     semid curves --out runs/beauty sasrec-ce sid-gru tiger     # → RUN/compare/time_to_quality.{png,json}
 
 Each model folder's ``logs/**/metrics.csv`` (Lightning's CSV logs, resumed runs included) gives
-one point per validation. The x axis is thread-minutes: wall seconds × torch threads / 60, with
-the wall seconds logged at each validation (``val/elapsed_s``); logs written before that column
-existed are placed by their step share of the recorded training time, and say so.
+one point per validation. The x axis is thread-minutes: training seconds × torch threads / 60,
+the seconds behind each validation over every process of a resumed run
+(:func:`semid.core.trainlog.validation_times`: measured, or for older logs stitched across resumes
+or placed by steps, and then labelled so).
 """
 
 from __future__ import annotations
@@ -13,39 +14,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from semid.core import artifacts
+from semid.core import artifacts, trainlog
 from semid.core.errors import DataError
 from semid.core.figures import pyplot, save
 from semid.core.run import MODEL_CONFIG, RunFolder
 
-METRIC = "val/recall@10"
-
 
 def curve(folder: Path) -> dict[str, Any]:
-    """``{"model", "threads", "estimated", "points": [{"step", "epoch", "minutes", "recall@10"}]}``."""
+    """``{"model", "threads", "estimated", "how", "points": [{"step", "epoch", "minutes", "recall@10"}]}``."""
     meta_file = folder / MODEL_CONFIG
     if not meta_file.is_file():
         raise DataError(f"{folder} holds no trained model (no {MODEL_CONFIG})")
     training = artifacts.read_json(meta_file).get("training") or {}
-    logs = sorted(folder.glob("logs/**/metrics.csv"))
-    frames = [pl.read_csv(f, infer_schema_length=None) for f in logs]
-    frames = [f for f in frames if METRIC in f.columns]
-    if not frames:
+    points, how = trainlog.validation_times(folder, training)
+    if not points:
         raise DataError(f"{folder}: no validation rows in logs/**/metrics.csv (an untrained model, or logs deleted)")
-    cols = ["step", "epoch", METRIC] + (["val/elapsed_s"] if all("val/elapsed_s" in f.columns for f in frames) else [])
-    df = pl.concat([f.select(cols) for f in frames]).drop_nulls(METRIC).unique("step", keep="last").sort("step")
     threads = int(training.get("threads") or 1)
-    estimated = "val/elapsed_s" not in cols
-    if estimated:  # older logs: the step's share of the recorded training time
-        wall, last = float(training.get("train_wall_s") or 0.0), max(1, int(training.get("steps") or df["step"].max()))
-        seconds = df["step"].cast(pl.Float64) * wall / last
-    else:
-        seconds = df["val/elapsed_s"].cast(pl.Float64)
-    points = [{"step": int(s), "epoch": int(e), "minutes": round(float(t) * threads / 60, 3), "recall@10": float(r)}
-              for s, e, t, r in zip(df["step"], df["epoch"], seconds, df[METRIC])]
-    return {"model": folder.name, "threads": threads, "estimated": estimated, "points": points}
+    points = [{"step": p["step"], "epoch": p["epoch"], "minutes": round(p["seconds"] * threads / 60, 3),
+               "recall@10": p["recall@10"]} for p in points]
+    return {"model": folder.name, "threads": threads, "estimated": how != "measured", "how": how, "points": points}
 
 
 def run(run_dir: Path | RunFolder, models: list[str], out: Path | None = None) -> Path:
@@ -58,7 +45,7 @@ def run(run_dir: Path | RunFolder, models: list[str], out: Path | None = None) -
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for c in curves:
-        label = c["model"] + (" (time estimated from steps)" if c["estimated"] else "")
+        label = c["model"] + (f" (time {c['how']} across resumes)" if c["estimated"] else "")
         ax.plot([p["minutes"] for p in c["points"]], [p["recall@10"] for p in c["points"]], marker="o", ms=3, label=label)
     ax.set_xlabel("training thread-minutes (wall × threads)")
     ax.set_ylabel("validation Recall@10")

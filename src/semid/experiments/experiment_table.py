@@ -45,7 +45,7 @@ def rows_of(pts: list[Point], finals: list[list[Cell]], cfg: CompareConfig) -> t
             row.update(point=p.values, point_label=p.label(), model=model, row=name, run_dir=str(p.run_dir),
                        ids_quality=ids_quality(Path(cells[0].ids_dir)) if cells[0].ids_dir else None,
                        cell_wall_s=round(sum((s["train_wall_s"] or 0) + (s["eval_wall_s"] or 0) for s in row["per_seed"])
-                                         + _cell_seconds([t for t in trial if t.name not in {c.name for c in cells}]), 1))
+                                         + table.cells_seconds([t for t in trial if t.name not in {c.name for c in cells}]), 1))
             rows.append(row)
             cells_out += cells
     return rows, cells_out
@@ -60,19 +60,6 @@ def ids_quality(folder: Path) -> dict[str, Any] | None:
     usage = r.get("usage") or [{}]
     return {"ids": folder.name, "collision_share": (r.get("collisions") or {}).get("collision_share"),
             "level1_used_share": usage[0].get("used_share"), "level1_perplexity": usage[0].get("perplexity")}
-
-
-def _cell_seconds(cells: list[Cell]) -> float:
-    """Training + evaluation seconds of these cells (the tuning grid's other points) as measured when
-    they ran (reused cells count their original cost: what the recipe took to compute)."""
-    total = 0.0
-    for c in cells:
-        if not c.result:
-            continue
-        meta = artifacts.read_json(Path(c.result["folder"]) / "config.json")
-        total += float((meta.get("training") or {}).get("train_wall_s") or 0)
-        total += float(artifacts.read_json(Path(c.result["metrics_file"])).get("rank_wall_s") or 0)
-    return round(total, 1)
 
 
 def shared_seconds(pts: list[Point]) -> float:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from semid.core import artifacts
+from semid.core import artifacts, trainlog
 from semid.core.figures import pyplot, save
 from semid.core.log import log
 from semid.evaluate import stage as ev_stage
@@ -80,7 +80,7 @@ def summarise(final: list[Cell], trials: dict[str, list[Cell]], cfg: CompareConf
         cells = [c for c in final if c.row == name]
         recs = [_metrics(c) for c in cells]
         metas = [artifacts.read_json(Path(c.result["folder"]) / "config.json") for c in cells]
-        trainings = [m.get("training") or {} for m in metas]
+        trainings = [_timed(Path(c.result["folder"]), m.get("training") or {}) for c, m in zip(cells, metas)]
         info = recs[0].get("model_info", {})
         row: dict[str, Any] = {
             "model": name, "kind": cells[0].kind, "loss": info.get("loss"), "ids": _short(info.get("ids")),
@@ -105,11 +105,34 @@ def summarise(final: list[Cell], trials: dict[str, list[Cell]], cfg: CompareConf
         row["per_seed"] = [{"seed": c.config.seed, "folder": c.result["folder"], "metrics_file": c.result["metrics_file"],
                             "metrics": r["metrics"], "metrics_history_removed": r["metrics_history_removed"],
                             "epochs": t.get("epochs"), "steps": t.get("steps"), "stopped_by": t.get("stopped_by"),
-                            "train_wall_s": t.get("train_wall_s"), "eval_wall_s": r.get("rank_wall_s"),
+                            "train_wall_s": t.get("train_wall_s"), "train_time": t.get("train_time"),
+                            "eval_wall_s": r.get("rank_wall_s"),
                             "trained": t.get("started"), "evaluated": r.get("date")}
                            for c, r, t in zip(cells, recs, trainings)]
         rows.append(row)
     return rows
+
+
+def _timed(folder: Path, training: dict[str, Any]) -> dict[str, Any]:
+    """``training`` with ``train_wall_s`` over every process of a resumed run (``train_time``: how known)."""
+    seconds, how = trainlog.train_seconds(folder, training)
+    return training | {"train_wall_s": seconds, "train_time": how}
+
+
+def cells_seconds(cells: list[Cell]) -> float:
+    """Training + evaluation seconds of these cells as measured when they ran, every process of a
+    resumed run included (reused cells count their original cost: what the grid took to compute)."""
+    total, trained = 0.0, set()
+    for c in cells:
+        if not c.result:
+            continue
+        folder = Path(c.result["folder"])
+        if folder not in trained:  # a folder scored on validation and on test was trained once
+            trained.add(folder)
+            seconds, _ = trainlog.train_seconds(folder, (artifacts.read_json(folder / "config.json").get("training") or {}))
+            total += float(seconds or 0)
+        total += float(artifacts.read_json(Path(c.result["metrics_file"])).get("rank_wall_s") or 0)
+    return round(total, 1)
 
 
 def _tuned(points: list[Cell], pick: Cell, cfg: CompareConfig) -> dict[str, Any] | None:
@@ -211,7 +234,7 @@ def tests_markdown(tests: list[dict[str, Any]]) -> str:
 
 
 def write(out: Path, rows: list[dict[str, Any]], tests: list[dict[str, Any]], paper: list[dict[str, Any]],
-          cfg: CompareConfig, wall_s: float) -> None:
+          cfg: CompareConfig, wall_s: float, compute_s: float | None = None) -> None:
     prov = artifacts.provenance(cfg.model_dump(mode="json"))
     hw = rows[0]["hardware"] if rows else prov["hardware"]
     commits = sorted({c for r in rows for c in r["git"]})
@@ -236,7 +259,9 @@ def write(out: Path, rows: list[dict[str, Any]], tests: list[dict[str, Any]], pa
     md += [f"Hardware (detected): {artifacts.describe_hardware(hw)}; threads per cell: {cfg.threads or 'model default'}, "
            f"{cfg.jobs} cell(s) side by side. Code: git {', '.join(c[:10] for c in commits)}"
            f"{' (uncommitted changes)' if any(r['dirty'] for r in rows) else ''}. Wall time of this command {wall_s:.0f} s "
-           "(finished cells are reused, not retrained; `train s` is the mean training time per seed)."]
+           "(finished cells are reused, not retrained; `train s` is the mean training time per seed, every process of a "
+           "resumed run included)" + (f"; training and evaluation of every cell, the tuning grid included, as measured when "
+                                      f"they ran: {compute_s:.0f} s ({compute_s / 3600:.1f} h)." if compute_s else ".")]
     artifacts.write_text(out / "comparison.md", "\n".join(md) + "\n")
     flat = [{"model": r["model"], "seeds": len(r["seeds"]), "trials": r["trials"],
              **{f"{c}{'' if p == 'history kept' else ' (history removed)'}": r[p]["mean"][c] for p in PROTOCOLS for c in COLUMNS},
@@ -246,7 +271,7 @@ def write(out: Path, rows: list[dict[str, Any]], tests: list[dict[str, Any]], pa
         pl.DataFrame(flat, infer_schema_length=None).write_csv(tmp)
     artifacts.write_json(out / "comparison.json", {"rows": rows, "tests": tests, "paper": paper,
                                                    "config": cfg.model_dump(mode="json"), "wall_time_s": round(wall_s, 1),
-                                                   **prov})
+                                                   "cells_compute_s": compute_s, **prov})
     if rows:
         plot(out / "recall10.png", rows, paper)
     log.info("compare: %d models, %d paired tests → %s", len(rows), len(tests), out / "comparison.md")

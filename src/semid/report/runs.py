@@ -165,7 +165,8 @@ def curves(inp: Input, run: RunFolder, ctx: Context) -> list:
     meta = run.compare / "time_to_quality.json"
     doc = ctx.json(inp, meta) if meta.is_file() else {}
     estimated = [c["model"] for c in doc.get("curves", []) if c.get("estimated")]
-    note = f" Placed by step share of the recorded training time (older logs): {', '.join(estimated)}." if estimated else ""
+    note = (f" Training time estimated across the resumes of older logs (stitched by each process's seconds per step, "
+            f"or placed by steps): {', '.join(estimated)}." if estimated else "")
     return [f"From each model's training logs (`semid curves`, {code(run.compare / 'time_to_quality.json')}).{note}", png]
 
 
