@@ -45,7 +45,7 @@ def run(run_dir: Path | RunFolder, models: list[str], out: Path | None = None) -
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for c in curves:
-        label = c["model"] + (f" (time {c['how']} across resumes)" if c["estimated"] else "")
+        label = c["model"] + {"stitched": " (time stitched across resumes)", "steps": " (time placed by steps)"}.get(c["how"], "")
         ax.plot([p["minutes"] for p in c["points"]], [p["recall@10"] for p in c["points"]], marker="o", ms=3, label=label)
     ax.set_xlabel("training thread-minutes (wall × threads)")
     ax.set_ylabel("validation Recall@10")
