@@ -1,0 +1,102 @@
+"""Training throughput of TIGER (``cpu`` preset) and SASRec-CE: next-item targets per second through
+the real training path (``semid train``'s stage and Lightning loop), and what each CPU lever buys.
+
+For each model, the same ``--steps`` optimizer steps on the run's training sequences under each
+setting, in a fresh subprocess (one torch per setting), against the model's default measured in
+the same run (1 thread, fp32, its default batch size):
+
+* 2 threads (``threads=2``);
+* bf16 autocast on the CPU (``precision=bf16-mixed``);
+* twice the batch size (``batch_size=2×``: fewer, larger steps);
+* SASRec only: a sampled softmax of 1,024 negatives (``negatives=1024``) instead of the full one.
+
+Throughput is the training loop's own ``train/examples_per_s`` (targets seen / time since the first
+step) from ``logs/metrics.csv`` at the last step; validation never runs (the steps end within the
+first epoch). The benchmark's model folders (``RUN/models/bench-*``) are removed afterwards.
+
+Usage: ``python benchmarks/bench_train.py --run runs/beauty-ids [--steps 150]`` (a run folder with
+``data/`` and Semantic IDs, ``--ids rqvae-3x256`` by default: ``semid run`` or ``semid ids train``). Figures go to
+``benchmarks/results/train.json`` and ``train.md``; the machine's load is recorded beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import record
+
+SETTINGS = {
+    "sasrec": [("1 thread, fp32 (default)", {}), ("2 threads", {"threads": 2}),
+               ("bf16 autocast", {"precision": "bf16-mixed"}), ("batch ×2", {"batch_size": "x2"}),
+               ("sampled softmax, 1,024 negatives", {"negatives": 1024})],
+    "tiger": [("1 thread, fp32 (default)", {}), ("2 threads", {"threads": 2}),
+              ("bf16 autocast", {"precision": "bf16-mixed"}), ("batch ×2", {"batch_size": "x2"})],
+}
+
+
+def one(kind: str, run: str, steps: int, overrides: dict, name: str, ids: str) -> dict:
+    import polars as pl
+
+    from semid.models import registry
+    from semid.models import stage as model_stage
+
+    spec = registry.get(kind)
+    extra = {"preset": "cpu", "ids": ids} if kind == "tiger" else {}
+    default = spec.config(**extra)
+    if overrides.get("batch_size") == "x2":
+        overrides = overrides | {"batch_size": 2 * default.batch_size}
+    cfg = spec.config(**extra, **({"threads": 1} | overrides), max_steps=steps, max_epochs=1000, name=name)
+    folder = model_stage.train(kind, cfg, run, force=True)
+    log = pl.read_csv(next((folder / "logs").rglob("metrics.csv"))).drop_nulls("train/examples_per_s")
+    meta = json.loads((folder / "config.json").read_text())["training"]
+    return {"examples_per_s": round(float(log["train/examples_per_s"][-1]), 1), "steps": meta["steps"],
+            "batch_size": cfg.batch_size, "train_wall_s": meta["train_wall_s"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default="runs/beauty-ids")
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--models", default="sasrec,tiger")
+    ap.add_argument("--ids", default="rqvae-3x256", help="TIGER's Semantic IDs: a folder under RUN/ids")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.steps < 50:
+        ap.error("--steps must be at least 50: the training loop logs its throughput every 50 steps")
+    if a.one:
+        kind, name, overrides = json.loads(a.one)
+        print(json.dumps(one(kind, a.run, a.steps, overrides, name, a.ids)))
+        return
+    rows = []
+    for kind in a.models.split(","):
+        for i, (label, overrides) in enumerate(SETTINGS[kind]):
+            name = f"bench-{kind}-{i}"
+            load = round(os.getloadavg()[0], 2)
+            out = subprocess.run([sys.executable, __file__, "--run", a.run, "--steps", str(a.steps), "--ids", a.ids,
+                                  "--one", json.dumps([kind, name, overrides])], capture_output=True, text=True,
+                                 env=os.environ | {"SEMID_PROGRESS": "0"})
+            shutil.rmtree(Path(a.run) / "models" / name, ignore_errors=True)
+            if out.returncode:
+                raise SystemExit(f"{kind} / {label} failed:\n{out.stderr[-2000:]}")
+            row = {"model": kind, "setting": label, "overrides": overrides, "loadavg_1min_start": load}
+            rows.append(row | json.loads(out.stdout.strip().splitlines()[-1]))
+            print(rows[-1], flush=True)
+    for r in rows:
+        base = next(b for b in rows if b["model"] == r["model"])
+        r["ratio_to_default"] = round(r["examples_per_s"] / base["examples_per_s"], 2)
+    record.write(
+        "train", f"Training throughput on {a.run}'s training sequences, {a.steps} steps a setting, next-item "
+        f"targets per second from the training loop's log (TIGER: cpu preset on {a.ids} IDs; SASRec: full-softmax CE)",
+        rows, ["model", "setting", "batch", "targets/s", "ratio to default", "load at start"],
+        [[r["model"], r["setting"], r["batch_size"], r["examples_per_s"], f"{r['ratio_to_default']}×",
+          r["loadavg_1min_start"]] for r in rows])
+
+
+if __name__ == "__main__":
+    main()
