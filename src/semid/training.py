@@ -122,6 +122,7 @@ class SemidModule(L.LightningModule):
         self.cfg, self.total_steps = cfg, total_steps
         self._seen, self._t0 = 0, None
         self.trained_before_s, self.fit_t0 = 0.0, None  # seconds of earlier processes (from the checkpoint); fit's start
+        self.resumed_untimed = False  # resumed from a checkpoint written before 0.1's time fix
         self._val: list[np.ndarray] = []
 
     def step_loss(self, batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
@@ -168,7 +169,7 @@ class SemidModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.trained_before_s = float(checkpoint.get("train_s") or 0.0)
-        self.resumed_untimed = "train_s" not in checkpoint  # a checkpoint written before 0.1's time fix
+        self.resumed_untimed = "train_s" not in checkpoint
         rng = checkpoint.get("rng") or {}
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
@@ -301,7 +302,7 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
 def resumed_at(module: SemidModule, ckpt_path: str | None) -> dict[str, float]:
     """``{"resumed_at_s": seconds before the resume}`` for a resumed run whose checkpoint timed them
     (``train_wall_s`` then counts every process; semid.core.trainlog reads older folders)."""
-    if ckpt_path is None or getattr(module, "resumed_untimed", True):
+    if ckpt_path is None or module.resumed_untimed:
         return {}
     return {"resumed_at_s": round(module.trained_before_s, 1)}
 

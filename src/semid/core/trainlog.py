@@ -33,8 +33,7 @@ def _rows(df: pl.DataFrame, col: str) -> pl.DataFrame:
     if col == ELAPSED_S and ELAPSED_S not in df.columns and TRAIN_S in df.columns:
         df = df.rename({TRAIN_S: ELAPSED_S})  # a process resumed from an untimed checkpoint: its own seconds
     cols = ["step", "epoch", METRIC] + ([col] if col in df.columns else [])
-    out = df.select([c for c in cols if c in df.columns]).drop_nulls(METRIC) if METRIC in df.columns else pl.DataFrame()
-    return out
+    return df.select([c for c in cols if c in df.columns]).drop_nulls(METRIC) if METRIC in df.columns else pl.DataFrame()
 
 
 def validation_times(folder: Path, training: dict[str, Any]) -> tuple[list[dict[str, float]], str]:

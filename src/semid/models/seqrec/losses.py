@@ -79,10 +79,9 @@ def sampled_softmax(h: torch.Tensor, target: torch.Tensor, model: nn.Module, sam
     if bias is not None:
         pos_logit = pos_logit + bias[target].unsqueeze(1).to(h.dtype)
         neg_logit = neg_logit + bias[neg].to(h.dtype)
-    logits = torch.cat([pos_logit.float() - sampler.log_expected[target].unsqueeze(1),
-                        neg_logit.float() - sampler.log_expected[neg]], dim=1)
-    hit = torch.cat([torch.zeros_like(target, dtype=torch.bool).unsqueeze(1), neg.unsqueeze(0) == target.unsqueeze(1)], 1)
-    logits = logits.masked_fill(hit, float("-inf"))
+    neg_logit = (neg_logit.float() - sampler.log_expected[neg]).masked_fill(neg.unsqueeze(0) == target.unsqueeze(1),
+                                                                           float("-inf"))  # accidental hits
+    logits = torch.cat([pos_logit.float() - sampler.log_expected[target].unsqueeze(1), neg_logit], dim=1)
     return F.cross_entropy(logits, torch.zeros_like(target))
 
 
