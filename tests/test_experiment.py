@@ -14,7 +14,7 @@ from semid.cli import app
 from semid.core.config import ConfigError
 from semid.core.run import RunFolder
 from semid.embed import encode
-from semid.experiments import experiment
+from semid.experiments import experiment, experiment_table
 from semid.ids import train as ids_train
 from semid.models import registry
 from semid.models import stage as model_stage
@@ -143,6 +143,25 @@ def test_bad_recipes_name_the_problem(tmp_path):
         experiment.read_recipe(_recipe(tmp_path, gridd={}))
 
 
+def test_explicit_points_run_only_those_points(tmp_path):
+    listed = [{"ids.method": "rqvae", "ids.collisions": "extra_code"}, {"ids.method": "rqvae", "ids.collisions": "reencode"},
+              {"ids.method": "rqkmeans", "ids.collisions": "extra_code"}]
+    _, base, exp = experiment.read_recipe(_recipe(tmp_path, grid={}, points=listed, baseline={"ids.method": "rqvae",
+                                                                                               "ids.collisions": "extra_code"}))
+    pts = experiment.points(base, exp)
+    assert [p.values for p in pts] == listed  # not the 2 x 2 product
+    assert [(p.cfg.ids.method, p.cfg.ids.collisions) for p in pts] == [tuple(v.values()) for v in listed]
+    assert exp.grid == {"ids.method": ["rqvae", "rqkmeans"], "ids.collisions": ["extra_code", "reencode"]}  # the table's columns
+    assert "; ids.method=rqvae, ids.collisions=reencode;" in experiment_table.design(exp.model_dump(mode="json"))
+    with pytest.raises(ConfigError, match="every point must set the same keys"):
+        experiment.read_recipe(_recipe(tmp_path, grid={}, points=[listed[0], {"ids.method": "rqkmeans"}], baseline={}))
+    with pytest.raises(ConfigError, match="either grid .* or points"):
+        experiment.read_recipe(_recipe(tmp_path, points=listed, baseline={}))
+    _, base, exp = experiment.read_recipe(_recipe(tmp_path, grid={}, points=[listed[0], listed[0]], baseline={}))
+    with pytest.raises(ConfigError, match="listed twice"):
+        experiment.points(base, exp)
+
+
 def test_points_with_other_data_get_their_own_run_folder(tmp_path):
     _, base, exp = experiment.read_recipe(_recipe(tmp_path, grid={"prepare.k_core": [None, 3], "ids.seed": [0, 1]}, baseline={}))
     pts = experiment.points(base, exp)
@@ -168,7 +187,7 @@ def test_every_shipped_recipe_lists_valid_points(recipe, tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["experiment", recipe, "--list", "--runs", str(tmp_path)])
     assert res.exit_code == 0, res.output + repr(res.exception)
     _, _, exp = experiment.read_recipe(recipe)
-    assert res.output.count("→") == math.prod(len(v) for v in exp.grid.values()) > 1
+    assert res.output.count("→") == (len(exp.points) or math.prod(len(v) for v in exp.grid.values())) > 1
 
 
 def test_a_recipe_runs_on_a_users_own_folder_without_its_dataset_grid(tmp_path, monkeypatch):

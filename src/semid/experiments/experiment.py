@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from semid.core.config import ConfigError, StageConfig, build, deep_merge, read_yaml
 from semid.core.log import log
@@ -55,7 +55,34 @@ class ExperimentConfig(StageConfig):
     baseline: dict[str, Any] = Field(default_factory=dict, description="the grid point every other point is tested against "
                                                                        "(same model); unset: the first point")
     baseline_model: str | None = Field(None, description="a model every other model of the same point is tested against")
+    points: list[dict[str, Any]] = Field(default_factory=list, description="explicit grid points instead of the full product of "
+                                         "`grid`, each setting the same dotted keys, e.g. [{ids.method: rqvae, ids.collisions: "
+                                         "reencode}, {ids.method: rqvae_cf, ids.collisions: extra_code}]")
     plot: str | None = Field(None, description="grid key on the plot's x axis (default: the first)")
+
+    @model_validator(mode="after")
+    def _points_agree(self) -> ExperimentConfig:
+        if self.points and self.grid and self.grid != _grid_of(self.points):
+            raise ValueError("set either grid (every combination) or points (an explicit list), not both")
+        keys = list(self.points[0]) if self.points else []
+        for i, p in enumerate(self.points):
+            if list(p) != keys:
+                raise ValueError(f"points[{i}] sets {list(p)}; every point must set the same keys {keys}, in that order")
+        return self
+
+    def with_points(self) -> ExperimentConfig:
+        """Explicit points fill ``grid`` with each key's values (the table's columns); the points
+        themselves, not the product, are run."""
+        return self.model_copy(update={"grid": _grid_of(self.points)}) if self.points else self
+
+
+def _grid_of(pts: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for p in pts:
+        for k, v in p.items():
+            if v not in grid.setdefault(k, []):
+                grid[k].append(v)
+    return grid
 
 
 @dataclass
@@ -103,7 +130,7 @@ def read_recipe(recipe: str | Path) -> tuple[Path, dict[str, Any], ExperimentCon
             raise ConfigError(f"no recipe {str(recipe)!r}: neither a file nor one of {RECIPES}/: {', '.join(known) or 'none here'}")
         path = named
     data = read_yaml(path)
-    exp = build(ExperimentConfig, data.pop("experiment", None) or {})
+    exp = build(ExperimentConfig, data.pop("experiment", None) or {}).with_points()
     return path, data, exp
 
 
@@ -113,8 +140,12 @@ def points(base: dict[str, Any], exp: ExperimentConfig) -> list[Point]:
     empty = [k for k, v in exp.grid.items() if not v]
     if empty:
         raise ConfigError(f"experiment.grid: {empty} have no values")
+    combos = [tuple(p[k] for k in keys) for p in exp.points] if exp.points else \
+        list(itertools.product(*(exp.grid[k] for k in keys))) if keys else [()]
+    if len(set(map(repr, combos))) < len(combos):
+        raise ConfigError(f"experiment.points: a point is listed twice ({exp.points})")
     out = []
-    for combo in itertools.product(*(exp.grid[k] for k in keys)) if keys else [()]:
+    for combo in combos:
         values = dict(zip(keys, combo))
         merged = base
         for k, v in values.items():
@@ -137,7 +168,12 @@ def points(base: dict[str, Any], exp: ExperimentConfig) -> list[Point]:
 def own_data(exp: ExperimentConfig) -> ExperimentConfig:
     """The recipe on one folder of the user's data: grid keys that choose the dataset are dropped."""
     keep = {k: v for k, v in exp.grid.items() if k not in ("prepare.dataset", "prepare.format")}
-    return exp.model_copy(update={"grid": keep, "baseline": {k: v for k, v in exp.baseline.items() if k in keep}})
+    own = []
+    for p in exp.points:
+        q = {k: v for k, v in p.items() if k in keep}
+        if q not in own:
+            own.append(q)
+    return exp.model_copy(update={"grid": keep, "points": own, "baseline": {k: v for k, v in exp.baseline.items() if k in keep}})
 
 
 def _digest(values: Any) -> str:

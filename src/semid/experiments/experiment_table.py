@@ -98,6 +98,13 @@ def pairs_of(rows: list[dict[str, Any]], exp: ExperimentConfig, pts: list[Point]
     return pairs, skipped
 
 
+def design(exp: dict[str, Any]) -> str:
+    """The recipe's points in words: its explicit points, else the grid whose product it runs."""
+    if exp.get("points"):
+        return "points " + "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in exp["points"])
+    return f"grid {exp.get('grid') or '(none)'}"
+
+
 def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
     cols = [*keys, "model", "seeds", "Recall@10 (mean ± std [95% CI])", "NDCG@10", "R@10 hist. removed", "N@10 hist. removed",
             "ID collisions", "epochs", "train s", "cell s"]
@@ -124,7 +131,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     cost["total_s"] = round(cost["cells_s"] + cost["shared_stages_s"], 1)
     prov = artifacts.provenance({"recipe": str(recipe), "experiment": exp.model_dump(mode="json")})
     md = [f"# Experiment `{recipe.stem}`", "", exp.description.strip(), "",
-          f"Recipe `{recipe}` (`semid experiment {recipe.stem}`): grid {exp.grid or '(none)'} × models {cfg.models} × seeds "
+          f"Recipe `{recipe}` (`semid experiment {recipe.stem}`): {design(exp.model_dump(mode='json'))} × models {cfg.models} × seeds "
           f"{cfg.seeds}; budget {cfg.budget or 'each model’s own'}; "
           + (f"tuned on validation over {cfg.tune} (select {cfg.select}); " if cfg.tune else "no tuning grid; ")
           + f"scored on {cfg.split}, full-catalogue ranking. Mean ± std over seeds; 95% CIs resample users and seeds.", "",

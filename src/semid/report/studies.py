@@ -76,7 +76,8 @@ def experiment(inp: Input, folder: Path, ctx: Context, level: int = 2) -> list[S
         return [sec.add(f"The same experiment as {code(before)}, shown there.")]
     x_key = (exp.get("experiment") or {}).get("plot") or (keys[0] if keys else None)
     sec.add((exp.get("experiment") or {}).get("description", "").strip(),
-            f"From {code(path)} (`semid experiment {recipe}`): grid {grid or '(none)'}; one row per grid point and model, mean ± "
+            f"From {code(path)} (`semid experiment {recipe}`): {experiment_table.design(exp.get('experiment') or {})}; "
+            "one row per grid point and model, mean ± "
             "std over seeds, 95% CI over users and seeds.",
             experiment_table.markdown(rows, keys) if rows else "_No rows._",
             figure(folder / "experiment.png", f"Recall@10 (95% CI) against {x_key}", f"{inp.label}-{recipe}-experiment"))
