@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from collections import Counter
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 
 from semid.cli import app
 from semid.core.artifacts import load_manifest, read_json
-from semid.data import prepare
+from semid.data import prepare, summary
 from semid.data.config import PrepareConfig
 
 runner = CliRunner()
@@ -165,5 +167,23 @@ def test_missing_text_policies(tmp_path):
     assert s["items"] == 10 and s["dropped_rows"]["item without text"] == 25  # I10: 13 events, I11: 12
     from semid.core.errors import DataError
 
-    with pytest.raises(DataError, match="2 items have no text"):
-        prepare.run(PrepareConfig(dataset="x", format="gram", missing_text="error"), tmp_path / "c", path=tmp_path / "d")
+    for engine in ("memory", "streaming"):  # the same message, naming the same items, from both engines
+        with pytest.raises(DataError, match=r"2 items have no text \(e.g. I10, I11\)"):
+            prepare.run(PrepareConfig(dataset="x", format="gram", missing_text="error", engine=engine), tmp_path / f"c-{engine}",
+                        path=tmp_path / "d")
+
+
+def test_sequence_length_stats_from_a_histogram_equal_polars():
+    """stats.json's sequence lengths come from users per length (what the streaming engine can
+    add up over ranges of users); they must equal polars' on the lengths themselves."""
+    rng = random.Random(5)
+    for n in (1, 2, 3, 7, 100, 1001):
+        lengths = pl.Series([rng.choice([1, 2, 2, 3, 5, 8, 40]) for _ in range(n)])
+        hist = summary.length_histogram(lengths)
+        got = summary.record(SimpleNamespace(skipped={}, notes={}), raw_events=0, n_events=int(lengths.sum()), n_items=1,
+                             lengths=hist, time_range=None, timestamps_missing=0, dropped=Counter(), items_filled={},
+                             text_stats={}, split_info={}, rows={"train": 0, "val": 0, "test": 0},
+                             cold={"val": 0, "test": 0, "test_items": 0})
+        want = {"min": lengths.min(), "mean": round(lengths.mean(), 3), "max": lengths.max(),
+                **{f"p{int(p * 100)}": float(lengths.quantile(p, "nearest")) for p in (0.25, 0.5, 0.75, 0.9, 0.99)}}
+        assert got["sequence_length"] == want and got["users"] == n

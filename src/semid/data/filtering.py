@@ -63,14 +63,15 @@ def filter_rating(df: pl.DataFrame, min_rating: float | None, dropped: Counter[s
     return keep
 
 
-def text_policy(no_text: pl.DataFrame, policy: str) -> tuple[dict[str, Any], bool]:
-    """The ``missing_text`` policy for the used items without text (``no_text`` has their ``asin``):
-    the stats, and whether to drop them; ``error`` raises, naming a few."""
-    stats = {"items_without_text": no_text.height, "missing_text_policy": policy}
-    if policy == "error" and no_text.height:
-        raise DataError(f"{no_text.height} items have no text (e.g. {', '.join(sorted(no_text['asin'].head(5)))}); "
+def text_policy(n_missing: int, examples: list[str], policy: str) -> tuple[dict[str, Any], bool]:
+    """The ``missing_text`` policy for the ``n_missing`` used items without text (``examples``:
+    the first of their ASINs in sorted order): the stats, and whether to drop them; ``error``
+    raises, naming a few."""
+    stats = {"items_without_text": n_missing, "missing_text_policy": policy}
+    if policy == "error" and n_missing:
+        raise DataError(f"{n_missing} items have no text (e.g. {', '.join(examples[:5])}); "
                         "set missing_text=placeholder or missing_text=drop")
-    return stats, policy == "drop" and no_text.height > 0
+    return stats, policy == "drop" and n_missing > 0
 
 
 def dedup(df: pl.DataFrame, dropped: Counter[str]) -> pl.DataFrame:

@@ -180,7 +180,7 @@ def _missing_text(inter: pl.DataFrame, items: pl.DataFrame, item_names: pl.DataF
     with_text = items.filter(pl.col("_has_text")).select("asin")
     used = inter.select(pl.col("item").unique().alias("code")).join(item_names, on="code", how="left")
     no_text = used.join(with_text, on="asin", how="anti")
-    stats, drop = filtering.text_policy(no_text, cfg.missing_text)
+    stats, drop = filtering.text_policy(no_text.height, no_text["asin"].sort().head(5).to_list(), cfg.missing_text)
     if not drop:
         return inter, stats
     keep = inter.join(no_text.select(pl.col("code").alias("item")), on="item", how="anti", maintain_order="left")
@@ -193,7 +193,7 @@ def _stats(source, raw_events, inter, items, tables, dropped, text_stats, split_
     test = tables["test"]
     return summary.record(
         source, raw_events=raw_events, n_events=inter.height, n_items=items.height,
-        lengths=inter.group_by("user_id").len()["len"],
+        lengths=summary.length_histogram(inter.group_by("user_id").len()["len"]),
         time_range=[int(ts.min()), int(ts.max())] if ts.len() else None,
         timestamps_missing=inter.height - ts.len(), dropped=dropped,
         items_filled=items.select(summary.filled(items.schema)).row(0, named=True), text_stats=text_stats,

@@ -47,6 +47,7 @@ from semid.data.source import ITEM_SCHEMA, SCRATCH, Source, StreamSource, batche
 
 BUCKET_ROWS = 1_000_000  # events of one range of users, sorted and split in memory
 ITEM_ROWS = 100_000  # items whose text is built at once
+META_ROWS = 1 << 16  # metadata rows read at once (long descriptions: a few hundred bytes each)
 STREAMING = "streaming"
 _BINS = 1 << 16  # histogram bins of the exact quantile of timestamps
 
@@ -78,7 +79,7 @@ def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_it
     if cfg.min_rating is not None and has_rating:
         dropped[f"rating below {cfg.min_rating}"] += valid - rated
     log.info("prepare: %s events read; coding users and items", f"{raw_events:,}")
-    buckets = _code(source.events, keep & rating_keep, rated, workdir)
+    buckets, n_parts = _code(source.events, keep & rating_keep, rated, workdir)
     log.info("prepare: ordering %d range(s) of users by time", len(buckets))
     n_dups = 0
     for b in buckets:
@@ -95,21 +96,17 @@ def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_it
     log.info("prepare: events in time order%s", f", {n_dups:,} repeated ones dropped" if dedup else "")
     sorted_files = [workdir / f"sorted-{b:06d}.parquet" for b in buckets]
 
-    item_names = pl.read_parquet(workdir / "item_names.parquet")  # i, asin
-    items = source.scan_items()  # each ASIN once
-    items = items.with_columns(has_any_text(pl.DataFrame(schema=ITEM_SCHEMA), cfg.text_template).alias("_has_text"))
-    alive_i, text_stats = _missing_text(sorted_files, items, item_names, cfg, dropped)
+    n_codes = _split_meta(source, cfg, n_parts, workdir)
+    alive_i, text_stats = _missing_text(sorted_files, n_codes, n_parts, cfg, workdir, dropped)
     core_files, n_events = _k_core(sorted_files, alive_i, k_user, k_item, workdir, dropped)
     del alive_i
     if n_events == 0:
         raise DataError(f"no interactions left after filtering ({dict(dropped)}); lower k_core or check the data")
-    parts = _final(core_files, item_names.height, cfg, workdir)
-    item_ids = parts.pop("item_ids")  # item_id, i (order of first use)
-    item_ids = item_ids.join(item_names, on="i", how="left", maintain_order="left").select("item_id", "asin")
-    del item_names
-    n_items = item_ids.height
-    items_out = pl.scan_parquet(_items_out(item_ids, source.items, cfg, workdir))
-    del item_ids
+    parts = _final(core_files, n_codes, cfg, workdir)
+    item_id = parts.pop("item_id")  # over the item codes; -1: not in the outputs
+    n_items = int((item_id >= 0).sum())
+    items_out = pl.scan_parquet(_items_out(item_id, n_items, n_parts, cfg, workdir))
+    del item_id
     tables: dict[str, pl.DataFrame | pl.LazyFrame] = {"items": items_out, **parts["tables"]}
     stats = _stats(source, raw_events, n_events, n_items, items_out, tables, dropped, text_stats,
                    parts["split_info"], parts["lengths"], parts["time"])
@@ -122,14 +119,17 @@ def _files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.parquet"))
 
 
-def _code(events: list[Path], keep: pl.Expr, n_events: int, workdir: Path) -> list[int]:
+def _code(events: list[Path], keep: pl.Expr, n_events: int, workdir: Path) -> tuple[list[int], int]:
     """Integer codes for users and items, and the coded events split into ranges of users of
-    about BUCKET_ROWS events (``coded/<range>.parquet``); returns the range numbers.
+    about BUCKET_ROWS events (``coded/<range>/``); returns the range numbers and the number of
+    parts the items were coded in (``item-names/<part>.parquet``: i, asin).
 
     A user's code is the file row of its first event, so codes sort users in order of first
     appearance (the order of the outputs). They are found without a table of all user names:
     events are first split by a hash of the user, and each part, holding whole users, is coded
-    on its own. Items (far fewer) are coded in the same pass, in order of first sight.
+    on its own. The user-coded events are then split by a hash of the item, and each part,
+    holding whole items, gives its items codes that follow those of the parts before (in order
+    of first sight within the part). No step holds a table of all users or all items.
     """
     n_hash = max(1, math.ceil(n_events / BUCKET_ROWS))
     offset = 0
@@ -141,31 +141,21 @@ def _code(events: list[Path], keep: pl.Expr, n_events: int, workdir: Path) -> li
         return df.filter(keep).with_columns((pl.col("user").hash(seed=0) % n_hash).alias(_KEY))
 
     split_files(events, by_user, workdir / "hashed")
-    log.info("prepare: coding users and items in %d parts", n_hash)
-    for sub in ("coded-hash", "names-hash"):
-        (workdir / sub).mkdir()
+    log.info("prepare: coding users in %d parts", n_hash)
+    (workdir / "names-hash").mkdir()
     # events per bin of user codes, to cut the codes into ranges of about BUCKET_ROWS events
     per_bin = np.zeros(offset // _BIN + 1, dtype=np.int64)
-    items = pl.DataFrame(schema={"item": pl.String, "i": pl.UInt32})
     for h in range(n_hash):
-        path = workdir / "hashed" / f"{h:06d}"
-        if not path.exists():
+        df = _take_part(workdir / "hashed" / f"{h:06d}")
+        if df is None:
             continue
-        df = pl.read_parquet(_files(path))
-        shutil.rmtree(path)
         firsts = df.group_by("user").agg(pl.col("_order").min().alias("u"), pl.len().alias("n"))
         firsts.select("u", "user").write_parquet(workdir / "names-hash" / f"{h:06d}.parquet", **SCRATCH)
         np.add.at(per_bin, firsts.get_column("u").to_numpy() // _BIN, firsts.get_column("n").to_numpy())
-        new = (df.select("item").unique(maintain_order=True).join(items, on="item", how="anti", maintain_order="left")
-               .with_row_index("i", offset=items.height).select("item", pl.col("i").cast(pl.UInt32)))
-        items = pl.concat([items, new], rechunk=h % 16 == 15)
-        (df.join(firsts.select("user", "u"), on="user").join(items, on="item")
-           .select("u", "i", "timestamp", "_order")
-           .write_parquet(workdir / "coded-hash" / f"{h:06d}.parquet", **SCRATCH))
-        del df, firsts, new
-    items.select("i", pl.col("item").alias("asin")).write_parquet(workdir / "item_names.parquet", **SCRATCH)
-    log.info("prepare: %s items", f"{items.height:,}")
-    del items
+        coded = (df.join(firsts.select("user", "u"), on="user").select("u", "item", "timestamp", "_order")
+                 .with_columns(item_part(pl.col("item"), n_hash)))
+        _split_frame(coded, workdir / "by-item", h)
+        del df, firsts, coded
     # a new range starts at the first bin where the events so far pass a multiple of BUCKET_ROWS
     used = np.flatnonzero(per_bin)  # so that every range holds events
     before = (np.cumsum(per_bin) - per_bin)[used]
@@ -176,18 +166,45 @@ def _code(events: list[Path], keep: pl.Expr, n_events: int, workdir: Path) -> li
     def by_range(df: pl.DataFrame) -> pl.DataFrame:
         return df.with_columns((starts.search_sorted(df.get_column("u").cast(pl.Int64), side="right") - 1).alias(_KEY))
 
-    for sub, key in (("coded-hash", "coded"), ("names-hash", "names")):
-        split_files(_files(workdir / sub), by_range, workdir / key)
-        shutil.rmtree(workdir / sub)
+    log.info("prepare: coding items in %d parts", n_hash)
+    (workdir / "item-names").mkdir()
+    n_items = 0
+    for g in range(n_hash):
+        df = _take_part(workdir / "by-item" / f"{g:06d}")
+        if df is None:
+            continue
+        codes = (df.group_by("item").agg(pl.col("_order").min().alias("_first")).sort("_first")
+                 .with_row_index("i", offset=n_items).select(pl.col("i").cast(pl.UInt32), "item"))
+        n_items += codes.height
+        codes.select("i", pl.col("item").alias("asin")).write_parquet(workdir / "item-names" / f"{g:06d}.parquet", **SCRATCH)
+        _split_frame(by_range(df.join(codes, on="item").select("u", "i", "timestamp", "_order")), workdir / "coded", g)
+        del df, codes
+    log.info("prepare: %s items", f"{n_items:,}")
+    split_files(_files(workdir / "names-hash"), by_range, workdir / "names")
+    shutil.rmtree(workdir / "names-hash")
     log.info("prepare: events coded, in %d ranges of users", starts.len())
-    return list(range(starts.len()))
+    return list(range(starts.len())), n_hash
+
+
+def _take_part(path: Path) -> pl.DataFrame | None:
+    """The rows of one part folder of :func:`split_files`, the folder removed; None if no row went there."""
+    if not path.exists():
+        return None
+    df = pl.read_parquet(_files(path))
+    shutil.rmtree(path)
+    return df
+
+
+def item_part(item: pl.Expr, n_parts: int) -> pl.Expr:
+    """The part an item's rows go to, from its ASIN: the same for events and metadata."""
+    return (item.cast(pl.String).hash(seed=1) % n_parts).alias(_KEY)
 
 
 _KEY = "_part"
 _BIN = 1024  # file rows per bin of user codes when the codes are cut into ranges
 
 
-def split_files(files: list[Path], keyed: Callable[[pl.DataFrame], pl.DataFrame], folder: Path) -> None:
+def split_files(files: list[Path], keyed: Callable[[pl.DataFrame], pl.DataFrame], folder: Path, rows: int = 1 << 19) -> None:
     """Split the rows of Parquet files into parts, ``folder/<part>/<batch>.parquet``, where
     ``keyed(batch)`` adds the part number as a ``_part`` column. Reading a part's files in name
     order gives its rows in their original order.
@@ -195,26 +212,57 @@ def split_files(files: list[Path], keyed: Callable[[pl.DataFrame], pl.DataFrame]
     Batch by batch (:func:`batches`), so memory holds one batch. (Polars' partitioned sink
     buffers every part at once, which grows with the number of parts.)
     """
-    for j, df in enumerate(batches(files)):
-        df = keyed(df)
-        for (k,), part in df.partition_by(_KEY, as_dict=True, include_key=False, maintain_order=True).items():
-            (folder / f"{k:06d}").mkdir(parents=True, exist_ok=True)
-            part.write_parquet(folder / f"{k:06d}" / f"{j:07d}.parquet", **SCRATCH)
+    for j, df in enumerate(batches(files, rows)):
+        _split_frame(keyed(df), folder, j)
 
 
-def _missing_text(sorted_files: list[Path], items: pl.LazyFrame, item_names: pl.DataFrame, cfg: PrepareConfig,
+def _split_frame(df: pl.DataFrame, folder: Path, j: int) -> None:
+    """Write the rows of ``df`` with part number ``k`` (column ``_part``) to ``folder/<k>/<j>.parquet``."""
+    for (k,), part in df.partition_by(_KEY, as_dict=True, include_key=False, maintain_order=True).items():
+        (folder / f"{k:06d}").mkdir(parents=True, exist_ok=True)
+        part.write_parquet(folder / f"{k:06d}" / f"{j:07d}.parquet", **SCRATCH)
+
+
+def _split_meta(source: StreamSource, cfg: PrepareConfig, n_parts: int, workdir: Path) -> int:
+    """The metadata, conformed, with a ``_has_text`` flag, split into the item parts of
+    :func:`_code` (``meta/<part>/``); returns the number of item codes."""
+    has_text = has_any_text(pl.DataFrame(schema=ITEM_SCHEMA), cfg.text_template).alias("_has_text")
+    split_files(source.items, lambda df: conform_items(df).filter(pl.col("asin").is_not_null())
+                .with_columns(has_text, item_part(pl.col("asin"), n_parts)), workdir / "meta", rows=META_ROWS)
+    return sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in _files(workdir / "item-names"))
+
+
+def _meta_part(workdir: Path, g: int, columns: list[str] | None = None) -> pl.DataFrame:
+    found = _files(workdir / "meta" / f"{g:06d}")
+    if found:
+        return pl.read_parquet(found, columns=columns)
+    empty = conform_items(pl.DataFrame(schema=ITEM_SCHEMA)).with_columns(pl.lit(False).alias("_has_text"))
+    return empty.select(columns) if columns else empty
+
+
+def _names_part(workdir: Path, g: int) -> pl.DataFrame:
+    path = workdir / "item-names" / f"{g:06d}.parquet"
+    return pl.read_parquet(path) if path.exists() else pl.DataFrame(schema={"i": pl.UInt32, "asin": pl.String})
+
+
+def _missing_text(sorted_files: list[Path], n_codes: int, n_parts: int, cfg: PrepareConfig, workdir: Path,
                   dropped: Counter[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """The ``missing_text`` policy (see :func:`semid.data.prepare._missing_text`); returns which
-    item codes are still in, as a mask."""
-    with_text = items.filter(pl.col("_has_text")).select("asin")
-    no_text = item_names.lazy().join(with_text, on="asin", how="anti").collect(engine=STREAMING)
-    stats, drop = filtering.text_policy(no_text, cfg.missing_text)
-    alive = np.ones(item_names.height, dtype=bool)
-    if not drop:
-        return alive, stats
-    alive[no_text.get_column("i").to_numpy()] = False
-    gone = sum(int((~alive[pl.read_parquet(f, columns=["i"]).get_column("i").to_numpy()]).sum()) for f in sorted_files)
-    dropped["item without text"] += gone
+    """The ``missing_text`` policy (see :func:`semid.data.prepare._missing_text`), one item part
+    at a time; returns which item codes are still in, as a mask."""
+    no_text = np.zeros(n_codes, dtype=bool)
+    n_missing, examples = 0, []
+    for g in range(n_parts):
+        with_text = _meta_part(workdir, g, ["asin", "_has_text"]).filter("_has_text")
+        missing = _names_part(workdir, g).join(with_text, on="asin", how="anti")
+        n_missing += missing.height
+        no_text[missing.get_column("i").to_numpy()] = True
+        examples = sorted(examples + missing.get_column("asin").sort().head(5).to_list())[:5]
+    stats, drop = filtering.text_policy(n_missing, examples, cfg.missing_text)
+    alive = ~no_text if drop else np.ones(n_codes, dtype=bool)
+    del no_text
+    if drop:
+        dropped["item without text"] += sum(
+            int((~alive[pl.read_parquet(f, columns=["i"]).get_column("i").to_numpy()]).sum()) for f in sorted_files)
     return alive, stats
 
 
@@ -226,27 +274,31 @@ def _k_core(sorted_files: list[Path], alive_i: np.ndarray, k_user: int, k_item: 
     A round reads the ranges one at a time and counts the events whose user and item are both
     still in: users per range (a range holds whole users), items in an array over the item
     codes. Until nothing changes; the core is unique, so this keeps the same events as
-    :func:`semid.data.filtering.k_core`. Memory: the codes of the users still in, one range.
+    :func:`semid.data.filtering.k_core`. Memory: the item arrays and one range; the codes of
+    each range's users still in are written next to it (``alive-<round % 2>-<range>.parquet``).
     """
-    alive_u: list[pl.Series | None] = [None] * len(sorted_files)
+    alive_u: list[Path | None] = [None] * len(sorted_files)
     start, rounds = None, 0
     while True:
         rounds += 1
         per_item = np.zeros(alive_i.shape[0], dtype=np.int64)
-        per_user: list[pl.Series] = []
+        per_user: list[Path] = []
         n, n_users, users_short = 0, 0, False
         for b, path in enumerate(sorted_files):
             df = _core_events(path, alive_i, alive_u[b], ["u", "i"])
             n += df.height
             per_item += np.bincount(df.get_column("i").to_numpy(), minlength=per_item.shape[0])
             counts = df.group_by("u").len()
-            ok = counts.filter(pl.col("len") >= k_user).get_column("u")
-            users_short |= ok.len() < counts.height
+            ok = counts.filter(pl.col("len") >= k_user).select("u")
+            users_short |= ok.height < counts.height
             n_users += counts.height
-            per_user.append(ok if ok.len() < counts.height else counts.get_column("u"))
+            per_user.append(workdir / f"alive-{rounds % 2}-{b:06d}.parquet")
+            ok.write_parquet(per_user[-1], **SCRATCH)
+            del df, counts, ok
         start = n if start is None else start
         present = per_item > 0
         ok_items = per_item >= k_item
+        del per_item
         log.info("prepare: k-core round %d: %s events, %s users, %s items", rounds, f"{n:,}",
                  f"{n_users:,}", f"{int(present.sum()):,}")
         if k_user <= 1 and k_item <= 1 or not (users_short or (ok_items != present).any()):
@@ -258,14 +310,16 @@ def _k_core(sorted_files: list[Path], alive_i: np.ndarray, k_user: int, k_item: 
     for b, path in enumerate(sorted_files):
         core.append(workdir / f"core-{b:06d}.parquet")
         _core_events(path, alive_i, alive_u[b], ["u", "i", "timestamp"]).write_parquet(core[-1], **SCRATCH)
+    for f in workdir.glob("alive-*.parquet"):
+        f.unlink()
     return core, n
 
 
-def _core_events(path: Path, alive_i: np.ndarray, alive_u: pl.Series | None, columns: list[str]) -> pl.DataFrame:
+def _core_events(path: Path, alive_i: np.ndarray, alive_u: Path | None, columns: list[str]) -> pl.DataFrame:
     df = pl.read_parquet(path, columns=columns)
     keep = pl.Series(alive_i[df.get_column("i").to_numpy()])
     if alive_u is not None:
-        keep &= df.get_column("u").is_in(alive_u.implode())
+        keep &= df.get_column("u").is_in(pl.read_parquet(alive_u).get_column("u").implode())
     return df.filter(keep)
 
 
@@ -278,9 +332,9 @@ def _final(core_files: list[Path], n_item_codes: int, cfg: PrepareConfig, workdi
     parts.mkdir()
     names = ("users", "interactions", "train", "train_short", "val", "test")
     written: dict[str, list[Path]] = {n: [] for n in names}
-    item_id = np.full(n_item_codes, -1, dtype=np.int64)
+    item_id = np.full(n_item_codes, -1, dtype=np.int32)
     n_users = n_items = 0
-    lengths, n_null, t_min, t_max = [], 0, None, None
+    lengths, n_null, t_min, t_max = np.zeros(0, dtype=np.int64), 0, None, None
     split_info: dict[str, Any] = {}
     cuts = _temporal_cuts(core_files, cfg) if cfg.split == "temporal" else None
     for b, path in enumerate(core_files):
@@ -299,7 +353,7 @@ def _final(core_files: list[Path], n_item_codes: int, cfg: PrepareConfig, workdi
                                pl.int_range(pl.len()).over("user_id").alias("position"))
                  .select("user_id", "item_id", "timestamp", pl.col("position").cast(pl.Int32)))
         del df
-        lengths.append(inter.group_by("user_id").len().get_column("len"))
+        lengths = _add(lengths, summary.length_histogram(inter.group_by("user_id").len().get_column("len")))
         ts = inter.get_column("timestamp")
         n_null += ts.null_count()
         if ts.null_count() < ts.len():
@@ -344,34 +398,40 @@ def _final(core_files: list[Path], n_item_codes: int, cfg: PrepareConfig, workdi
               "train": pl.scan_parquet(written["train"] + written["train_short"]),
               "val": cold("val"), "test": cold("test")}
     time = [int(t_min), int(t_max)] if t_min is not None else None
-    codes = np.empty(n_items, dtype=np.int64)  # item code of each item id
-    used = np.flatnonzero(item_id >= 0)
-    codes[item_id[used]] = used
-    item_ids = pl.DataFrame({"item_id": pl.Series(np.arange(n_items), dtype=pl.UInt32),
-                             "i": pl.Series(codes, dtype=pl.UInt32)})
-    return {"item_ids": item_ids, "tables": tables, "split_info": split_info,
-            "lengths": pl.concat(lengths), "time": (time, n_null)}
+    return {"item_id": item_id, "tables": tables, "split_info": split_info, "lengths": lengths, "time": (time, n_null)}
 
 
-def _items_out(item_ids: pl.DataFrame, items: list[Path], cfg: PrepareConfig, workdir: Path) -> list[Path]:
-    """The items table in parts of ITEM_ROWS items, in item_id order: metadata joined and text
-    built one part at a time (the metadata is streamed once, split by part)."""
+def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sum of two histograms of different lengths."""
+    out = np.zeros(max(len(a), len(b)), dtype=np.int64)
+    out[:len(a)] += a
+    out[:len(b)] += b
+    return out
+
+
+def _items_out(item_id: np.ndarray, n_items: int, n_parts: int, cfg: PrepareConfig, workdir: Path) -> list[Path]:
+    """The items table in parts of ITEM_ROWS items, in item_id order: each item part of
+    :func:`_code` joined with its metadata and split by item_id, then each range of item_ids put
+    in order and its text built."""
     joined = workdir / "items-joined"
-    ids = item_ids.select("asin", (pl.col("item_id") // ITEM_ROWS).cast(pl.Int64).alias(_KEY))
-    split_files(items, lambda df: conform_items(df).join(ids, on="asin", how="inner"), joined)
-    schema = conform_items(pl.DataFrame(schema=ITEM_SCHEMA)).schema
+    for g in range(n_parts):
+        names = _names_part(workdir, g)
+        ids = pl.Series("item_id", item_id[names.get_column("i").to_numpy()], dtype=pl.Int32)
+        names = names.select(ids, "asin").filter(pl.col("item_id") >= 0)
+        meta = _meta_part(workdir, g).drop("_has_text")
+        rows = names.join(meta, on="asin", how="left").with_columns((pl.col("item_id") // ITEM_ROWS).alias(_KEY))
+        _split_frame(rows, joined, g)
+    shutil.rmtree(workdir / "meta", ignore_errors=True)
     files = []
-    for part in range(math.ceil(item_ids.height / ITEM_ROWS)):
-        found = _files(joined / f"{part:06d}")
-        meta = pl.read_parquet(found) if found else pl.DataFrame(schema=schema)
-        chunk = item_ids.slice(part * ITEM_ROWS, ITEM_ROWS).join(meta, on="asin", how="left", maintain_order="left")
+    for part in range(math.ceil(n_items / ITEM_ROWS)):
+        chunk = pl.read_parquet(_files(joined / f"{part:06d}")).sort("item_id")
         chunk = (add_text(chunk, cfg.text_template, cfg.text_sep, cfg.text_max_words)
-                 .select(pl.col("item_id").cast(pl.Int32), "asin", "title", "brand", "categories", "price",
-                         "description", pl.coalesce("text", pl.lit("item ") + pl.col("asin")).alias("text")))
+                 .select("item_id", "asin", "title", "brand", "categories", "price", "description",
+                         pl.coalesce("text", pl.lit("item ") + pl.col("asin")).alias("text")))
         files.append(workdir / f"items-{part:06d}.parquet")
         chunk.write_parquet(files[-1], **SCRATCH)
     shutil.rmtree(joined, ignore_errors=True)
-    log.info("prepare: item text built for %s items", f"{item_ids.height:,}")
+    log.info("prepare: item text built for %s items", f"{n_items:,}")
     return files
 
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 TEXT_FIELDS = ("title", "brand", "categories", "price", "description", "text")
@@ -18,14 +20,32 @@ def filled(schema: pl.Schema) -> list[pl.Expr]:
             for c in TEXT_FIELDS]
 
 
-def record(source, *, raw_events: int, n_events: int, n_items: int, lengths: pl.Series,
+def length_histogram(lengths: pl.Series | np.ndarray) -> np.ndarray:
+    """Users per sequence length (index = length), the form :func:`record` takes: one entry per
+    length, not per user, so a streaming engine can add ranges of users up."""
+    return np.bincount(np.asarray(lengths, dtype=np.int64))
+
+
+def _quantile_nearest(hist: np.ndarray, cum: np.ndarray, p: float) -> int:
+    """``Series.quantile(p, "nearest")`` of the lengths that ``hist`` counts: the value at sorted
+    index floor(p (n - 1) + 1/2)."""
+    k = math.floor(p * (int(cum[-1]) - 1) + 0.5)
+    return int(np.searchsorted(cum, k, side="right"))
+
+
+def record(source, *, raw_events: int, n_events: int, n_items: int, lengths: np.ndarray,
            time_range: list[int] | None, timestamps_missing: int, dropped: Counter[str],
            items_filled: dict[str, int], text_stats: dict[str, Any], split_info: dict[str, Any],
            rows: dict[str, int], cold: dict[str, int]) -> dict[str, Any]:
-    """``lengths``: events per user; ``rows``: train/val/test rows; ``cold``: val/test cold rows
-    and the distinct cold test targets (``test_items``)."""
-    n_users = lengths.len()
-    q = {f"p{int(p * 100)}": float(lengths.quantile(p, "nearest")) for p in (0.25, 0.5, 0.75, 0.9, 0.99)}
+    """``lengths``: users per sequence length (:func:`length_histogram`); ``rows``: train/val/test
+    rows; ``cold``: val/test cold rows and the distinct cold test targets (``test_items``)."""
+    cum = np.cumsum(lengths)
+    n_users = int(cum[-1]) if len(cum) else 0
+    if n_users == 0:
+        raise ValueError("no users to summarise")
+    q = {f"p{int(p * 100)}": float(_quantile_nearest(lengths, cum, p)) for p in (0.25, 0.5, 0.75, 0.9, 0.99)}
+    used = np.flatnonzero(lengths)
+    total = int((np.arange(len(lengths)) * lengths).sum())
     return {
         "users": int(n_users),
         "items": int(n_items),
@@ -33,8 +53,7 @@ def record(source, *, raw_events: int, n_events: int, n_items: int, lengths: pl.
         "density": round(n_events / max(1, n_users * n_items), 6),
         "has_timestamps": timestamps_missing == 0,
         "time_range": time_range,
-        "sequence_length": {"min": int(lengths.min()), "mean": round(float(lengths.mean()), 3),
-                            **q, "max": int(lengths.max())},
+        "sequence_length": {"min": int(used[0]), "mean": round(total / n_users, 3), **q, "max": int(used[-1])},
         "source_events": int(raw_events),
         "dropped_rows": {k: int(v) for k, v in dropped.items()},
         "skipped_lines": {k: int(v) for k, v in source.skipped.items()},
