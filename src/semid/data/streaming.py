@@ -79,7 +79,7 @@ def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_it
     if cfg.min_rating is not None and has_rating:
         dropped[f"rating below {cfg.min_rating}"] += valid - rated
     log.info("prepare: %s events read; coding users and items", f"{raw_events:,}")
-    buckets, n_parts = _code(source.events, keep & rating_keep, rated, workdir)
+    buckets, n_parts, n_codes = _code(source.events, keep & rating_keep, rated, workdir)
     log.info("prepare: ordering %d range(s) of users by time", len(buckets))
     n_dups = 0
     for b in buckets:
@@ -96,7 +96,7 @@ def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_it
     log.info("prepare: events in time order%s", f", {n_dups:,} repeated ones dropped" if dedup else "")
     sorted_files = [workdir / f"sorted-{b:06d}.parquet" for b in buckets]
 
-    n_codes = _split_meta(source, cfg, n_parts, workdir)
+    _split_meta(source, cfg, n_parts, workdir)
     alive_i, text_stats = _missing_text(sorted_files, n_codes, n_parts, cfg, workdir, dropped)
     core_files, n_events = _k_core(sorted_files, alive_i, k_user, k_item, workdir, dropped)
     del alive_i
@@ -119,10 +119,10 @@ def _files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.parquet"))
 
 
-def _code(events: list[Path], keep: pl.Expr, n_events: int, workdir: Path) -> tuple[list[int], int]:
+def _code(events: list[Path], keep: pl.Expr, n_events: int, workdir: Path) -> tuple[list[int], int, int]:
     """Integer codes for users and items, and the coded events split into ranges of users of
-    about BUCKET_ROWS events (``coded/<range>/``); returns the range numbers and the number of
-    parts the items were coded in (``item-names/<part>.parquet``: i, asin).
+    about BUCKET_ROWS events (``coded/<range>/``); returns the range numbers, the number of
+    parts the items were coded in (``item-names/<part>.parquet``: i, asin) and of item codes.
 
     A user's code is the file row of its first event, so codes sort users in order of first
     appearance (the order of the outputs). They are found without a table of all user names:
@@ -183,7 +183,7 @@ def _code(events: list[Path], keep: pl.Expr, n_events: int, workdir: Path) -> tu
     split_files(_files(workdir / "names-hash"), by_range, workdir / "names")
     shutil.rmtree(workdir / "names-hash")
     log.info("prepare: events coded, in %d ranges of users", starts.len())
-    return list(range(starts.len())), n_hash
+    return list(range(starts.len())), n_hash, n_items
 
 
 def _take_part(path: Path) -> pl.DataFrame | None:
@@ -223,13 +223,12 @@ def _split_frame(df: pl.DataFrame, folder: Path, j: int) -> None:
         part.write_parquet(folder / f"{k:06d}" / f"{j:07d}.parquet", **SCRATCH)
 
 
-def _split_meta(source: StreamSource, cfg: PrepareConfig, n_parts: int, workdir: Path) -> int:
+def _split_meta(source: StreamSource, cfg: PrepareConfig, n_parts: int, workdir: Path) -> None:
     """The metadata, conformed, with a ``_has_text`` flag, split into the item parts of
-    :func:`_code` (``meta/<part>/``); returns the number of item codes."""
+    :func:`_code` (``meta/<part>/``)."""
     has_text = has_any_text(pl.DataFrame(schema=ITEM_SCHEMA), cfg.text_template).alias("_has_text")
     split_files(source.items, lambda df: conform_items(df).filter(pl.col("asin").is_not_null())
                 .with_columns(has_text, item_part(pl.col("asin"), n_parts)), workdir / "meta", rows=META_ROWS)
-    return sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in _files(workdir / "item-names"))
 
 
 def _meta_part(workdir: Path, g: int, columns: list[str] | None = None) -> pl.DataFrame:

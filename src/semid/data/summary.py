@@ -26,9 +26,9 @@ def length_histogram(lengths: pl.Series | np.ndarray) -> np.ndarray:
     return np.bincount(np.asarray(lengths, dtype=np.int64))
 
 
-def _quantile_nearest(hist: np.ndarray, cum: np.ndarray, p: float) -> int:
-    """``Series.quantile(p, "nearest")`` of the lengths that ``hist`` counts: the value at sorted
-    index floor(p (n - 1) + 1/2)."""
+def _quantile_nearest(cum: np.ndarray, p: float) -> int:
+    """``Series.quantile(p, "nearest")`` of the lengths whose histogram sums to ``cum``: the value
+    at sorted index floor(p (n - 1) + 1/2)."""
     k = math.floor(p * (int(cum[-1]) - 1) + 0.5)
     return int(np.searchsorted(cum, k, side="right"))
 
@@ -43,7 +43,7 @@ def record(source, *, raw_events: int, n_events: int, n_items: int, lengths: np.
     n_users = int(cum[-1]) if len(cum) else 0
     if n_users == 0:
         raise ValueError("no users to summarise")
-    q = {f"p{int(p * 100)}": float(_quantile_nearest(lengths, cum, p)) for p in (0.25, 0.5, 0.75, 0.9, 0.99)}
+    q = {f"p{int(p * 100)}": float(_quantile_nearest(cum, p)) for p in (0.25, 0.5, 0.75, 0.9, 0.99)}
     used = np.flatnonzero(lengths)
     total = int((np.arange(len(lengths)) * lengths).sum())
     return {
