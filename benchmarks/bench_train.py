@@ -10,11 +10,16 @@ the same run (1 thread, fp32, its default batch size):
 * twice the batch size (``batch_size=2×``: fewer, larger steps);
 * SASRec only: a sampled softmax of 1,024 negatives (``negatives=1024``) instead of the full one.
 
+With ``--accelerator gpu`` the settings are a GPU's (figures go to ``train_gpu.json`` / ``.md``):
+the default there (``precision=auto``: bf16 autocast), fp32, four times the batch size, and TIGER's
+``paper`` preset (the 4 + 4-layer bidirectional model whose 200k steps the paper trained) in bf16
+and fp32; the ratio is to the model's GPU default measured in the same run.
+
 Throughput is the training loop's own ``train/examples_per_s`` (targets seen / time since the first
 step) from ``logs/metrics.csv`` at the last step; validation never runs (the steps end within the
 first epoch). The benchmark's model folders (``RUN/models/bench-*``) are removed afterwards.
 
-Usage: ``python benchmarks/bench_train.py --run runs/beauty-ids [--steps 150]`` (a run folder with
+Usage: ``python benchmarks/bench_train.py --run runs/beauty-ids [--steps 150] [--accelerator gpu]`` (a run folder with
 ``data/`` and Semantic IDs, ``--ids rqvae-3x256`` by default: ``semid run`` or ``semid ids train``). Figures go to
 ``benchmarks/results/train.json`` and ``train.md``; the machine's load is recorded beside them.
 """
@@ -38,9 +43,16 @@ SETTINGS = {
     "tiger": [("1 thread, fp32 (default)", {}), ("2 threads", {"threads": 2}),
               ("bf16 autocast", {"precision": "bf16-mixed"}), ("batch ×2", {"batch_size": "x2"})],
 }
+GPU_SETTINGS = {
+    "sasrec": [("bf16 autocast (default: precision=auto)", {}), ("fp32", {"precision": "32"}),
+               ("batch ×4", {"batch_size": "x4"})],
+    "tiger": [("cpu preset, bf16 autocast (default)", {}), ("cpu preset, fp32", {"precision": "32"}),
+              ("cpu preset, batch ×4", {"batch_size": "x4"}), ("paper preset, bf16 autocast", {"preset": "paper"}),
+              ("paper preset, fp32", {"preset": "paper", "precision": "32"})],
+}
 
 
-def one(kind: str, run: str, steps: int, overrides: dict, name: str, ids: str) -> dict:
+def one(kind: str, run: str, steps: int, overrides: dict, name: str, ids: str, accelerator: str = "cpu") -> dict:
     import polars as pl
 
     from semid.models import registry
@@ -48,15 +60,19 @@ def one(kind: str, run: str, steps: int, overrides: dict, name: str, ids: str) -
 
     spec = registry.get(kind)
     extra = {"preset": "cpu", "ids": ids} if kind == "tiger" else {}
+    extra |= {k: v for k, v in overrides.items() if k == "preset"}
+    overrides = {k: v for k, v in overrides.items() if k != "preset"}
     default = spec.config(**extra)
-    if overrides.get("batch_size") == "x2":
-        overrides = overrides | {"batch_size": 2 * default.batch_size}
-    cfg = spec.config(**extra, **({"threads": 1} | overrides), max_steps=steps, max_epochs=1000, name=name)
+    if str(overrides.get("batch_size", "")).startswith("x"):
+        overrides = overrides | {"batch_size": int(overrides["batch_size"][1:]) * default.batch_size}
+    base = {"threads": 1} if accelerator == "cpu" else {"accelerator": accelerator}
+    cfg = spec.config(**extra, **(base | overrides), max_steps=steps, max_epochs=1000, name=name)
     folder = model_stage.train(kind, cfg, run, force=True)
     log = pl.read_csv(next((folder / "logs").rglob("metrics.csv"))).drop_nulls("train/examples_per_s")
     meta = json.loads((folder / "config.json").read_text())["training"]
     return {"examples_per_s": round(float(log["train/examples_per_s"][-1]), 1), "steps": meta["steps"],
-            "batch_size": cfg.batch_size, "train_wall_s": meta["train_wall_s"]}
+            "batch_size": cfg.batch_size, "train_wall_s": meta["train_wall_s"], "precision": meta["precision"],
+            "device": meta["device"]}
 
 
 def main() -> None:
@@ -65,21 +81,23 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--models", default="sasrec,tiger")
     ap.add_argument("--ids", default="rqvae-3x256", help="TIGER's Semantic IDs: a folder under RUN/ids")
+    ap.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu", help="gpu: the GPU settings (train_gpu.json)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    settings = GPU_SETTINGS if a.accelerator == "gpu" else SETTINGS
     if a.steps < 50:
         ap.error("--steps must be at least 50: the training loop logs its throughput every 50 steps")
     if a.one:
         kind, name, overrides = json.loads(a.one)
-        print(json.dumps(one(kind, a.run, a.steps, overrides, name, a.ids)))
+        print(json.dumps(one(kind, a.run, a.steps, overrides, name, a.ids, a.accelerator)))
         return
     rows = []
     for kind in a.models.split(","):
-        for i, (label, overrides) in enumerate(SETTINGS[kind]):
+        for i, (label, overrides) in enumerate(settings[kind]):
             name = f"bench-{kind}-{i}"
             load = round(os.getloadavg()[0], 2)
             out = subprocess.run([sys.executable, __file__, "--run", a.run, "--steps", str(a.steps), "--ids", a.ids,
-                                  "--one", json.dumps([kind, name, overrides])], capture_output=True, text=True,
+                                  "--accelerator", a.accelerator, "--one", json.dumps([kind, name, overrides])], capture_output=True, text=True,
                                  env=os.environ | {"SEMID_PROGRESS": "0"})
             shutil.rmtree(Path(a.run) / "models" / name, ignore_errors=True)
             if out.returncode:
@@ -90,12 +108,22 @@ def main() -> None:
     for r in rows:
         base = next(b for b in rows if b["model"] == r["model"])
         r["ratio_to_default"] = round(r["examples_per_s"] / base["examples_per_s"], 2)
+    gpu = gpu_name() if a.accelerator == "gpu" else None
     record.write(
-        "train", f"Training throughput on {a.run}'s training sequences, {a.steps} steps a setting, next-item "
-        f"targets per second from the training loop's log (TIGER: cpu preset on {a.ids} IDs; SASRec: full-softmax CE)",
+        "train_gpu" if gpu else "train", f"Training throughput on {a.run}'s training sequences, {a.steps} steps a setting, next-item "
+        f"targets per second from the training loop's log (TIGER: {'presets as named' if gpu else 'cpu preset'} on {a.ids} IDs; "
+        f"SASRec: full-softmax CE){f', on one {gpu}' if gpu else ''}",
         rows, ["model", "setting", "batch", "targets/s", "ratio to default", "load at start"],
         [[r["model"], r["setting"], r["batch_size"], r["examples_per_s"], f"{r['ratio_to_default']}×",
-          r["loadavg_1min_start"]] for r in rows])
+          r["loadavg_1min_start"]] for r in rows], note=f", {gpu}" if gpu else "", **({"gpu": gpu} if gpu else {}))
+
+
+def gpu_name() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--accelerator gpu: torch sees no GPU")
+    return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
 
 
 if __name__ == "__main__":

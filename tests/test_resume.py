@@ -103,3 +103,24 @@ def test_the_paper_preset_runs_unchanged_on_cpu_for_a_few_steps_and_resumes(toy)
     res = CliRunner().invoke(app, [*base, "max_steps=5", "--resume"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert json.loads((folder / "config.json").read_text())["training"]["steps"] == 5
+
+
+def test_a_step_budget_run_resumed_at_an_epoch_end_trains_the_next_epoch(toy):
+    """With a step budget (max_steps set, as in the paper preset) Lightning restored a checkpoint
+    written at an epoch's end as a restart inside that finished epoch, and the resumed run counted
+    the next epoch as trained without a single step in it. One epoch, stop, --resume to two must
+    equal two epochs in one go, step for step and metric for metric."""
+    out, _ = toy
+    budget = ["max_steps=100000", "max_epochs=2"]
+    straight = subprocess.run(train(out, "steps-straight", *budget), capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    first = subprocess.run(train(out, "steps-cut", "max_steps=100000", "max_epochs=1"), capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    one = json.loads((out / "models" / "steps-cut" / "config.json").read_text())["training"]
+    resumed = subprocess.run(train(out, "steps-cut", *budget, "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    both = {name: json.loads((out / "models" / name / "config.json").read_text())["training"]
+            for name in ("steps-straight", "steps-cut")}
+    assert both["steps-cut"]["steps"] == 2 * one["steps"] == both["steps-straight"]["steps"]
+    assert both["steps-cut"]["epochs"] == 2
+    assert metrics(out, "steps-cut") == metrics(out, "steps-straight")

@@ -168,6 +168,7 @@ class SemidModule(L.LightningModule):
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        finish_epoch(checkpoint, self.cfg.max_steps)
         self.trained_before_s = float(checkpoint.get("train_s") or 0.0)
         self.resumed_untimed = "train_s" not in checkpoint
         rng = checkpoint.get("rng") or {}
@@ -215,6 +216,32 @@ class SemidModule(L.LightningModule):
         padded[:len(r)] = torch.as_tensor(r, dtype=torch.int64)
         every = self.all_gather(padded).cpu().numpy()
         return np.concatenate([row[:n] for row, n in zip(every, sizes)])
+
+
+def finish_epoch(checkpoint: dict[str, Any], max_steps: int) -> bool:
+    """Mark a checkpoint written at an epoch's end (after its last batch and its validation) as a
+    finished epoch, so that a resumed run starts the next epoch at its first batch.
+
+    Lightning (2.6, its issue 19617's family) restores such a checkpoint of a run with a step
+    budget (``max_steps`` set, as the ``paper`` preset's) as a restart inside the epoch whose
+    batches are all done: the next epoch then counts as trained with no step in it, so every
+    resume silently lost one epoch. An epoch-budget run (``max_steps`` of the resumed run ≤ 0)
+    restores it correctly and is left as it is. Returns whether the checkpoint was changed (in
+    place, before Lightning reads its loops).
+    """
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    epochs, batches = loop.get("epoch_progress"), loop.get("epoch_loop.batch_progress")
+    if not epochs or not batches or max_steps <= 0:
+        return False
+    total = epochs["total"]
+    at_end = batches.get("is_last_batch") and total["processed"] == total["started"] == total["completed"] + 1
+    if not at_end:
+        return False
+    for part in ("total", "current"):
+        epochs[part]["completed"] = epochs[part]["processed"]
+    batches["current"] = {key: 0 for key in batches["current"]}
+    batches["is_last_batch"] = False
+    return True
 
 
 def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path, *, resume: bool = False,
@@ -296,7 +323,7 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
             "epochs": trainer.current_epoch, "steps": trainer.global_step,
             "train_wall_s": round(module.train_seconds(), 1), **resumed_at(module, ckpt_path), "started": started,
             "stopped_by": stopped, "precision": precision(cfg),
-            "device": str(module.device), "processes": trainer.world_size, "threads": torch.get_num_threads()}
+            "device": str(trainer.strategy.root_device), "processes": trainer.world_size, "threads": torch.get_num_threads()}
 
 
 def resumed_at(module: SemidModule, ckpt_path: str | None) -> dict[str, float]:
