@@ -130,7 +130,7 @@ class TrainerConfig(ModelConfig):
     val_every: int = Field(1, ge=1, description="validate every this many epochs")
     val_users: int = Field(10_000, ge=0, description="validation users per check (0 = all): one fixed sample, the same for every model and seed")
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
-        "auto", description="auto: bf16 on a GPU that has it, else fp16 on GPU, 32 on CPU")
+        "auto", description="auto: 32 on CPU and GPU (these small models train faster in fp32 on a GPU too: docs/scaling.md)")
     accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="where to train")
     loggers: list[Literal["tensorboard", "mlflow"]] = Field(
         default_factory=list, description="training curves beyond logs/metrics.csv (always written): tensorboard "
