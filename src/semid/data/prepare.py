@@ -28,7 +28,7 @@ from semid.core import artifacts
 from semid.core.errors import DataError
 from semid.core.log import log
 from semid.core.run import RunFolder
-from semid.data import filtering, split, streaming, summary
+from semid.data import filtering, parts, split, streaming, summary
 from semid.data.config import PrepareConfig
 from semid.data.datasets import resolve
 from semid.data.itemtext import add_text, has_any_text
@@ -68,7 +68,7 @@ def run(cfg: PrepareConfig, run_dir: Path, *, data_dir: Path | None = None, path
                 stats, tables = streaming.build(source, cfg, out, k_user, k_item, cfg.resolved_dedup(fmt), work)
                 for name, table in tables.items():
                     log.info("prepare: writing %s", name)
-                    streaming.write(out, name, table, cfg.write_csv)
+                    parts.write(out, name, table, cfg.write_csv)
             else:
                 dedup = cfg.resolved_dedup(fmt)
                 if source.upstream:  # cleaned by the Spark job: its settings (checked by the reader) hold

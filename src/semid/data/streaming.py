@@ -18,7 +18,7 @@ the events themselves:
 5. the ranges are read once more in order: final ids, positions and the splits, appended as
    Parquet parts; validation and test rows learn ``cold`` once the training items are known;
    the item text is built in parts of :data:`ITEM_ROWS` items; the parts become the output
-   files through streaming sinks (Parquet and CSV), written atomically.
+   files one part at a time (Parquet and CSV, written atomically: :mod:`semid.data.parts`).
 
 Polars' own streaming group-by, unique and partitioned sink on string columns hold memory in
 proportion to the rows, not to the groups, on polars 2.1; that is why steps 2 and 5 split and
@@ -37,16 +37,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from semid.core import artifacts
 from semid.core.errors import DataError
 from semid.core.log import log
 from semid.data import filtering, split, summary
 from semid.data.config import PrepareConfig
 from semid.data.itemtext import add_text, has_any_text
+from semid.data.parts import Parts
 from semid.data.source import ITEM_SCHEMA, SCRATCH, Source, StreamSource, batches, conform_items
 
 BUCKET_ROWS = 1_000_000  # events of one range of users, sorted and split in memory
-ITEM_ROWS = 100_000  # items whose text is built at once
+ITEM_ROWS = 25_000  # items whose text is built, and written, at once (a few hundred bytes each)
 META_ROWS = 1 << 16  # metadata rows read at once (long descriptions: a few hundred bytes each)
 STREAMING = "streaming"
 _BINS = 1 << 16  # histogram bins of the exact quantile of timestamps
@@ -63,7 +63,7 @@ def from_source(source: Source, workdir: Path) -> StreamSource:
 
 
 def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_item: int, dedup: bool,
-          workdir: Path) -> tuple[dict[str, Any], dict[str, pl.DataFrame | pl.LazyFrame]]:
+          workdir: Path) -> tuple[dict[str, Any], dict[str, Parts]]:
     """Prepare ``source`` into ``out``; returns the stats of :func:`semid.data.prepare.build`."""
     dropped: Counter[str] = Counter()
     events = pl.scan_parquet(source.events, row_index_name="_order")
@@ -105,10 +105,10 @@ def build(source: StreamSource, cfg: PrepareConfig, out: Path, k_user: int, k_it
     parts = _final(core_files, n_codes, cfg, workdir)
     item_id = parts.pop("item_id")  # over the item codes; -1: not in the outputs
     n_items = int((item_id >= 0).sum())
-    items_out = pl.scan_parquet(_items_out(item_id, n_items, n_parts, cfg, workdir))
+    items_out = Parts(_items_out(item_id, n_items, n_parts, cfg, workdir))
     del item_id
-    tables: dict[str, pl.DataFrame | pl.LazyFrame] = {"items": items_out, **parts["tables"]}
-    stats = _stats(source, raw_events, n_events, n_items, items_out, tables, dropped, text_stats,
+    tables = {"items": items_out, **parts["tables"]}
+    stats = _stats(source, raw_events, n_events, n_items, tables, dropped, text_stats,
                    parts["split_info"], parts["lengths"], parts["time"])
     stats["k_core"] = {"users": k_user, "items": k_item}
     stats["dedup"] = dedup
@@ -390,12 +390,12 @@ def _final(core_files: list[Path], n_item_codes: int, cfg: PrepareConfig, workdi
         split_info |= split.held_out_info(held, cfg.holdout_items_share, removed)
     seen_ids = pl.Series(np.flatnonzero(seen), dtype=pl.Int32)
 
-    def cold(name: str) -> pl.LazyFrame:
-        return pl.scan_parquet(written[name]).with_columns(~pl.col("target").is_in(seen_ids.implode()).alias("cold"))
+    def cold(df: pl.DataFrame) -> pl.DataFrame:
+        return df.with_columns(~pl.col("target").is_in(seen_ids.implode()).alias("cold"))
 
-    tables = {"users": pl.scan_parquet(written["users"]), "interactions": pl.scan_parquet(written["interactions"]),
-              "train": pl.scan_parquet(written["train"] + written["train_short"]),
-              "val": cold("val"), "test": cold("test")}
+    tables = {"users": Parts(written["users"]), "interactions": Parts(written["interactions"]),
+              "train": Parts(written["train"] + written["train_short"]),
+              "val": Parts(written["val"], cold), "test": Parts(written["test"], cold)}
     time = [int(t_min), int(t_max)] if t_min is not None else None
     return {"item_id": item_id, "tables": tables, "split_info": split_info, "lengths": lengths, "time": (time, n_null)}
 
@@ -468,33 +468,25 @@ def _lower_quantile(ts: pl.LazyFrame, q: float) -> int:
     return int(values[k - below])
 
 
-def _stats(source: StreamSource, raw_events: int, n_events: int, n_items: int, items: pl.LazyFrame,
-           tables: dict[str, pl.DataFrame | pl.LazyFrame], dropped: Counter[str], text_stats: dict[str, Any],
-           split_info: dict[str, Any], lengths: pl.Series, time: tuple[list[int] | None, int]) -> dict[str, Any]:
-    """The stats of :func:`semid.data.prepare._stats`, from counts and scans of the parts."""
-    queries = [items.select(summary.filled(items.collect_schema())),
-               *[tables[n].select(pl.len()) for n in ("train", "val", "test")],
-               *[tables[n].select(pl.col("cold").sum()) for n in ("val", "test")],
-               tables["test"].filter("cold").select(pl.col("target").n_unique())]
-    filled, train, val, test, val_cold, test_cold, cold_items = pl.collect_all(queries, engine=STREAMING)
+def _stats(source: StreamSource, raw_events: int, n_events: int, n_items: int, tables: dict[str, Parts],
+           dropped: Counter[str], text_stats: dict[str, Any], split_info: dict[str, Any], lengths: np.ndarray,
+           time: tuple[list[int] | None, int]) -> dict[str, Any]:
+    """The stats of :func:`semid.data.prepare._stats`, summed over the parts of each table."""
+    filled: Counter[str] = Counter()
+    for df in tables["items"].frames():
+        filled.update(df.select(summary.filled(df.schema)).row(0, named=True))
+    rows, cold, cold_items = {}, {}, np.zeros(n_items, dtype=bool)
+    for name in ("train", "val", "test"):
+        rows[name] = cold[name] = 0
+        for df in tables[name].frames():
+            rows[name] += df.height
+            if name != "train":
+                cold[name] += int(df.get_column("cold").sum())
+            if name == "test":
+                cold_items[df.filter("cold").get_column("target").to_numpy()] = True
     time_range, n_null = time
     return summary.record(
         source, raw_events=raw_events, n_events=n_events, n_items=n_items, lengths=lengths,
-        time_range=time_range, timestamps_missing=n_null, dropped=dropped, items_filled=filled.row(0, named=True),
-        text_stats=text_stats, split_info=split_info,
-        rows={"train": train.item(), "val": val.item(), "test": test.item()},
-        cold={"val": val_cold.item(), "test": test_cold.item(), "test_items": cold_items.item()})
-
-
-def write(out: Path, name: str, table: pl.DataFrame | pl.LazyFrame, csv: bool) -> None:
-    """Write one output table atomically, as Parquet (and CSV), through streaming sinks."""
-    lf = table.lazy()
-    with artifacts.atomic_path(out / f"{name}.parquet") as tmp:
-        lf.sink_parquet(tmp, engine=STREAMING)
-    if csv:
-        schema = lf.collect_schema()
-        flat = pl.scan_parquet(out / f"{name}.parquet").with_columns(
-            [pl.col(c).cast(pl.List(pl.String)).list.join(" > " if c == "categories" else " ")
-             for c, t in schema.items() if isinstance(t, pl.List)])
-        with artifacts.atomic_path(out / f"{name}.csv") as tmp:
-            flat.sink_csv(tmp, engine=STREAMING)
+        time_range=time_range, timestamps_missing=n_null, dropped=dropped, items_filled=dict(filled),
+        text_stats=text_stats, split_info=split_info, rows=rows,
+        cold={"val": cold["val"], "test": cold["test"], "test_items": int(cold_items.sum())})
