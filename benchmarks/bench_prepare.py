@@ -23,8 +23,9 @@ cache, given back under memory pressure) count in the RSS.
 
 Usage: ``python benchmarks/bench_prepare.py --format amazon2018 --sizes 5000000,20000000
 [--kinds reader,prepare,baseline] [--workdir DIR]``. Figures go to
-``benchmarks/results/prepare.json``; a run replaces the rows of its (format, size, kind) and
-keeps the others, so sizes can be measured one at a time.
+``benchmarks/results/prepare.json`` and its table ``prepare.md`` (``--table`` rewrites the table
+from the JSON alone); a run replaces the rows of its (format, size, kind) and keeps the others,
+so sizes can be measured one at a time.
 """
 
 from __future__ import annotations
@@ -249,7 +250,11 @@ def main() -> None:
                     help=f"comma-separated measurements, of {', '.join(CHILD)}")
     ap.add_argument("--workdir", type=Path, help="where to write the generated files (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--table", action="store_true", help="only rewrite the Markdown table from --out's JSON")
     args = ap.parse_args()
+    if args.table:
+        write_table(args.out, json.loads(args.out.read_text())["runs"])
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     kinds = args.kinds.split(",")
     unknown = set(kinds) - set(CHILD)
@@ -271,8 +276,8 @@ def main() -> None:
         row.update({"format": args.format, "reviews": n, "gz_mb": round(size_mb, 1),
                     "command": " ".join([Path(sys.executable).name, *sys.argv])})
         row.pop("reader_vs_baseline", None)
-        for kind in kinds:
-            row[kind] = measure(kind, folder, n, args.format)
+        for kind in kinds:  # each measurement keeps its own command and date: a row mixes runs
+            row[kind] = measure(kind, folder, n, args.format) | {"command": row["command"], "date": time.strftime("%Y-%m-%d %H:%M")}
             print(args.format, n, kind, row[kind], flush=True)
         for kind in ("reader", "prepare", "prepare_memory"):
             if "seconds" in row.get(kind, {}) and "seconds" in row.get("baseline", {}):
@@ -298,7 +303,34 @@ def write_results(out: Path, runs: dict) -> None:
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(out)
+    write_table(out, result["runs"])
     print(f"wrote {out}", flush=True)
+
+
+KIND_LABELS = {"reader": "reader (streaming)", "prepare": "prepare stage, streaming",
+               "prepare_memory": "prepare stage, in memory", "baseline": "baseline: json.loads + pandas"}
+
+
+def write_table(out: Path, runs: list[dict]) -> None:
+    """``<out>.md``: one row per (release, size, kind) measured, and each kind's ratio to the baseline
+    measured on the same file."""
+    head = ["release", "reviews", "gz MB", "", "wall s", "reviews/s", "CPU s", "peak heap MB", "peak RSS MB",
+            "load (1 min) before", "vs baseline: wall, CPU"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in runs:
+        for kind, label in KIND_LABELS.items():
+            m = r.get(kind)
+            if not m or "seconds" not in m:
+                continue
+            ratio = r.get(f"{kind}_vs_baseline")
+            cells = [r.get("format", "amazon2018")[-4:], f"{r['reviews'] // 1_000_000}M", f"{r['gz_mb']:,.0f}", label,
+                     f"{m['seconds']:.1f}", f"{m['reviews_per_s'] / 1000:.0f}k", f"{m['cpu_seconds']:.1f}",
+                     f"{m['peak_anon_rss_mb']:,.0f}", f"{m['peak_rss_mb']:,.0f}", f"{m['loadavg_before'][0]}",
+                     f"{ratio['speedup_wall']}×, {ratio['speedup_cpu']}×" if ratio else ""]
+            lines.append("| " + " | ".join(cells) + " |")
+    text = (f"# Preparing generated Amazon reviews (`benchmarks/bench_prepare.py`)\n\nFrom `{out.name}`; each row's "
+            "command, load and versions are there.\n\n" + "\n".join(lines) + "\n")
+    out.with_suffix(".md").write_text(text)
 
 
 if __name__ == "__main__":
