@@ -35,10 +35,6 @@ class Parts:
             df = pl.read_parquet(path)
             yield df if self.step is None else self.step(df)
 
-    def collect(self) -> pl.DataFrame:
-        """The whole table (for tests and small inputs)."""
-        return pl.concat(list(self.frames()), how="vertical")
-
 
 def write(out: Path, name: str, table: Parts, csv: bool) -> None:
     """Write ``out/<name>.parquet`` (and ``.csv``: lists joined, as the in-memory engine writes
