@@ -12,7 +12,7 @@ epoch's wall seconds with its validation, the validation's share, and validation
 Expected time of the schedule: ``max_steps / steps per epoch`` epochs at the measured seconds per
 epoch, validation included; the preset's early stopping (patience 10) can only shorten it.
 
-Usage: ``python benchmarks/bench_tiger_paper.py --run runs/beauty-ids [--accelerator gpu] [--epochs 1]``
+Usage: ``python benchmarks/bench_tiger_paper.py --run runs/beauty-ids [--accelerator gpu] [--epochs 1] [--precision 32]``
 (a run folder with ``data/`` and Semantic IDs). Figures go to ``benchmarks/results/tiger_paper_<accelerator>.json``
 and ``.md``; the model folder (``RUN/models/bench-paper``) is removed afterwards unless ``--keep``.
 """
@@ -50,12 +50,15 @@ def main() -> None:
     ap.add_argument("--ids", default="rqvae-3x256", help="a folder under RUN/ids")
     ap.add_argument("--accelerator", choices=["cpu", "gpu"], default="gpu")
     ap.add_argument("--epochs", type=int, default=1, help="epochs before the stop, and again after the resume")
+    ap.add_argument("--precision", choices=["auto", "32", "bf16-mixed", "16-mixed"], default="auto",
+                    help="training precision; other than auto, the record's name says it (tiger_paper_gpu_32)")
     ap.add_argument("--keep", action="store_true", help="keep RUN/models/bench-paper")
     a = ap.parse_args()
     spec = registry.get("tiger")
 
     def cfg(epochs: int):
-        return spec.config(preset="paper", ids=a.ids, accelerator=a.accelerator, max_epochs=epochs, name=NAME)
+        return spec.config(preset="paper", ids=a.ids, accelerator=a.accelerator, max_epochs=epochs, name=NAME,
+                           precision=a.precision)
 
     first = phase(a.run, cfg(a.epochs), resume=False)
     second = phase(a.run, cfg(2 * a.epochs), resume=True)
@@ -80,7 +83,7 @@ def main() -> None:
     if not a.keep:
         shutil.rmtree(f"{a.run}/models/{NAME}", ignore_errors=True)
     where = f"one {gpu}" if gpu else "the CPU"
-    record.write(f"tiger_paper_{a.accelerator}",
+    record.write(f"tiger_paper_{a.accelerator}" + ("" if a.precision == "auto" else f"_{a.precision}"),
                  f"TIGER's paper preset on {a.run} ({a.ids}) on {where}: {a.epochs} epoch(s), a stop, then --resume for "
                  f"{a.epochs} more; expected time of its {max_steps:,} steps: {hours:.1f} h ({steps_per_epoch:.0f} steps and "
                  f"{epoch_s:.0f} s an epoch, validation on every validation user included)",
