@@ -58,9 +58,7 @@ def precision(cfg: TrainerConfig) -> str:
     trained SASRec-CE 2.9x and TIGER's cpu preset 2.5x faster, ``benchmarks/results/train_gpu.md``);
     on a CPU without bf16 units autocast is 5-8x slower. ``bf16-mixed`` / ``16-mixed`` stay a
     choice for wider models."""
-    if cfg.precision != "auto":
-        return cfg.precision if cfg.precision != "32" else "32-true"
-    return "32-true"
+    return "32-true" if cfg.precision in ("auto", "32") else cfg.precision
 
 
 def sample(n: int, k: int | None, seed: int) -> np.ndarray:

@@ -30,10 +30,21 @@ class Parts:
     files: list[Path]
     step: Callable[[pl.DataFrame], pl.DataFrame] | None = None
 
-    def frames(self) -> Iterator[pl.DataFrame]:
+    def frames(self, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """Each part's output rows; ``columns``: read only these (``step`` must need no other)."""
         for path in self.files:
-            df = pl.read_parquet(path)
+            df = pl.read_parquet(path, columns=columns)
             yield df if self.step is None else self.step(df)
+
+    def height(self) -> int:
+        """Rows in the part files, from their metadata (the engine's steps add columns, never rows)."""
+        return sum(pq.read_metadata(path).num_rows for path in self.files)
+
+
+def flat_lists(df: pl.DataFrame) -> pl.DataFrame:
+    """List columns joined into strings for CSV (categories by " > ", others by spaces)."""
+    return df.with_columns([pl.col(c).cast(pl.List(pl.String)).list.join(" > " if c == "categories" else " ")
+                            for c, t in df.schema.items() if isinstance(t, pl.List)])
 
 
 def write(out: Path, name: str, table: Parts, csv: bool) -> None:
@@ -52,7 +63,6 @@ def write(out: Path, name: str, table: Parts, csv: bool) -> None:
                 writer.write_table(arrow, row_group_size=ROW_GROUP)
             del arrow
             if text is not None:
-                df.with_columns([pl.col(c).cast(pl.List(pl.String)).list.join(" > " if c == "categories" else " ")
-                                 for c, t in df.schema.items() if isinstance(t, pl.List)]).write_csv(text, include_header=k == 0)
+                flat_lists(df).write_csv(text, include_header=k == 0)
         if writer is None:
             raise ValueError(f"{name}: a table of no parts")  # the streaming engine always has one

@@ -206,10 +206,8 @@ def _write(out: Path, name: str, df: pl.DataFrame, csv: bool) -> None:
     with artifacts.atomic_path(out / f"{name}.parquet") as tmp:
         df.write_parquet(tmp)
     if csv:
-        flat = df.with_columns([pl.col(c).cast(pl.List(pl.String)).list.join(" > " if c == "categories" else " ")
-                                for c, t in df.schema.items() if isinstance(t, pl.List)])
         with artifacts.atomic_path(out / f"{name}.csv") as tmp:
-            flat.write_csv(tmp)
+            parts.flat_lists(df).write_csv(tmp)
 
 
 def _stat(path: Path) -> dict[str, int]:

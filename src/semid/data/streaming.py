@@ -473,15 +473,14 @@ def _stats(source: StreamSource, raw_events: int, n_events: int, n_items: int, t
            time: tuple[list[int] | None, int]) -> dict[str, Any]:
     """The stats of :func:`semid.data.prepare._stats`, summed over the parts of each table."""
     filled: Counter[str] = Counter()
-    for df in tables["items"].frames():
+    for df in tables["items"].frames(list(summary.TEXT_FIELDS)):
         filled.update(df.select(summary.filled(df.schema)).row(0, named=True))
-    rows, cold, cold_items = {}, {}, np.zeros(n_items, dtype=bool)
-    for name in ("train", "val", "test"):
+    rows, cold, cold_items = {"train": tables["train"].height()}, {}, np.zeros(n_items, dtype=bool)
+    for name in ("val", "test"):
         rows[name] = cold[name] = 0
-        for df in tables[name].frames():
+        for df in tables[name].frames(["target"]):
             rows[name] += df.height
-            if name != "train":
-                cold[name] += int(df.get_column("cold").sum())
+            cold[name] += int(df.get_column("cold").sum())
             if name == "test":
                 cold_items[df.filter("cold").get_column("target").to_numpy()] = True
     time_range, n_null = time
