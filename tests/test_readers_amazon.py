@@ -261,3 +261,38 @@ def test_bad_metadata_line_of_a_reviewed_item(tmp_path):
 ])
 def test_clean_html(raw, clean):
     assert clean_html(raw) == clean
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"asin": "B1", "title": "Caf\xc3\xa9 &amp; Tea", "price": 3.5, "category": ["A", "B"]}',
+    b'{"asin": "B1", "price": NaN, "title": "x"}',          # orjson refuses NaN; json reads it
+    b'{"asin": "B1", "title": "broken \\ud8bf escape"}',     # a lone surrogate
+    b'{"asin": "B1", "title": "bad \xff byte"}',             # invalid UTF-8: replaced
+    b"{'asin': 'B1', 'title': 'a Python literal'}",          # 2014 metadata
+    b'{"asin": "B1", "title": "dup", "title": "last wins"}',
+])
+def test_meta_line_parses_as_json_and_literal_eval_do(raw):
+    """The fast JSON parser gives what ``json.loads`` (then ``ast.literal_eval``) gives, or hands
+    the line to them: no metadata line reads differently for the speed-up."""
+    import ast
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        slow = json.loads(text)
+    except ValueError:
+        slow = ast.literal_eval(text.strip())
+    fast = amazon._parse_meta_line(raw)
+    assert repr(fast) == repr(slow)  # repr: NaN != NaN, and surrogates must match too
+    assert amazon._fields_2018(fast) == amazon._fields_2018(slow)
+
+
+def test_cached_field_cleaning_hands_out_fresh_lists():
+    """Categories and prices are cleaned once per distinct value; a caller changing its list must
+    not change what the next item gets."""
+    first = amazon._categories(["Beauty", " Skin &amp; Care ", "Beauty"])
+    assert first == ["Beauty", "Skin & Care"]
+    first.append("changed")
+    assert amazon._categories(["Beauty", " Skin &amp; Care ", "Beauty"]) == ["Beauty", "Skin & Care"]
+    assert amazon._categories([["Beauty", "Skin"], ["Beauty"]]) == ["Beauty", "Skin"]  # 2014: lists of lists
+    assert amazon._price("$1,299.00") == amazon._price("$1,299.00") == "$1,299.00"
+    assert amazon._price("call for price") is None and amazon._price(4) == "$4.00"
+    assert amazon._text(["one", "two"]) == "one two" and amazon._text(["one", None, 3]) == "one 3"

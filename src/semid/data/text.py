@@ -32,10 +32,11 @@ def clean_html(s: str | None) -> str | None:
     if s is None:
         return None
     s = str(s)
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from a broken JSON escape ("\ud8bf"): replace it
-        s = s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if not s.isascii():  # ASCII (most values) encodes; only other text can hold a lone surrogate
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a broken JSON escape ("\ud8bf"): replace it
+            s = s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if "<" not in s and ">" not in s and "&" not in s and "{" not in s:  # plain text: the common case
         return " ".join(s.split()) or None
     # Repeated: some values hold escaped tags (`&lt;b&gt;`), a few are escaped twice.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import io
 import json
 import math
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import polars as pl
 
 from semid.core.errors import DataError
@@ -512,6 +514,10 @@ def stream_meta(path: Path, layout: Layout, wanted: pl.Series, issues: Issues,
 
 
 def _parse_meta_line(raw: bytes) -> Any:
+    try:  # orjson: 2-3x faster than json; what it refuses (bad UTF-8, NaN, lone surrogates, Python
+        return orjson.loads(raw)  # literals) goes the old way. It reads integers past 64 bits as floats.
+    except orjson.JSONDecodeError:
+        pass
     text = raw.decode("utf-8", errors="replace")
     try:
         return json.loads(text)
@@ -520,23 +526,49 @@ def _parse_meta_line(raw: bytes) -> Any:
         return ast.literal_eval(text.strip())
 
 
-def _text(value: Any) -> str | None:
+# Brands, categories and prices repeat across a catalogue: short values are cleaned once each.
+_SHORT = 80
+_clean_short = functools.lru_cache(maxsize=1 << 16)(clean_html)
+
+
+def _clean(value: str) -> str | None:
+    return _clean_short(value) if len(value) <= _SHORT else clean_html(value)
+
+
+def _text(value: Any, repeats: bool = False) -> str | None:
+    """A field as clean text; ``repeats``: a field whose values repeat across items (a brand)."""
     if isinstance(value, list):
-        value = " ".join(str(v) for v in value if v is not None and not isinstance(v, (list, dict)))
-    return clean_html(value) if isinstance(value, str) else None
+        value = " ".join(value) if all(type(v) is str for v in value) else \
+            " ".join(str(v) for v in value if v is not None and not isinstance(v, (list, dict)))
+    if not isinstance(value, str):
+        return None
+    return _clean(value) if repeats else clean_html(value)
 
 
 def _categories(value: Any) -> list[str] | None:
     """Flatten a list or a list of lists, cleaned, duplicates dropped, order kept."""
+    if isinstance(value, list) and all(type(v) is str for v in value):  # a flat list (2018, 2023): paths repeat
+        out = _flat_categories(tuple(value))
+        return list(out) if out else None
     flat: list[Any] = []
     for part in value if isinstance(value, list) else [value]:
         flat.extend(part if isinstance(part, list) else [part])
     seen: dict[str, None] = {}
     for c in flat:
-        c = clean_html(c) if isinstance(c, str) else None
+        c = _clean(c) if isinstance(c, str) else None
         if c:
             seen.setdefault(c)
     return list(seen) or None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _flat_categories(value: tuple[str, ...]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for c in value:
+        c = _clean(c)
+        if c:
+            seen.setdefault(c)
+    return tuple(seen)
 
 
 _PRICE = re.compile(r"[$€£]?\s?\d[\d,]*(\.\d+)?(\s?-\s?[$€£]?\s?\d[\d,]*(\.\d+)?)?")
@@ -547,18 +579,23 @@ def _price(value: Any) -> str | None:
         return None
     if isinstance(value, (int, float)):
         return f"${value:.2f}" if math.isfinite(value) and value >= 0 else None
-    text = clean_html(str(value))
+    return _price_text(str(value))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _price_text(value: str) -> str | None:
+    text = clean_html(value)
     return text if text and _PRICE.fullmatch(text) else None
 
 
 def _fields_2014(rec: dict[str, Any]) -> dict[str, Any]:
-    return {"title": _text(rec.get("title")), "brand": _text(rec.get("brand")),
+    return {"title": _text(rec.get("title")), "brand": _text(rec.get("brand"), repeats=True),
             "categories": _categories(rec.get("categories")), "price": _price(rec.get("price")),
             "description": _text(rec.get("description"))}
 
 
 def _fields_2018(rec: dict[str, Any]) -> dict[str, Any]:
-    return {"title": _text(rec.get("title")), "brand": _text(rec.get("brand")),
+    return {"title": _text(rec.get("title")), "brand": _text(rec.get("brand"), repeats=True),
             "categories": _categories(rec.get("category")), "price": _price(rec.get("price")),
             "description": _text(rec.get("description"))}
 
@@ -568,7 +605,7 @@ def _fields_2023(rec: dict[str, Any]) -> dict[str, Any]:
     for key in ("description", "features"):  # features appended: often the only text there is
         value = rec.get(key)
         parts.extend(value if isinstance(value, list) else [value])
-    return {"title": _text(rec.get("title")), "brand": _text(rec.get("store")),
+    return {"title": _text(rec.get("title")), "brand": _text(rec.get("store"), repeats=True),
             "categories": _categories(rec.get("categories")) or _categories(rec.get("main_category")),
             "price": _price(rec.get("price")), "description": _text(parts)}
 
