@@ -196,3 +196,13 @@ def test_a_recipe_runs_on_a_users_own_folder_without_its_dataset_grid(tmp_path, 
                                    "--path", str(tmp_path / "my_shop")])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert res.output.count("→") == 1 and str(tmp_path / "runs" / "my_shop") in res.output
+
+
+def test_the_table_names_the_hardware_its_cells_ran_on():
+    """Cells trained on a GPU machine and reused here: the cost line says where they ran, not only
+    where the table was made."""
+    here = {"cpus": 2, "cpu_model": "EPYC", "memory_gib": 23.5, "gpu": None}
+    gpu = {"cpus": 16, "cpu_model": "Xeon", "memory_gib": 125.8, "gpu": "NVIDIA H200"}
+    assert experiment_table._cells_ran_on([{"hardware": here}], {"hardware": here}) == ""
+    said = experiment_table._cells_ran_on([{"hardware": gpu}, {"hardware": here}, {"hardware": gpu}], {"hardware": here})
+    assert said == " (the cells ran on: 16 × Xeon, 125.8 GiB, GPU NVIDIA H200)"

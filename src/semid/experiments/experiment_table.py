@@ -148,7 +148,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     commits = sorted({c for r in rows for c in r["git"]})
     md += [f"Cost: {cost['cells_s']:,.0f} s of cells (training + evaluation, tuning losers included, reused cells at their "
            f"original cost) + {cost['shared_stages_s']:,.0f} s of shared stages = {cost['total_s'] / 3600:.2f} h; this "
-           f"command ran {wall_s:,.0f} s. Hardware (detected): {artifacts.describe_hardware(prov['hardware'])}; "
+           f"command ran {wall_s:,.0f} s. Hardware (detected): {artifacts.describe_hardware(prov['hardware'])}{_cells_ran_on(rows, prov)}; "
            f"{cfg.jobs} cell(s) side by side, threads per cell: {cfg.threads or 'model default'}. "
            f"Code: git {', '.join(c[:10] for c in commits)}{' (uncommitted changes)' if any(r['dirty'] for r in rows) else ''}."]
     artifacts.write_text(out / "experiment.md", "\n".join(md) + "\n")
@@ -197,3 +197,12 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
 
 
 __all__ = ["write", "rows_of", "pairs_of", "markdown", "ids_quality", "OUTPUTS"]
+
+
+def _cells_ran_on(rows: list[dict[str, Any]], prov: dict[str, Any]) -> str:
+    """Where the cells were trained and scored, from their own records, when that is not where this
+    command ran (cells trained on a GPU machine and reused here)."""
+    here = artifacts.describe_hardware(prov["hardware"])
+    seen = sorted({artifacts.describe_hardware(r["hardware"]) for r in rows if r.get("hardware")} - {here})
+    return f" (the cells ran on: {'; '.join(seen)})" if seen else ""
+
