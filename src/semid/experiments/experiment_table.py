@@ -196,13 +196,13 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
     save(fig, path, dpi=120)
 
 
-__all__ = ["write", "rows_of", "pairs_of", "markdown", "ids_quality", "OUTPUTS"]
-
-
 def _cells_ran_on(rows: list[dict[str, Any]], prov: dict[str, Any]) -> str:
     """Where the cells were trained and scored, from their own records, when that is not where this
     command ran (cells trained on a GPU machine and reused here)."""
     here = artifacts.describe_hardware(prov["hardware"])
     seen = sorted({artifacts.describe_hardware(r["hardware"]) for r in rows if r.get("hardware")} - {here})
     return f" (the cells ran on: {'; '.join(seen)})" if seen else ""
+
+
+__all__ = ["write", "rows_of", "pairs_of", "markdown", "ids_quality", "OUTPUTS"]
 

@@ -547,28 +547,16 @@ def _text(value: Any, repeats: bool = False) -> str | None:
 
 def _categories(value: Any) -> list[str] | None:
     """Flatten a list or a list of lists, cleaned, duplicates dropped, order kept."""
-    if isinstance(value, list) and all(type(v) is str for v in value):  # a flat list (2018, 2023): paths repeat
-        out = _flat_categories(tuple(value))
-        return list(out) if out else None
     flat: list[Any] = []
     for part in value if isinstance(value, list) else [value]:
         flat.extend(part if isinstance(part, list) else [part])
-    seen: dict[str, None] = {}
-    for c in flat:
-        c = _clean(c) if isinstance(c, str) else None
-        if c:
-            seen.setdefault(c)
-    return list(seen) or None
+    return list(_clean_paths(tuple(c for c in flat if isinstance(c, str)))) or None
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _flat_categories(value: tuple[str, ...]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for c in value:
-        c = _clean(c)
-        if c:
-            seen.setdefault(c)
-    return tuple(seen)
+def _clean_paths(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Category names cleaned, empty and repeated ones dropped; once per distinct path (paths repeat)."""
+    return tuple(dict.fromkeys(c for c in map(_clean, value) if c))
 
 
 _PRICE = re.compile(r"[$€£]?\s?\d[\d,]*(\.\d+)?(\s?-\s?[$€£]?\s?\d[\d,]*(\.\d+)?)?")
