@@ -206,3 +206,18 @@ def test_the_table_names_the_hardware_its_cells_ran_on():
     assert experiment_table._cells_ran_on([{"hardware": here}], {"hardware": here}) == ""
     said = experiment_table._cells_ran_on([{"hardware": gpu}, {"hardware": here}, {"hardware": gpu}], {"hardware": here})
     assert said == " (the cells ran on: 16 × Xeon, 125.8 GiB, GPU NVIDIA H200)"
+
+
+@pytest.mark.parametrize("xs", [[1, 2, 3, 4], [256, 512, 1024], ["rqvae", "random"]])
+def test_the_plot_marks_each_grid_value_and_nothing_between(xs, tmp_path, monkeypatch):
+    """Levels 1..4 on the x axis: ticks at 1, 2, 3, 4 (not 1.5, 2.5), one per grid value."""
+    shown = {}
+    monkeypatch.setattr(experiment_table, "save", lambda fig, path, **kw: shown.update(fig=fig))
+    rows = [{"point": {"ids.levels": x}, "model": "sid-gru",
+             "history kept": {"mean": {"recall@10": 0.05 + 0.001 * i}, "ci95": {"recall@10": [0.04, 0.06 + 0.001 * i]}}}
+            for i, x in enumerate(xs)]
+    experiment_table.plot(tmp_path / "p.png", rows, "ids.levels", ["ids.levels"])
+    ax = shown["fig"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(x) for x in xs]
+    numeric = not isinstance(xs[0], str)
+    assert list(ax.get_xticks()) == (xs if numeric else list(range(len(xs))))

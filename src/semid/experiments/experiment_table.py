@@ -187,8 +187,7 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
         ci = [r["history kept"]["ci95"].get("recall@10") or [v, v] for r, v in zip(rs, y)]
         err = np.clip(np.array([[v - c[0] for v, c in zip(y, ci)], [c[1] - v for v, c in zip(y, ci)]]), 0, None)
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
-    if not numeric:
-        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_xticks([pos[v] for v in xs], [str(v) for v in xs])  # the grid's own values, never 1.5 levels
     ax.set_xlabel(x_key)
     ax.set_ylabel("Recall@10 (mean over seeds, 95% CI)")
     ax.legend(fontsize=7)
