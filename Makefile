@@ -8,7 +8,7 @@ DATASET ?= beauty
 SEMID_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export SEMID_DATA_DIR
 
-.PHONY: install demo test lint bench compare rank-study results results-compare experiments report clean
+.PHONY: install demo test lint bench compare rank-study results results-compare experiments report report-inputs clean
 
 install: $(STAMP)
 
@@ -46,9 +46,30 @@ RECIPES ?= ids-vs-random id-methods sid-gru-search sid-gru-schedule sid-gru-cf c
 experiments: install
 	for r in $(RECIPES); do $(BIN)/semid experiment $$r --data-dir "$(SEMID_DATA_DIR)" --record results || exit 1; done
 
-# docs/results.md (+ docs/img/results/) from the current runs and records
+# docs/results.md (+ docs/img/results/) from the run folders that exist and the records under results/:
+# runs/beauty (`make demo`, or the comparison of `make results-compare`), runs/beauty-ids and
+# runs/beauty-serve (`make report-inputs`), runs/office-temporal (`make rank-study`)
+REPORT_RUNS = runs/beauty runs/beauty-ids runs/office-temporal runs/beauty-serve
 report: install
-	$(BIN)/semid report runs/beauty runs/beauty-ids runs/office-temporal runs/beauty-serve results --out docs --name results --title 'semid results' --format md
+	$(BIN)/semid report $(wildcard $(REPORT_RUNS)) results --out docs --name results --title 'semid results' --format md
+
+# the report's own run folders, by the commands their manifests name (finished stages are reused;
+# about 1.5 h on a 2-core CPU): every ID method at 3 × 256 with its quality report, each with
+# collisions re-encoded to stay at 3 codes too (runs/beauty-ids), and a run with TIGER and SASRec-CE
+# evaluated and compared user by user (runs/beauty-serve, also what `semid serve` and the load test use)
+ID_METHODS ?= random rqkmeans rqkmeans_balanced rqvae rqvae_cf
+report-inputs: install
+	$(BIN)/semid prepare --dataset $(DATASET) --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty-ids
+	$(BIN)/semid embed --out runs/beauty-ids
+	for m in $(ID_METHODS); do \
+	  $(BIN)/semid ids train --out runs/beauty-ids method=$$m && $(BIN)/semid ids analyze --out runs/beauty-ids method=$$m || exit 1; \
+	  [ $$m = random ] || { $(BIN)/semid ids train --out runs/beauty-ids method=$$m collisions=reencode name=$$m-3x256-l && \
+	    $(BIN)/semid ids analyze --out runs/beauty-ids name=$$m-3x256-l tsne_sample=0; } || exit 1; \
+	done
+	$(BIN)/semid run --dataset $(DATASET) --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty-serve
+	$(BIN)/semid train sasrec --out runs/beauty-serve max_epochs=8 val_every=2 val_users=2000 threads=1
+	$(BIN)/semid evaluate --out runs/beauty-serve model=sasrec-ce
+	$(BIN)/semid analyze runs/beauty-serve --models tiger,sasrec-ce --users 20 --seed 0
 
 # the SID ranking study on Beauty (held-out items) and Office (temporal split) → results/*/rank_study.json
 rank-study: install
