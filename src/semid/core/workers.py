@@ -3,7 +3,8 @@
 ``semid compare --jobs 2`` trains cells in spawned processes. When the parent is killed (SIGTERM
 from a scheduler, a closed terminal) a plain ``ProcessPoolExecutor`` leaves its workers training
 on, holding CPUs and writing into the run folder. Each worker started here watches its parent and
-exits as soon as the parent is gone; a SIGTERM to the parent also terminates the workers at once.
+exits as soon as the parent is gone; a SIGTERM (or Ctrl-C) to the parent kills the workers at once
+and starts no queued job.
 
     with worker_pool(2) as pool:
         futures = [pool.submit(fn, *args) for args in jobs]
@@ -36,9 +37,12 @@ def _init(parent: int) -> None:
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
+    # SIGKILL, not SIGTERM: Lightning's Trainer in a worker turns SIGTERM into a SystemExit, which the
+    # pool's worker loop takes for a failed job before it starts the next queued cell. A killed cell
+    # resumes from its last checkpoint (written atomically), so nothing is lost by not waiting.
     for proc in list((getattr(pool, "_processes", None) or {}).values()):
         with contextlib.suppress(Exception):
-            proc.terminate()
+            proc.kill()
 
 
 @contextlib.contextmanager
