@@ -204,4 +204,3 @@ def _cells_ran_on(rows: list[dict[str, Any]], prov: dict[str, Any]) -> str:
 
 
 __all__ = ["write", "rows_of", "pairs_of", "markdown", "ids_quality", "OUTPUTS"]
-
