@@ -98,6 +98,23 @@ def test_paired_tests_only_between_rows_on_the_same_users(finished):
     assert holm == sorted(holm) and all(t["p_holm"] >= t["p_permutation"] for t in table["tests"])
 
 
+def test_a_baseline_on_some_keys_pairs_each_point_within_the_others():
+    """baseline {ids.method: rqvae} over datasets × methods: each dataset's rqvae_cf against that
+    dataset's rqvae, never across datasets (different users); a full baseline stays one point."""
+    exp = experiment.ExperimentConfig(grid={"prepare.dataset": ["a", "b"], "ids.method": ["rqvae", "rqvae_cf"]},
+                                      baseline={"ids.method": "rqvae"})
+    pts = [experiment.Point({"prepare.dataset": d, "ids.method": m}, None) for d in "ab" for m in ("rqvae", "rqvae_cf")]
+    rows = [{"point_label": p.label(), "model": "sid-gru", "row": f"sid-gru@{p.label()}", "run_dir": p.values["prepare.dataset"],
+             "split": "val"} for p in pts]
+    pairs, skipped = experiment_table.pairs_of(rows, exp, pts)
+    assert pairs == [("sid-gru@dataset=a,method=rqvae_cf", "sid-gru@dataset=a,method=rqvae"),
+                     ("sid-gru@dataset=b,method=rqvae_cf", "sid-gru@dataset=b,method=rqvae")] and skipped == []
+    full = exp.model_copy(update={"baseline": {"prepare.dataset": "a", "ids.method": "rqvae"}})
+    pairs, skipped = experiment_table.pairs_of(rows, full, pts)
+    assert pairs == [("sid-gru@dataset=a,method=rqvae_cf", "sid-gru@dataset=a,method=rqvae")]
+    assert len(skipped) == 2 and all("different data" in s for s in skipped)
+
+
 def test_recorded_tables_land_under_results(finished):
     out, _, tmp = finished
     dest = tmp / "results" / "experiments" / "toy-grid"

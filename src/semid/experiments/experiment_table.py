@@ -77,13 +77,15 @@ def shared_seconds(pts: list[Point]) -> float:
 
 
 def pairs_of(rows: list[dict[str, Any]], exp: ExperimentConfig, pts: list[Point]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(row, baseline row) pairs scored on the same users, and why any asked-for pair was left out."""
-    base_point = next((p for p in pts if all(p.values[k] == v for k, v in exp.baseline.items())), pts[0])
+    """(row, baseline row) pairs scored on the same users, and why any asked-for pair was left out.
+    A baseline that sets only some grid keys is a baseline per value of the others: with grid
+    {dataset: [a, b], method: [x, y]} and baseline {method: x}, (a, y) is tested against (a, x)."""
     by = {(r["point_label"], r["model"]): r for r in rows}
+    points_by = {p.label(): p for p in pts}
     pairs, skipped = [], []
     if exp.grid:
         for r in rows:
-            b = by.get((base_point.label(), r["model"]))
+            b = by.get((baseline_point(points_by[r["point_label"]], exp, pts).label(), r["model"]))
             if b is None or b is r:
                 continue
             if (b["run_dir"], b["split"]) != (r["run_dir"], r["split"]):
@@ -98,11 +100,28 @@ def pairs_of(rows: list[dict[str, Any]], exp: ExperimentConfig, pts: list[Point]
     return pairs, skipped
 
 
+def baseline_point(point: Point, exp: ExperimentConfig, pts: list[Point]) -> Point:
+    """The point ``point`` is tested against: its own values with the baseline's; where no grid point
+    has them (explicit points), the first point that has the baseline's values; no baseline: the first."""
+    if not exp.baseline:
+        return pts[0]
+    want = {**point.values, **exp.baseline}
+    own = next((p for p in pts if p.values == want), None)
+    return own or next((p for p in pts if all(p.values[k] == v for k, v in exp.baseline.items())), pts[0])
+
+
 def design(exp: dict[str, Any]) -> str:
     """The recipe's points in words: its explicit points, else the grid whose product it runs."""
     if exp.get("points"):
         return "points " + "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in exp["points"])
     return f"grid {exp.get('grid') or '(none)'}"
+
+
+def _against(exp: ExperimentConfig, pts: list[Point]) -> str:
+    if exp.baseline and set(exp.baseline) != set(exp.grid):
+        rest = [k for k in exp.grid if k not in exp.baseline]
+        return f"Each point against the point with {exp.baseline} and the same {', '.join(rest)} (same model)"
+    return f"Each point against the baseline point {exp.baseline or pts[0].values} (same model)"
 
 
 def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
@@ -138,7 +157,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
           markdown(rows, keys), ""]
     if tests:
         md += ["## Paired tests", "",
-               ("Each point against the baseline point " + str(exp.baseline or pts[0].values) + " (same model)" if exp.grid else "")
+               (_against(exp, pts) if exp.grid else "")
                + (f"; each model against {exp.baseline_model} within its point" if exp.baseline_model else "")
                + f". Paired bootstrap over users and seeds + sign-flip permutation test, Holm-corrected over all {len(tests)} "
                "tests of the recipe; \"better\"/\"worse\" only where the corrected p < 0.05 and the CI excludes 0.", "",
@@ -189,7 +208,8 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
     ax.set_xticks([pos[v] for v in xs], [str(v) for v in xs])  # the grid's own values, never 1.5 levels
     ax.set_xlabel(x_key)
-    ax.set_ylabel("Recall@10 (mean over seeds, 95% CI)")
+    splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
+    ax.set_ylabel(f"{splits} Recall@10 (mean over seeds, 95% CI)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     save(fig, path, dpi=120)
