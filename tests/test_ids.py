@@ -205,6 +205,15 @@ def test_cli_train_analyze_assign(tmp_path):
 
     x = clustered()
     run = make_run(tmp_path, x)
+    # validation users who go from an item to its nearest neighbour (same cluster), train users at random
+    sim = x @ x.T
+    np.fill_diagonal(sim, -2)
+    near = sim.argmax(1)
+    hist = [[i] for i in range(0, len(x), 2)]
+    pl.DataFrame({"user_id": range(len(hist)), "history": [[h[0], (h[0] * 7 + 3) % len(x)] for h in hist],
+                  "target": [(h[0] * 13 + 5) % len(x) for h in hist]}).write_parquet(run / "data" / "train.parquet")
+    pl.DataFrame({"user_id": range(len(hist)), "history": hist, "target": [int(near[h[0]]) for h in hist]}) \
+        .write_parquet(run / "data" / "val.parquet")
     args = ["--out", str(run), "method=rqkmeans", "levels=2", "codebook_size=16", "tsne_sample=60"]
     runner = CliRunner()
     for cmd in ("train", "analyze", "assign"):
@@ -215,6 +224,10 @@ def test_cli_train_analyze_assign(tmp_path):
     assert rep["collisions"]["unique_after_dedup"] is True
     assert rep["coherence"]["prefix"][0]["mean_cosine"] > rep["coherence"]["random_pairs"]
     assert rep["code_meanings"] and rep["category_purity"]["prefix"][0]["top_purity"] > 0
+    agree = rep["next_item"]
+    assert agree["train"]["pairs"] == 2 * len(hist) and agree["val"]["pairs"] == len(hist)
+    assert agree["val"]["prefix"][0]["lift"] > 3 > 1.5 > agree["train"]["prefix"][0]["lift"]  # neighbours share codes, random pairs not
+    assert "## Next-item agreement" in (folder / "report.md").read_text()
     for name in ("report.md", "code_usage.png", "coherence.png", "tsne.png"):
         assert (folder / name).is_file(), name
     bad = runner.invoke(app, ["ids", "train", "--out", str(run), "levels=zero"])

@@ -136,3 +136,46 @@ def test_summary_and_markdown_without_reconstruction():
     assert len(rep["usage"]) == 2 and len(rep["coherence"]["prefix"]) == 2
     text = report.markdown(rep, "random-2x4")
     assert "Code usage" in text and "Semantic coherence" in text and "Reconstruction" not in text
+
+
+def test_next_item_agreement_by_hand():
+    # level 1: items 0, 1 have code 0 and items 2, 3 code 1; level 2: only 2 and 3 share both codes
+    codes = np.array([[0, 0], [0, 1], [1, 0], [1, 0]])
+    prev, nxt = np.array([0, 2, 0, 1]), np.array([1, 3, 2, 0])
+    rows = analysis.next_item_agreement(codes, prev, nxt)
+    # level 1: pairs (0,1) (2,3) agree, (0,2) does not, (1,0) agrees → 3/4; prev groups [0,1,0,0], next [0,1,1,0]
+    # chance = (3·2 + 1·2) / 16 = 0.5
+    assert rows[0] == {"prefix_len": 1, "share": 0.75, "expected": 0.5, "lift": 1.5}
+    # level 2: groups 00 → a, 01 → b, 10 → c: only (2,3) agrees → 1/4; prev [a,c,a,b], next [b,c,c,a]: (2·1 + 1·2 + 1·1) / 16
+    assert rows[1]["share"] == 0.25 and rows[1]["expected"] == pytest.approx(5 / 16) and rows[1]["lift"] == pytest.approx(0.8)
+    assert analysis.next_item_agreement(codes, np.array([], dtype=int), np.array([], dtype=int)) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 30), st.integers(1, 3), st.integers(1, 4), st.integers(1, 40), st.integers(0, 10_000))
+def test_next_item_agreement_agrees_with_reference(n, levels, size, pairs, seed):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, size, (n, levels))
+    prev, nxt = rng.integers(0, n, pairs), rng.integers(0, n, pairs)
+    fast = analysis.next_item_agreement(codes, prev, nxt)
+    slow = analysis.next_item_agreement_reference(codes, prev, nxt)
+    for f, s in zip(fast, slow, strict=True):
+        assert f["share"] == pytest.approx(s["share"]) and f["expected"] == pytest.approx(s["expected"])
+        assert f["lift"] == pytest.approx(s["lift"], nan_ok=True)
+
+
+def test_transitions_are_consecutive_pairs_of_whole_sequences():
+    prev, nxt = analysis.transitions([[4, 5], [], [7]], [6, 1, 8])
+    assert prev.tolist() == [4, 5, 7] and nxt.tolist() == [5, 6, 8]
+
+
+def test_next_item_agreement_in_the_markdown():
+    rng = np.random.default_rng(0)
+    codes = np.c_[rng.integers(0, 4, (50, 2)), np.zeros(50, dtype=int)]
+    rep = analysis.summarize(rng.normal(size=(50, 8)), codes, 4, None)
+    pairs = rng.integers(0, 50, (2, 30))
+    rep["next_item"] = {s: {"pairs": 30, "prefix": analysis.next_item_agreement(codes[:, :2], *pairs)} for s in ("train", "val")}
+    text = report.markdown(rep, "random-2x4")
+    assert "## Next-item agreement" in text and "| train share | train chance | train lift | val share |" in text
+    section = text.split("## Next-item agreement")[1]
+    assert section.count("\n| 1 | ") == 1 and section.count("\n| 2 | ") == 1 and "Pairs: train 30, val 30." in section

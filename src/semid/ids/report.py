@@ -105,6 +105,21 @@ def markdown(report: dict[str, Any], title: str) -> str:
         ref = coh["singh_et_al"][r["prefix_len"] - 1] if r["prefix_len"] <= len(coh["singh_et_al"]) else None
         lines.append(f"| {r['prefix_len']} | {_f(r['mean_cosine'])} | {r['pairs']:,} | {r['groups']:,} | {_f(ref, 2)} |")
     lines += [f"| all pairs (random) | {_f(coh['random_pairs'])} | | | |", "", "![coherence](coherence.png)", ""]
+    nxt = report.get("next_item")
+    if nxt:
+        lines += ["## Next-item agreement", "",
+                  "How often an item and the item its user took next share a prefix of the IDs, against the share if the "
+                  "next item were drawn independently with the same frequencies (lift = share / chance). Train: every "
+                  "consecutive pair of the training sequences; validation: each user's last history item → validation "
+                  "target.", "", "| prefix length | " + " | ".join(f"{s} share | {s} chance | {s} lift" for s in nxt) + " |",
+                  "|---:|" + "---:|---:|---:|" * len(nxt)]
+        for i in range(report["levels"]):
+            cells = []
+            for part in nxt.values():
+                r = part["prefix"][i] if i < len(part["prefix"]) else None
+                cells += [f"{r['share']:.2%}", f"{r['expected']:.2%}", f"{r['lift']:.1f}"] if r else ["–"] * 3
+            lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+        lines += ["", "Pairs: " + ", ".join(f"{s} {part['pairs']:,}" for s, part in nxt.items()) + ".", ""]
     pur = report.get("category_purity")
     if pur:
         lines += ["## Category purity", "",

@@ -107,10 +107,11 @@ def semantic_ids(inp: Input, run: RunFolder, ctx: Context) -> list:
     if not rows and not notes:
         return []
     head = ["IDs", "method", "items", "L × K", "recon. cosine", "collisions", "largest group", "level-1 perplexity",
-            "coherence by prefix", "random pairs", "level-1 category purity"]
+            "coherence by prefix", "random pairs", "level-1 category purity", "next item shares code 1 (val, × chance)"]
     parts = ["From each ID folder's `ids_report.json` (`semid ids analyze`): collisions before the extra code; coherence = mean "
              "cosine of item embeddings sharing a prefix of 1, 2, … codes; purity = share of items in their first-code "
-             "group's commonest top-level category.", table(head, rows, 3)]
+             "group's commonest top-level category; next item = share of validation users whose target shares its first "
+             "code with their last history item, and that share over the share of independent draws.", table(head, rows, 3)]
     return parts + [("- " + "\n- ".join(notes)) if notes else ""] + [f for f in figures if f]
 
 
@@ -123,7 +124,12 @@ def id_row(name: str, r: dict[str, Any]) -> list[Any]:
     return [name, r.get("method"), r.get("items"), f"{r.get('levels')} × {r.get('codebook_size')}",
             (r.get("reconstruction") or {}).get("mean_cosine"), None if share is None else f"{share:.2%}", coll.get("largest_group"),
             usage.get("perplexity"), " / ".join(f"{c['mean_cosine']:.3f}" for c in coherence.get("prefix", [])),
-            coherence.get("random_pairs"), purity.get("top_purity")]
+            coherence.get("random_pairs"), purity.get("top_purity"), _next_item(r)]
+
+
+def _next_item(r: dict[str, Any]) -> str | None:
+    first = (((r.get("next_item") or {}).get("val") or {}).get("prefix") or [None])[0]
+    return None if first is None else f"{first['share']:.1%} (×{first['lift']:.1f})"
 
 
 def comparison(inp: Input, run: RunFolder, ctx: Context) -> list:
