@@ -79,6 +79,7 @@ def test_grid_points_share_stages_and_fill_one_table(finished):
     per_seed = [json.loads(open(s["metrics_file"]).read())["metrics"]["recall@10"] for s in r["per_seed"]]
     assert r["history kept"]["mean"]["recall@10"] == pytest.approx(sum(per_seed) / 2)
     assert r["ids_quality"]["ids"] == "rqkmeans-3x8" and 0 <= r["ids_quality"]["collision_share"] <= 1
+    assert 0 <= r["ids_quality"]["next_item_share"] <= 1 and r["ids_quality"]["next_item_lift"] > 0  # from ids analyze
     assert r["cell_wall_s"] > 0 and table["cost"]["total_s"] >= table["cost"]["cells_s"] > 0
     md = (out / "experiment.md").read_text()
     assert "| ids.codebook_size | compare.beam_size | model |" in md and "sid-gru" in md

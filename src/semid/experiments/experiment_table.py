@@ -58,8 +58,10 @@ def ids_quality(folder: Path) -> dict[str, Any] | None:
         return None
     r = artifacts.read_json(report)
     usage = r.get("usage") or [{}]
+    nxt = ((r.get("next_item") or {}).get("val") or {}).get("prefix") or [{}]
     return {"ids": folder.name, "collision_share": (r.get("collisions") or {}).get("collision_share"),
-            "level1_used_share": usage[0].get("used_share"), "level1_perplexity": usage[0].get("perplexity")}
+            "level1_used_share": usage[0].get("used_share"), "level1_perplexity": usage[0].get("perplexity"),
+            "next_item_share": nxt[0].get("share"), "next_item_lift": nxt[0].get("lift")}
 
 
 def shared_seconds(pts: list[Point]) -> float:
@@ -126,16 +128,17 @@ def _against(exp: ExperimentConfig, pts: list[Point]) -> str:
 
 def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
     cols = [*keys, "model", "seeds", "Recall@10 (mean ± std [95% CI])", "NDCG@10", "R@10 hist. removed", "N@10 hist. removed",
-            "ID collisions", "epochs", "train s", "cell s"]
+            "ID collisions", "next item shares code 1 (val, × chance)", "epochs", "train s", "cell s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * (len(keys) + 1) + "---:|" * (len(cols) - len(keys) - 1)]
     for r in rows:
         kept, removed = r["history kept"], r["history removed"]
         main = [f"{kept['mean'][m]:.4f} ± {kept['std'][m]:.4f}{table._ci(kept['ci95'].get(m))}" for m in table.TESTED]
         q = r.get("ids_quality") or {}
         coll = "–" if q.get("collision_share") is None else f"{q['collision_share']:.1%}"
+        nxt = "–" if q.get("next_item_share") is None else f"{q['next_item_share']:.1%} (×{q['next_item_lift']:.1f})"
         lines.append("| " + " | ".join([*(str(r["point"].get(k)) for k in keys), r["model"], str(len(r["seeds"])), *main,
                                         table._fmt(removed["mean"]["recall@10"]), table._fmt(removed["mean"]["ndcg@10"]),
-                                        coll, table._fmt(r["epochs"], 1), table._fmt(r["train_wall_s"], 0),
+                                        coll, nxt, table._fmt(r["epochs"], 1), table._fmt(r["train_wall_s"], 0),
                                         table._fmt(r["cell_wall_s"], 0)]) + " |")
     return "\n".join(lines)
 
@@ -176,6 +179,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
              **{f"{c} std": r["history kept"]["std"][c] for c in table.TESTED},
              **{f"{c} (history removed)": r["history removed"]["mean"][c] for c in table.TESTED},
              "collision_share": (r.get("ids_quality") or {}).get("collision_share"),
+             "next_item_share": (r.get("ids_quality") or {}).get("next_item_share"),
              "epochs": r["epochs"], "train_wall_s": r["train_wall_s"], "cell_wall_s": r["cell_wall_s"]} for r in rows]
     with artifacts.atomic_path(out / "experiment.csv") as tmp:
         pl.DataFrame(flat, infer_schema_length=None).write_csv(tmp)
