@@ -19,6 +19,7 @@ pairwise loop the tests compare it with.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -132,12 +133,16 @@ def next_item_agreement_reference(codes: np.ndarray, prev: np.ndarray, nxt: np.n
 
 def transitions(histories: list[list[int]], targets: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """Consecutive (item, next item) pairs of every sequence ``history + [target]``."""
-    prev, nxt = [], []
-    for h, t in zip(histories, targets):
-        seq = [*h, t]
-        prev += seq[:-1]
-        nxt += seq[1:]
-    return np.asarray(prev, dtype=np.int64), np.asarray(nxt, dtype=np.int64)
+    lens = np.fromiter((len(h) + 1 for h in histories), dtype=np.int64, count=len(histories))
+    flat = np.empty(int(lens.sum()), dtype=np.int64)
+    ends = np.cumsum(lens) - 1  # each sequence's last position: its target
+    flat[ends] = np.asarray(targets, dtype=np.int64)
+    keep = np.ones(len(flat), dtype=bool)
+    keep[ends] = False
+    flat[keep] = np.fromiter(itertools.chain.from_iterable(histories), dtype=np.int64, count=int(keep.sum()))
+    inner = np.ones(max(len(flat) - 1, 0), dtype=bool)
+    inner[ends[:-1]] = False  # a pair may not cross from one sequence into the next
+    return flat[:-1][inner], flat[1:][inner]
 
 
 def purity(groups: np.ndarray, labels: np.ndarray) -> float:
