@@ -47,6 +47,20 @@ def make_run(root: Path, x: np.ndarray) -> Path:
     return run
 
 
+def add_splits(run: Path, x: np.ndarray) -> int:
+    """Train and validation tables: validation users go from an item to its nearest neighbour (same
+    cluster), training users between unrelated items. Returns the number of users."""
+    sim = x @ x.T
+    np.fill_diagonal(sim, -2)
+    near = sim.argmax(1)
+    first = list(range(0, len(x), 2))
+    pl.DataFrame({"user_id": range(len(first)), "history": [[i, (i * 7 + 3) % len(x)] for i in first],
+                  "target": [(i * 13 + 5) % len(x) for i in first]}).write_parquet(run / "data" / "train.parquet")
+    pl.DataFrame({"user_id": range(len(first)), "history": [[i] for i in first], "target": [int(near[i]) for i in first]}) \
+        .write_parquet(run / "data" / "val.parquet")
+    return len(first)
+
+
 def cfg(**kw) -> IdsConfig:
     return IdsConfig(**(TINY | kw))
 
@@ -205,15 +219,7 @@ def test_cli_train_analyze_assign(tmp_path):
 
     x = clustered()
     run = make_run(tmp_path, x)
-    # validation users who go from an item to its nearest neighbour (same cluster), train users at random
-    sim = x @ x.T
-    np.fill_diagonal(sim, -2)
-    near = sim.argmax(1)
-    hist = [[i] for i in range(0, len(x), 2)]
-    pl.DataFrame({"user_id": range(len(hist)), "history": [[h[0], (h[0] * 7 + 3) % len(x)] for h in hist],
-                  "target": [(h[0] * 13 + 5) % len(x) for h in hist]}).write_parquet(run / "data" / "train.parquet")
-    pl.DataFrame({"user_id": range(len(hist)), "history": hist, "target": [int(near[h[0]]) for h in hist]}) \
-        .write_parquet(run / "data" / "val.parquet")
+    users = add_splits(run, x)
     args = ["--out", str(run), "method=rqkmeans", "levels=2", "codebook_size=16", "tsne_sample=60"]
     runner = CliRunner()
     for cmd in ("train", "analyze", "assign"):
@@ -225,7 +231,7 @@ def test_cli_train_analyze_assign(tmp_path):
     assert rep["coherence"]["prefix"][0]["mean_cosine"] > rep["coherence"]["random_pairs"]
     assert rep["code_meanings"] and rep["category_purity"]["prefix"][0]["top_purity"] > 0
     agree = rep["next_item"]
-    assert agree["train"]["pairs"] == 2 * len(hist) and agree["val"]["pairs"] == len(hist)
+    assert agree["train"]["pairs"] == 2 * users and agree["val"]["pairs"] == users
     assert agree["val"]["prefix"][0]["lift"] > 3 > 1.5 > agree["train"]["prefix"][0]["lift"]  # neighbours share codes, random pairs not
     assert "## Next-item agreement" in (folder / "report.md").read_text()
     for name in ("report.md", "code_usage.png", "coherence.png", "tsne.png"):
@@ -237,9 +243,13 @@ def test_cli_train_analyze_assign(tmp_path):
 def test_sweep_writes_one_table(tmp_path):
     from semid.ids import sweep
 
-    run = make_run(tmp_path, clustered())
+    x = clustered()
+    run = make_run(tmp_path, x)
+    add_splits(run, x)
     out = sweep.run(cfg(), run, methods=["rqkmeans", "random"], levels=[1, 2], sizes=[8])
     rows = pl.read_csv(out / "sweep.csv")
+    lift = {(r["method"], r["levels"]): r["next_item_lift_l1"] for r in rows.iter_rows(named=True)}
+    assert lift[("rqkmeans", 2)] > 3 > 1.5 > lift[("random", 2)]  # neighbours share a k-means code, not a random one
     assert rows.height == 4 and set(rows["method"]) == {"rqkmeans", "random"}
     assert "| rqkmeans | 2 | 8 |" in (out / "sweep.md").read_text()
 

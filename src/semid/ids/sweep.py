@@ -28,7 +28,7 @@ from semid.ids.table import has_extra_code, load_semantic_ids
 
 COLUMNS = ["method", "levels", "codebook_size", "train_s", "recon_cosine", "recon_mse", "min_used_share",
            "mean_perplexity", "collision_share", "largest_group", "max_dedup", "coherence", "random_pairs",
-           "top_purity_l1"]
+           "top_purity_l1", "next_item_l1", "next_item_lift_l1"]
 
 
 def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats) -> dict[str, Any]:
@@ -39,6 +39,7 @@ def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats) -> dict[str, An
     rep = analysis.summarize(x, codes_full, size, codec.reconstruct(x, codes_full[:, :levels]), cats, cfg.seed,
                              reencoded=None if has_extra_code(folder) else manifest)
     pur = rep["category_purity"]
+    nxt = ((ids_analyze.behaviour(run, codes_full[:, :levels]) or {}).get("val") or {}).get("prefix") or [{}]
     return {
         "method": cfg.method, "levels": levels, "codebook_size": size, "train_s": manifest.get("train_s"),
         "recon_cosine": rep["reconstruction"]["mean_cosine"], "recon_mse": rep["reconstruction"]["mse"],
@@ -49,6 +50,7 @@ def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats) -> dict[str, An
         "coherence": " / ".join(f"{r['mean_cosine']:.3f}" for r in rep["coherence"]["prefix"]),
         "random_pairs": rep["coherence"]["random_pairs"],
         "top_purity_l1": pur["prefix"][0]["top_purity"] if pur else None,
+        "next_item_l1": nxt[0].get("share"), "next_item_lift_l1": nxt[0].get("lift"),
     }
 
 
@@ -78,12 +80,13 @@ def run(base: IdsConfig, run_dir: Path | RunFolder, *, methods: list[str], level
 
 def markdown(rows: list[dict[str, Any]], n_items: int) -> str:
     head = ["method", "L", "K", "train s", "recon cos", "min used", "mean ppl", "collide", "largest",
-            "coherence by prefix", "all pairs", "purity@1"]
+            "coherence by prefix", "all pairs", "purity@1", "next item@1 (val)"]
     lines = [f"# Semantic ID sweep ({n_items:,} items)", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * 3 + "---:|" * 6 + "---|---:|---:|"]
+             "|" + "---|" * 3 + "---:|" * 6 + "---|---:|---:|---:|"]
     for r in rows:
         pur = f"{r['top_purity_l1']:.3f}" if r["top_purity_l1"] is not None else "–"
+        nxt = "–" if r["next_item_l1"] is None else f"{r['next_item_l1']:.1%} (×{r['next_item_lift_l1']:.1f})"
         lines.append(f"| {r['method']} | {r['levels']} | {r['codebook_size']} | {r['train_s'] or 0:.1f} | "
                      f"{r['recon_cosine']:.3f} | {r['min_used_share']:.1%} | {r['mean_perplexity']:.0f} | "
-                     f"{r['collision_share']:.2%} | {r['largest_group']} | {r['coherence']} | {r['random_pairs']:.3f} | {pur} |")
+                     f"{r['collision_share']:.2%} | {r['largest_group']} | {r['coherence']} | {r['random_pairs']:.3f} | {pur} | {nxt} |")
     return "\n".join(lines) + "\n"
