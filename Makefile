@@ -51,7 +51,7 @@ experiments: install
 # runs/beauty-serve (`make report-inputs`), runs/office-temporal (`make rank-study`)
 REPORT_RUNS = runs/beauty runs/beauty-ids runs/office-temporal runs/beauty-serve
 report: install
-	$(BIN)/semid report $(wildcard $(REPORT_RUNS)) results --out docs --name results --title 'semid results' --format md
+	$(BIN)/semid report $(wildcard $(REPORT_RUNS)) results --out docs --name results --title 'semid results' --format md --id-figures '*-3x256'
 
 # the report's own run folders, by the commands their manifests name (finished stages are reused;
 # about 1.5 h on a 2-core CPU): every ID method at 3 × 256 with its quality report, each with

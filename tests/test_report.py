@@ -8,6 +8,7 @@ The screenshot in docs/img/results/report.png is made with
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -167,6 +169,34 @@ def test_rerun_removes_the_pngs_it_no_longer_links(toy, tmp_path):
     assert invoke("report", str(toy["exp"]), "--out", str(out), "--name", "results", "--format", "md").exit_code == 0
     after = {p.name for p in images.iterdir()}
     assert after < before and "report.png" in after and {Path(f).name for f in links(out / "results.md")} == after - {"report.png"}
+
+
+def test_figures_are_small_256_colour_copies_of_their_sources(toy, rendered):
+    from PIL import Image
+
+    from semid.report import render
+
+    source = next(toy["run"].glob("ids/*/code_usage.png"))
+    small = render.png(source)
+    assert len(small) < source.stat().st_size and render.png(source) == small  # smaller, and the same every time
+    with Image.open(source) as a, Image.open(io.BytesIO(small)) as b:
+        assert b.mode == "P" and a.size == b.size
+        diff = np.abs(np.asarray(a.convert("RGBA"), dtype=int) - np.asarray(b.convert("RGBA"), dtype=int))
+        assert diff.mean() < 2  # the same picture
+    copies = [p.read_bytes() for p in (rendered / "img" / "report").glob("*.png")]
+    assert small in copies  # what the Markdown links
+
+
+def test_id_figures_only_for_the_folders_asked_for(toy, tmp_path):
+    out = tmp_path / "few"
+    res = invoke("report", str(toy["run"]), "--out", str(out), "--format", "md", "--id-figures", "*-3x16")
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    text = (out / "report.md").read_text()
+    shown = {Path(f).name for f in links(out / "report.md")}
+    assert any("rqkmeans-3x16-code_usage" in f for f in shown) and not any("3x8" in f for f in shown)
+    assert "| rqkmeans-3x8 |" in text and "| rqkmeans-3x16 |" in text  # both stay in the table
+    assert "Figures not shown (`--id-figures *-3x16`) for `rqkmeans-3x8`" in text
+    assert "--id-figures '*-3x16'" in text.split("```")[1]  # the command that makes it again
 
 
 def test_a_recorded_study_is_drawn_from_its_summary(tmp_path):

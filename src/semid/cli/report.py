@@ -21,6 +21,8 @@ def report_cmd(
     title: Annotated[str | None, typer.Option("--title", help="the report's title")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, md, or both: html,md")] = "html,md",
     cases: Annotated[int, typer.Option("--cases", help="case studies shown per `semid analyze` folder", min=0)] = 3,
+    id_figures: Annotated[str, typer.Option("--id-figures", help="comma-separated name patterns of the ID folders whose "
+                                                                 "figures are shown, e.g. '*-3x256' (all are in the tables)")] = "*",
     verbose: VerboseOpt = False,
 ) -> None:
     """One self-contained HTML page (CSS inline, figures embedded, no network) and the same as Markdown
@@ -34,6 +36,9 @@ def report_cmd(
     formats = [f.strip() for f in fmt.split(",") if f.strip()]
     # the command that makes this report again, as given (however this process was started)
     again = ["semid", "report", *map(str, paths), "--out", str(out), "--name", name, *(["--title", title] if title else []),
-             *(["--format", fmt] if fmt != "html,md" else []), *(["--cases", str(cases)] if cases != 3 else [])]
-    for path in build(paths, out, name=name, title=title, formats=formats, cases=cases, command=shlex.join(again)):
+             *(["--format", fmt] if fmt != "html,md" else []), *(["--cases", str(cases)] if cases != 3 else []),
+             *(["--id-figures", id_figures] if id_figures != "*" else [])]
+    patterns = [p.strip() for p in id_figures.split(",") if p.strip()]
+    for path in build(paths, out, name=name, title=title, formats=formats, cases=cases, command=shlex.join(again),
+                      id_figures=patterns):
         typer.echo(f"wrote {path}")

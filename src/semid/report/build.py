@@ -55,9 +55,11 @@ def intro(ins: list[Input], ctx: Context, command: str | None) -> list[Part]:
 
 
 def build(paths: Sequence[Path], out: Path, *, name: str = "report", title: str | None = None,
-          formats: Sequence[str] = FORMATS, cases: int = 3, command: str | None = None) -> list[Path]:
+          formats: Sequence[str] = FORMATS, cases: int = 3, command: str | None = None,
+          id_figures: Sequence[str] = ("*",)) -> list[Path]:
     """Write the report on ``paths`` into ``out`` (``NAME.html`` and/or ``NAME.md`` + ``img/NAME/``);
-    returns the files written."""
+    returns the files written. ``id_figures``: name patterns of the ID folders whose figures are
+    shown (every ID folder is in the tables)."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError(f"report format {bad or formats}: choose from {', '.join(FORMATS)}")
@@ -66,7 +68,7 @@ def build(paths: Sequence[Path], out: Path, *, name: str = "report", title: str 
     ins = inputs([Path(p) for p in paths])
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="semid-report-") as scratch:
-        ctx = Context(Path(scratch), cases=cases)
+        ctx = Context(Path(scratch), cases=cases, id_figures=tuple(id_figures))
         sections = [s for inp in ins for s in sections_of(inp, ctx)]
         prov = provenance.section(ctx)
         report = Report(title or TITLE, intro(ins, ctx, command), sections + ([prov] if prov else []))

@@ -50,6 +50,7 @@ class Context:
 
     scratch: Path
     cases: int = 3
+    id_figures: tuple[str, ...] = ("*",)  # fnmatch patterns of the ID folders whose figures are shown
     files: dict[Path, tuple[Input, Any]] = field(default_factory=dict)
     seen: dict[str, str] = field(default_factory=dict)
     missing: dict[Input, list[str]] = field(default_factory=dict)

@@ -8,6 +8,7 @@ same study) says where it was shown instead of repeating its figures.
 from __future__ import annotations
 
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def semantic_ids(inp: Input, run: RunFolder, ctx: Context) -> list:
     folders = sorted(p for p in run.ids_root.iterdir() if (p / "semantic_ids.parquet").is_file())
     if folders:
         ctx.manifest(inp, run.embed)  # the embeddings the IDs were fitted on (its config names the model)
-    rows, figures, notes = [], [], []
+    rows, figures, notes, unshown = [], [], [], []
     for folder in folders:
         report_file = folder / "ids_report.json"
         ctx.manifest(inp, folder)
@@ -103,7 +104,13 @@ def semantic_ids(inp: Input, run: RunFolder, ctx: Context) -> list:
         if before:
             notes.append(f"{code(folder.name)}: the same Semantic IDs and embeddings as {code(before)}; its figures are shown there")
             continue
+        if not any(fnmatch(folder.name, pat) for pat in ctx.id_figures):
+            unshown.append(code(folder.name))
+            continue
         figures += [figure(folder / f, f"{folder.name}: {what}", f"{inp.label}-{folder.name}-{Path(f).stem}") for f, what in ID_FIGURES]
+    if unshown:
+        notes.append(f"Figures not shown (`--id-figures {','.join(ctx.id_figures)}`) for {', '.join(unshown)}: "
+                     "each folder's `report.md` and PNGs have them")
     if not rows and not notes:
         return []
     head = ["IDs", "method", "items", "L × K", "recon. cosine", "collisions", "largest group", "level-1 perplexity",
