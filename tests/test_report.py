@@ -187,6 +187,23 @@ def test_figures_are_small_256_colour_copies_of_their_sources(toy, rendered):
     assert small in copies  # what the Markdown links
 
 
+def test_a_recorded_time_to_quality_curve_is_reported_from_results_alone(toy, tmp_path):
+    from semid.evaluate import results as records
+
+    run = tmp_path / "run"
+    shutil.copytree(toy["run"], run)
+    trained = next(p.name for p in (run / "models").iterdir() if p.name.startswith("sasrec-ce"))
+    assert invoke("curves", "--out", str(run), trained).exit_code == 0
+    written = records.record_comparison(run / "compare", root=tmp_path / "results", allow_dirty=True)
+    assert {p.name for p in written} >= {"time_to_quality.png", "time_to_quality.json"}
+    shutil.rmtree(run)  # the report needs the record only, not the run's training logs
+    out = tmp_path / "out"
+    res = invoke("report", str(tmp_path / "results"), "--out", str(out), "--format", "md")
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    text = (out / "report.md").read_text()
+    assert "### toy: time to quality" in text and "time_to_quality.png)" in text
+
+
 def test_id_figures_only_for_the_folders_asked_for(toy, tmp_path):
     out = tmp_path / "few"
     res = invoke("report", str(toy["run"]), "--out", str(out), "--format", "md", "--id-figures", "*-3x16")

@@ -89,7 +89,9 @@ def record_experiment(folder: Path, *, root: Path = Path("results"), allow_dirty
 
 def record_comparison(folder: Path, *, root: Path = Path("results"), allow_dirty: bool = False) -> list[Path]:
     """One record per row of a finished ``semid compare`` (its seeds, both protocols, paired tests
-    against the baselines), plus the comparison's tables and plot, under ``root/<dataset>/``."""
+    against the baselines), plus the comparison's tables and plot and, when ``semid curves`` drew it,
+    its time-to-quality curve, under ``root/<dataset>/`` (so a report can be made from ``results/``
+    alone, without the run folder's training logs)."""
     comp = artifacts.read_json(Path(folder) / "comparison.json")
     rows = comp["rows"]
     if not rows:
@@ -119,7 +121,8 @@ def record_comparison(folder: Path, *, root: Path = Path("results"), allow_dirty
         path = dest / f"{r['model']}.json"
         artifacts.write_json(path, rec)
         written.append(path)
-    for name in ("comparison.md", "comparison.csv", "comparison.json", "recall10.png"):
+    for name in ("comparison.md", "comparison.csv", "comparison.json", "recall10.png", "time_to_quality.png",
+                 "time_to_quality.json"):
         if (Path(folder) / name).is_file():
             artifacts.write_bytes(dest / name, (Path(folder) / name).read_bytes())
             written.append(dest / name)

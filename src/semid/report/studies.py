@@ -23,6 +23,7 @@ from semid.rank import plots
 from semid.report.blocks import Part, Section, code, figure, table
 from semid.report.collect import EXPERIMENT_JSON, Context, Input
 
+CURVES = "time_to_quality.png"  # a recorded comparison's curve (`semid curves`)
 STUDY_FIGURES = (("auc_by_representation.png", "test AUC by representation, overall and cold-start (95% CI over seeds)",
                   plots.auc_bars),
                  ("delta_auc_vs_table_size.png", "per-list AUC change against random hashing, by table size", plots.delta_vs_size))
@@ -154,6 +155,15 @@ def study_figures(inp: Input, doc: dict[str, Any], doc_file: Path, ctx: Context)
     return [f for f in out if f]
 
 
+def curves(inp: Input, png: Path, ctx: Context) -> list[Part]:
+    """A recorded comparison's time-to-quality curve (``semid curves``, copied by ``--record``)."""
+    meta = png.with_suffix(".json")
+    if meta.is_file():
+        ctx.json(inp, meta)
+    return [f"From the comparison's training logs (`semid curves`, recorded as {code(png)}).",
+            figure(png, "validation Recall@10 against thread-minutes of training", f"{inp.label}-{png.parent.name}-time_to_quality")]
+
+
 def results_sections(inp: Input, ctx: Context) -> list[Section]:
     """A results folder: per dataset its model records, comparison and ranking study; then its experiments."""
     root = inp.path
@@ -161,7 +171,8 @@ def results_sections(inp: Input, ctx: Context) -> list[Section]:
         f"What `--record` copied into {code(inp.label)} from finished runs (see its README.md); none is typed by hand."])]
     reference = records.load_reference(root)
     for ds in sorted(d for d in root.iterdir() if d.is_dir() and d.name != "experiments"):
-        recs = [r for r in (ctx.json(inp, f) for f in sorted(ds.glob("*.json")) if f.name not in ("comparison.json", STUDY))
+        recs = [r for r in (ctx.json(inp, f) for f in sorted(ds.glob("*.json"))
+                                      if f.name not in ("comparison.json", STUDY, "time_to_quality.json"))
                 if isinstance(r, dict) and isinstance(r.get("metrics"), dict)]
         if recs:
             out.append(Section(f"{ds.name}: recorded models", 3, [
@@ -170,6 +181,7 @@ def results_sections(inp: Input, ctx: Context) -> list[Section]:
         else:
             ctx.absent(inp, f"{ds.name}: model records")
         for name, title, build in (("comparison.json", "comparison", lambda f: comparison(inp, f.parent, ctx)),
+                                   (CURVES, "time to quality", lambda f: curves(inp, f, ctx)),
                                    (STUDY, "ranking study", lambda f: rank_study(inp, f, ctx))):
             if (ds / name).is_file():
                 out.append(Section(f"{ds.name}: {title}", 3, build(ds / name)))
