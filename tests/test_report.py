@@ -185,6 +185,9 @@ def test_figures_are_small_256_colour_copies_of_their_sources(toy, rendered):
         assert diff.mean() < 2  # the same picture
     copies = [p.read_bytes() for p in (rendered / "img" / "report").glob("*.png")]
     assert small in copies  # what the Markdown links
+    broken = toy["tmp"] / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    assert render.png(broken) == b"\x89PNG not really"  # copied as it is, not a crash
 
 
 def test_a_recorded_time_to_quality_curve_is_reported_from_results_alone(toy, tmp_path):

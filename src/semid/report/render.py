@@ -17,6 +17,7 @@ from markupsafe import Markup
 from PIL import Image
 
 from semid.core import artifacts
+from semid.core.log import log
 from semid.report import template
 from semid.report.blocks import Figure, Part, Report, slug
 
@@ -26,10 +27,15 @@ IMG = "img"
 def png(path: Path) -> bytes:
     """A figure's PNG as the report holds it: quantised to 256 colours (plots, t-SNE maps) and
     optimised, about 4× smaller, so a report of many figures stays small; the source file's
-    bytes where that is not smaller. The same source gives the same bytes."""
+    bytes where that is not smaller, or where the file is not a readable PNG (said in the log; the
+    report is still written). The same source gives the same bytes."""
     data = Path(path).read_bytes()
-    with Image.open(io.BytesIO(data)) as im:
-        small = im.convert("RGBA").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            small = im.convert("RGBA").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        log.warning("report: %s is not a readable PNG (%s); copied as it is", path, exc)
+        return data
     buf = io.BytesIO()
     small.save(buf, format="PNG", optimize=True)
     return buf.getvalue() if buf.tell() < len(data) else data
