@@ -239,3 +239,5 @@ def test_the_plot_marks_each_grid_value_and_nothing_between(xs, tmp_path, monkey
     assert [t.get_text() for t in ax.get_xticklabels()] == [str(x) for x in xs]
     numeric = not isinstance(xs[0], str)
     assert list(ax.get_xticks()) == (xs if numeric else list(range(len(xs))))
+    data = [line for line in ax.get_lines() if line.get_marker() == "o"]  # not the error bars' caps
+    assert data and all((line.get_linestyle() == "-") == numeric for line in data)  # categories: no line between

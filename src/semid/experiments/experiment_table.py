@@ -203,13 +203,15 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
         rest = ",".join(f"{k.rsplit('.', 1)[-1]}={r['point'][k]}" for k in keys if k != x_key)
         lines.setdefault(r["model"] + (f" ({rest})" if rest else ""), []).append(r)
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for name, rs in lines.items():
+    for i, (name, rs) in enumerate(lines.items()):
         rs = sorted(rs, key=lambda r: pos[r["point"][x_key]])
-        x = np.array([pos[r["point"][x_key]] for r in rs], dtype=float)
+        # categories (datasets, methods) are not a scale: points side by side, no line between them
+        shift = 0.0 if numeric else 0.08 * (i - (len(lines) - 1) / 2)
+        x = np.array([pos[r["point"][x_key]] + shift for r in rs], dtype=float)
         y = np.array([r["history kept"]["mean"]["recall@10"] for r in rs])
         ci = [r["history kept"]["ci95"].get("recall@10") or [v, v] for r, v in zip(rs, y)]
         err = np.clip(np.array([[v - c[0] for v, c in zip(y, ci)], [c[1] - v for v, c in zip(y, ci)]]), 0, None)
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name, linestyle="-" if numeric else "none")
     ax.set_xticks([pos[v] for v in xs], [str(v) for v in xs])  # the grid's own values, never 1.5 levels
     ax.set_xlabel(x_key)
     splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
