@@ -21,6 +21,7 @@ from semid.core.figures import pyplot, save
 from semid.core.log import log
 from semid.core.run import RunFolder
 from semid.experiments import table
+from semid.ids.analysis import first_next_item, next_item_text
 
 if TYPE_CHECKING:
     from semid.experiments.compare import Cell, CompareConfig
@@ -58,10 +59,10 @@ def ids_quality(folder: Path) -> dict[str, Any] | None:
         return None
     r = artifacts.read_json(report)
     usage = r.get("usage") or [{}]
-    nxt = ((r.get("next_item") or {}).get("val") or {}).get("prefix") or [{}]
+    nxt = first_next_item(r) or {}
     return {"ids": folder.name, "collision_share": (r.get("collisions") or {}).get("collision_share"),
             "level1_used_share": usage[0].get("used_share"), "level1_perplexity": usage[0].get("perplexity"),
-            "next_item_share": nxt[0].get("share"), "next_item_lift": nxt[0].get("lift")}
+            "next_item_share": nxt.get("share"), "next_item_lift": nxt.get("lift")}
 
 
 def shared_seconds(pts: list[Point]) -> float:
@@ -135,7 +136,7 @@ def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
         main = [f"{kept['mean'][m]:.4f} ± {kept['std'][m]:.4f}{table._ci(kept['ci95'].get(m))}" for m in table.TESTED]
         q = r.get("ids_quality") or {}
         coll = "–" if q.get("collision_share") is None else f"{q['collision_share']:.1%}"
-        nxt = "–" if q.get("next_item_share") is None else f"{q['next_item_share']:.1%} (×{q['next_item_lift']:.1f})"
+        nxt = next_item_text({"share": q.get("next_item_share"), "lift": q.get("next_item_lift")})
         lines.append("| " + " | ".join([*(str(r["point"].get(k)) for k in keys), r["model"], str(len(r["seeds"])), *main,
                                         table._fmt(removed["mean"]["recall@10"]), table._fmt(removed["mean"]["ndcg@10"]),
                                         coll, nxt, table._fmt(r["epochs"], 1), table._fmt(r["train_wall_s"], 0),

@@ -119,6 +119,17 @@ def next_item_agreement(codes: np.ndarray, prev: np.ndarray, nxt: np.ndarray) ->
     return rows
 
 
+def first_next_item(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The first-level validation row of a report's next-item agreement (None when it has none)."""
+    rows = ((report.get("next_item") or {}).get("val") or {}).get("prefix") or []
+    return rows[0] if rows else None
+
+
+def next_item_text(row: dict[str, Any] | None) -> str:
+    """``14.0% (×22.8)``: a share of pairs and its lift over chance; "–" when there is none."""
+    return "–" if row is None or row.get("share") is None else f"{row['share']:.1%} (×{row['lift']:.1f})"
+
+
 def next_item_agreement_reference(codes: np.ndarray, prev: np.ndarray, nxt: np.ndarray) -> list[dict[str, Any]]:
     """Slow reference of :func:`next_item_agreement`: explicit loops over pairs and pairs of pairs."""
     rows = []

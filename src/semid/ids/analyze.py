@@ -43,24 +43,31 @@ def catalogue(run: RunFolder, n: int) -> tuple[list[str] | None, list[list[str] 
     return [t or "" for t in titles], cats
 
 
-def behaviour(run: RunFolder, codes: np.ndarray) -> dict[str, Any] | None:
-    """Next-item agreement of the IDs on the training sequences' consecutive items and on each
-    validation user's last history item → validation target (the test split is not read); None
-    when the run has no split tables."""
-    paths = {s: run.table_path(s) for s in ("train", "val")}
-    if not all(p.is_file() for p in paths.values()):
-        return None
-    out: dict[str, Any] = {}
-    for split, path in paths.items():
+def split_tables(run: RunFolder) -> dict[str, Path]:
+    """The run's train and validation tables that exist (next-item agreement reads them; test never)."""
+    return {s: run.table_path(s) for s in ("train", "val") if run.table_path(s).is_file()}
+
+
+def next_item_pairs(tables: dict[str, Path]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(item, next item) pairs: every consecutive pair of the training sequences, and each validation
+    user's last history item → validation target; empty unless both tables are given."""
+    if set(tables) != {"train", "val"}:
+        return {}
+    out = {}
+    for split, path in tables.items():
         df = pl.read_parquet(path, columns=["history", "target"])
         if split == "val":
             df = df.filter(pl.col("history").list.len() > 0)
-            prev, nxt = df["history"].list.last().to_numpy(), df["target"].to_numpy()
+            out[split] = (df["history"].list.last().to_numpy().astype(np.int64), df["target"].to_numpy().astype(np.int64))
         else:
-            prev, nxt = analysis.transitions(df["history"].to_list(), df["target"].to_list())
-        out[split] = {"pairs": len(prev), "prefix": analysis.next_item_agreement(codes, np.asarray(prev, np.int64),
-                                                                                 np.asarray(nxt, np.int64))}
+            out[split] = analysis.transitions(df["history"].to_list(), df["target"].to_list())
     return out
+
+
+def behaviour(pairs: dict[str, tuple[np.ndarray, np.ndarray]], codes: np.ndarray) -> dict[str, Any] | None:
+    """Next-item agreement of the IDs ``codes`` on each split's pairs; None without pairs."""
+    return {split: {"pairs": len(prev), "prefix": analysis.next_item_agreement(codes, prev, nxt)}
+            for split, (prev, nxt) in pairs.items()} or None
 
 
 def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Path:
@@ -70,7 +77,7 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
     folder = ids_dir(run, cfg)
     emb_path = run.need(run.embeddings, "semid embed")
     codes_full, levels, size = load_semantic_ids(folder)
-    splits = {s: run.table_path(s) for s in ("train", "val") if run.table_path(s).is_file()}  # next-item agreement
+    splits = split_tables(run)
     inputs = run.inputs({"embeddings": emb_path, "semantic_ids": folder / SEMANTIC_IDS, **splits})
     settings = {"tsne_sample": cfg.tsne_sample, "top_words": cfg.top_words, "seed": cfg.seed}
     if reuse("ids analyze", folder, settings, inputs, force=force, manifest=MANIFEST):
@@ -86,7 +93,7 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
         rep = analysis.summarize(x, codes_full, size, codec.reconstruct(x, codes_full[:, :levels]), cats, cfg.seed,
                              reencoded=None if has_extra_code(folder) else artifacts.load_manifest(folder))
         rep["method"] = codec.method
-        rep["next_item"] = behaviour(run, codes_full[:, :levels])
+        rep["next_item"] = behaviour(next_item_pairs(splits), codes_full[:, :levels])
         if titles is not None:
             rep["code_meanings"] = analysis.code_meanings(x, codes_full[:, 0], titles, cats, cfg.top_words)
         report.plot_usage(rep["usage"], folder / "code_usage.png")
@@ -100,11 +107,11 @@ def run(cfg: IdsConfig, run_dir: Path | RunFolder, *, force: bool = False) -> Pa
         rep |= {"inputs": inputs, "settings": settings, "analyze_s": round(time.perf_counter() - t0, 3)}
         artifacts.write_json(folder / "ids_report.json", rep)
         artifacts.write_text(folder / "report.md", report.markdown(rep, folder.name))
-    nxt = (rep.get("next_item") or {}).get("val")
+    nxt = analysis.first_next_item(rep)
     log.info("ids analyze: usage %s; coherence %s vs random %.3f;%s %.1f s → %s/report.md",
              " / ".join(f"{u['used_share']:.0%}" for u in rep["usage"]),
              " / ".join(f"{r['mean_cosine']:.3f}" for r in rep["coherence"]["prefix"]),
              rep["coherence"]["random_pairs"],
-             f" validation next item shares the first code {nxt['prefix'][0]['share']:.1%} "
-             f"(×{nxt['prefix'][0]['lift']:.1f} chance);" if nxt and nxt["prefix"] else "", rep["analyze_s"], folder)
+             f" validation next item shares the first code {analysis.next_item_text(nxt)};" if nxt else "",
+             rep["analyze_s"], folder)
     return folder

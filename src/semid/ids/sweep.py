@@ -31,7 +31,7 @@ COLUMNS = ["method", "levels", "codebook_size", "train_s", "recon_cosine", "reco
            "top_purity_l1", "next_item_l1", "next_item_lift_l1"]
 
 
-def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats) -> dict[str, Any]:
+def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats, pairs: dict[str, Any] | None = None) -> dict[str, Any]:
     folder = ids_train.run(cfg, run)
     codes_full, levels, size = load_semantic_ids(folder)
     codec = load_codec(folder)
@@ -39,7 +39,8 @@ def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats) -> dict[str, An
     rep = analysis.summarize(x, codes_full, size, codec.reconstruct(x, codes_full[:, :levels]), cats, cfg.seed,
                              reencoded=None if has_extra_code(folder) else manifest)
     pur = rep["category_purity"]
-    nxt = ((ids_analyze.behaviour(run, codes_full[:, :levels]) or {}).get("val") or {}).get("prefix") or [{}]
+    rep["next_item"] = ids_analyze.behaviour(pairs or {}, codes_full[:, :levels])
+    nxt = analysis.first_next_item(rep) or {}
     return {
         "method": cfg.method, "levels": levels, "codebook_size": size, "train_s": manifest.get("train_s"),
         "recon_cosine": rep["reconstruction"]["mean_cosine"], "recon_mse": rep["reconstruction"]["mse"],
@@ -50,7 +51,7 @@ def row_for(cfg: IdsConfig, run: RunFolder, x: np.ndarray, cats) -> dict[str, An
         "coherence": " / ".join(f"{r['mean_cosine']:.3f}" for r in rep["coherence"]["prefix"]),
         "random_pairs": rep["coherence"]["random_pairs"],
         "top_purity_l1": pur["prefix"][0]["top_purity"] if pur else None,
-        "next_item_l1": nxt[0].get("share"), "next_item_lift_l1": nxt[0].get("lift"),
+        "next_item_l1": nxt.get("share"), "next_item_lift_l1": nxt.get("lift"),
     }
 
 
@@ -58,6 +59,7 @@ def run(base: IdsConfig, run_dir: Path | RunFolder, *, methods: list[str], level
     run = RunFolder(run_dir)
     x = np.load(run.need(run.embeddings, "semid embed"))
     _, cats = ids_analyze.catalogue(run, len(x))
+    pairs = ids_analyze.next_item_pairs(ids_analyze.split_tables(run))  # read once for every combination
     rows = []
     t0 = time.perf_counter()
     for method in methods:
@@ -66,7 +68,7 @@ def run(base: IdsConfig, run_dir: Path | RunFolder, *, methods: list[str], level
                 cfg = base.model_copy(update={"method": method, "levels": n_levels, "codebook_size": size,
                                          "name": f"sweep/{method}-{n_levels}x{size}"})
                 log.info("sweep: %s %d × %d", method, n_levels, size)
-                rows.append(row_for(cfg, run, x, cats))
+                rows.append(row_for(cfg, run, x, cats, pairs))
     out = run.ids_dir("sweep")
     out.mkdir(parents=True, exist_ok=True)
     with artifacts.atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -85,7 +87,7 @@ def markdown(rows: list[dict[str, Any]], n_items: int) -> str:
              "|" + "---|" * 3 + "---:|" * 6 + "---|---:|---:|---:|"]
     for r in rows:
         pur = f"{r['top_purity_l1']:.3f}" if r["top_purity_l1"] is not None else "–"
-        nxt = "–" if r["next_item_l1"] is None else f"{r['next_item_l1']:.1%} (×{r['next_item_lift_l1']:.1f})"
+        nxt = analysis.next_item_text({"share": r["next_item_l1"], "lift": r["next_item_lift_l1"]})
         lines.append(f"| {r['method']} | {r['levels']} | {r['codebook_size']} | {r['train_s'] or 0:.1f} | "
                      f"{r['recon_cosine']:.3f} | {r['min_used_share']:.1%} | {r['mean_perplexity']:.0f} | "
                      f"{r['collision_share']:.2%} | {r['largest_group']} | {r['coherence']} | {r['random_pairs']:.3f} | {pur} | {nxt} |")

@@ -6,6 +6,7 @@ with raw HTML and images from text disabled, every title escaped by Jinja2)."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import re
@@ -28,7 +29,13 @@ def png(path: Path) -> bytes:
     """A figure's PNG as the report holds it: quantised to 256 colours (plots, t-SNE maps) and
     optimised, about 4× smaller, so a report of many figures stays small; the source file's
     bytes where that is not smaller, or where the file is not a readable PNG (said in the log; the
-    report is still written). The same source gives the same bytes."""
+    report is still written). The same source gives the same bytes, made once for both formats."""
+    st = Path(path).stat()
+    return _png(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _png(path: str, _mtime_ns: int, _size: int) -> bytes:  # keyed by the file's state, so an edited file is read again
     data = Path(path).read_bytes()
     try:
         with Image.open(io.BytesIO(data)) as im:

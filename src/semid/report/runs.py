@@ -16,6 +16,7 @@ from semid.core import artifacts
 from semid.core.log import log
 from semid.core.run import RunFolder
 from semid.evaluate import results as records
+from semid.ids.analysis import first_next_item, next_item_text
 from semid.report import studies
 from semid.report.blocks import Section, code, figure, imported, table
 from semid.report.collect import Context, Input, writer
@@ -131,12 +132,7 @@ def id_row(name: str, r: dict[str, Any]) -> list[Any]:
     return [name, r.get("method"), r.get("items"), f"{r.get('levels')} × {r.get('codebook_size')}",
             (r.get("reconstruction") or {}).get("mean_cosine"), None if share is None else f"{share:.2%}", coll.get("largest_group"),
             usage.get("perplexity"), " / ".join(f"{c['mean_cosine']:.3f}" for c in coherence.get("prefix", [])),
-            coherence.get("random_pairs"), purity.get("top_purity"), _next_item(r)]
-
-
-def _next_item(r: dict[str, Any]) -> str | None:
-    first = (((r.get("next_item") or {}).get("val") or {}).get("prefix") or [None])[0]
-    return None if first is None else f"{first['share']:.1%} (×{first['lift']:.1f})"
+            coherence.get("random_pairs"), purity.get("top_purity"), next_item_text(first_next_item(r))]
 
 
 def comparison(inp: Input, run: RunFolder, ctx: Context) -> list:
