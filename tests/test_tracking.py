@@ -44,3 +44,27 @@ def test_an_unknown_logger_is_named():
     with pytest.raises(ConfigError, match="loggers"):
         from semid.core.config import build
         build(SASRecConfig, {"loggers": ["wandb"]})
+
+
+def test_compile_traces_the_networks_forward_and_keeps_its_parameters():
+    """``compile=true`` compiles the trained network in place (same parameters, same state-dict keys,
+    the same outputs); validation-only methods stay eager; off by default."""
+    import torch
+
+    from semid.training import SemidModule
+
+    assert SASRecConfig().compile is False
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    module = SemidModule(SASRecConfig(compile=True), {})
+    module.model = net
+    keys = list(net.state_dict())
+    x = torch.randn(5, 4)
+    eager = net(x)
+    module.on_fit_start()
+    assert net._compiled_call_impl is not None and list(net.state_dict()) == keys
+    torch.testing.assert_close(net(x), eager)
+    plain = torch.nn.Linear(4, 2)
+    module = SemidModule(SASRecConfig(), {})
+    module.model = plain
+    module.on_fit_start()
+    assert plain._compiled_call_impl is None

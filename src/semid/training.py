@@ -148,6 +148,7 @@ class SemidModule(L.LightningModule):
             self.log(f"train/{key}", value, batch_size=n)
         self.log("train/examples_per_s", self._seen / max(1e-9, time.perf_counter() - self._t0), prog_bar=True,
                  batch_size=n)
+        self.log("train/targets", float(self._seen), batch_size=n)  # with the rate: the time of each logged step
         return loss
 
     def configure_optimizers(self):
@@ -178,6 +179,10 @@ class SemidModule(L.LightningModule):
             torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def on_fit_start(self) -> None:
+        if self.cfg.compile:
+            self.model.compile()  # in place: the same parameters and state-dict keys, only the forward is traced
 
     def on_train_start(self) -> None:
         """A resumed run goes on with the next epoch's shuffle; DDP processes draw their own dropout

@@ -132,6 +132,8 @@ class TrainerConfig(ModelConfig):
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = Field(
         "auto", description="auto: 32 on CPU and GPU (these small models train faster in fp32 on a GPU too: docs/scaling.md)")
     accelerator: Literal["auto", "cpu", "gpu"] = Field("auto", description="where to train")
+    compile: bool = Field(False, description="torch.compile the network's forward for training (a one-off compile on the "
+                          "first steps; validation and decoding stay eager: benchmarks/results/train.md)")
     loggers: list[Literal["tensorboard", "mlflow"]] = Field(
         default_factory=list, description="training curves beyond logs/metrics.csv (always written): tensorboard "
         "(RUN/models/<name>/tensorboard/), mlflow (a local file store, RUN/mlruns/); pip install 'semid[tracking]'")

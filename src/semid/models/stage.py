@@ -28,7 +28,7 @@ from semid.models import registry
 PENDING = "pending.json"  # the config of a training run under way; gone once it finished
 # keys added after folders were trained (the keys of several processes; the sampled softmax) are left
 # out of a model's identity at their defaults, so folders trained before they existed stay up to date
-ADDED_LATER = {"devices": 1, "num_nodes": 1, "strategy": "auto", "negatives": 0, "sampler": "uniform"}
+ADDED_LATER = {"devices": 1, "num_nodes": 1, "strategy": "auto", "negatives": 0, "sampler": "uniform", "compile": False}
 NOT_IDENTITY = {"loggers"}  # where curves are also sent does not change the model
 
 

@@ -112,6 +112,10 @@ class SIDRecModel(nn.Module):
         """Training: (user states [N, d], the target tokens [N, T] they predict)."""
         raise NotImplementedError
 
+    def forward(self, tokens: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What training calls (so that ``compile=true`` traces it): :meth:`predict`."""
+        return self.predict(tokens, masked)
+
     def items(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, n, T] → item vectors [B, n, d] (sum of code embeddings; PAD items are 0)."""
         return self.heads.codes(tokens).sum(2)

@@ -37,7 +37,7 @@ class SIDRecModule(SIDModule):
         return p.ndim >= 2 and "codes" not in name and "prefix" not in name and "pos" not in name
 
     def step_loss(self, batch: SeqBatch):
-        h, target = self.model.predict(batch.tokens, batch.masked)
+        h, target = self.model(batch.tokens, batch.masked)
         loss, per_level = self.model.heads.nll(h, target)
         return loss, len(target), {f"ce_level{lvl}": ce for lvl, ce in enumerate(per_level)}
 
