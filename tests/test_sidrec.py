@@ -125,6 +125,26 @@ def test_masks_targets_and_batches():
     assert all(b.masked.shape == b.tokens.shape[:2] and b.masked.any(1).all() for b in got)
 
 
+def test_label_smoothing_is_over_each_levels_codes():
+    """(1 - eps) × the cross-entropy + eps × the mean of -log p over the level's codes, per level;
+    eps = 0 is the plain loss, and the forward is what training calls."""
+    tok = tiny_tokenizer()
+    model = tiny_model("sid-gru", tok).eval()
+    x = item_tokens_3d([np.array([1, 2, 3]), np.array([4, 5])], tok.item_tokens.numpy())
+    h, tgt = model(x, torch.zeros(x.shape[:2], dtype=torch.bool))
+    assert torch.equal(tgt, tok.item_tokens[[2, 3, 5]])
+    plain, per_plain = model.heads.nll(h, tgt)
+    smooth, per = model.heads.nll(h, tgt, 0.3)
+    for lvl, logits in enumerate(model.heads(h, tgt)):
+        logp = torch.log_softmax(logits, -1)
+        ce = -logp.gather(1, (tgt[:, lvl] - model.heads.ranges[lvl][0])[:, None]).squeeze(1)
+        torch.testing.assert_close(per_plain[lvl], ce.mean())
+        torch.testing.assert_close(per[lvl], (0.7 * ce - 0.3 * logp.mean(1)).mean())
+    assert torch.isclose(plain, torch.stack(per_plain).sum()) and not torch.isclose(plain, smooth)
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        cfgmod.load(SIDGRUConfig, overrides=["label_smoothing=1.0"])
+
+
 def test_bad_config_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown config key 'hidden'.*SIDGRUConfig"):
         cfgmod.load(SIDGRUConfig, overrides=["hidden=64"])

@@ -86,6 +86,31 @@ def test_windows_chunks_and_batches():
         assert b.labels.shape[-1] == tok.id_length and (b.dec_in[..., 0] == 1).all()
 
 
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_training_loss_with_label_smoothing_in_closed_form(eps):
+    """TIGER's training loss over the targets of a batch: (1 - eps) × the cross-entropy of the true
+    token + eps × the mean of -log p over the tokens of the position's level (the others are -inf;
+    padding positions ignored): finite, and the plain loss at eps = 0."""
+    from semid.models.tiger.train import TigerModule
+
+    tok = _tok()
+    model = _model(tok).float()
+    module = TigerModule(TigerConfig(preset="tiny", label_smoothing=eps), model.args, None)
+    module.model = model
+    batch = data.collate_causal([np.array([3, 7, 1, 9]), np.array([4, 8])], np.array([0, 1]), tok.item_tokens.numpy())
+    loss, n, _ = module.step_loss(batch)
+    logp = torch.log_softmax(model(batch.enc, batch.dec_in, batch.limit, None).float(), -1)
+    keep = batch.labels >= 0
+    ce = -logp.gather(-1, batch.labels.clamp(min=0)[..., None]).squeeze(-1)
+    level = torch.isfinite(logp)
+    width = torch.tensor([hi - lo for lo, hi in (tok.level_range(i) for i in range(tok.id_length))])
+    assert (level.sum(-1) == width).all()  # each position scores its level's codes only
+    want = ((1 - eps) * ce - eps * torch.where(level, logp, 0.0).sum(-1) / width)[keep].mean()
+    assert n == 3 + 1 and keep.sum() == n * tok.id_length
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, want)
+
+
 def test_presets_fill_unset_fields_only():
     cfg = TigerConfig(preset="paper", lr=0.005)
     assert cfg.encoder_layers == 4 and cfg.d_ff == 1024 and cfg.n_heads == 6 and cfg.lr == 0.005

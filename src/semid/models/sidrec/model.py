@@ -84,9 +84,10 @@ class LevelHeads(nn.Module):
         before = torch.cumsum(F.pad(pe[:, :-1], (0, 0, 1, 0)), 1)  # sum of the embeddings of earlier codes
         return [self.level_logits(lvl, u + before[:, lvl]) for lvl in range(len(self.ranges))]
 
-    def nll(self, u: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(mean over rows of the summed per-level cross-entropy, per-level means)."""
-        per = [F.cross_entropy(lg.float(), target[:, lvl] - self.ranges[lvl][0])
+    def nll(self, u: torch.Tensor, target: torch.Tensor, smoothing: float = 0.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(mean over rows of the summed per-level cross-entropy, per-level means); ``smoothing``: label
+        smoothing over each level's codes."""
+        per = [F.cross_entropy(lg.float(), target[:, lvl] - self.ranges[lvl][0], label_smoothing=smoothing)
                for lvl, lg in enumerate(self(u, target))]
         return torch.stack(per).sum(), per
 

@@ -38,7 +38,7 @@ class SIDRecModule(SIDModule):
 
     def step_loss(self, batch: SeqBatch):
         h, target = self.model(batch.tokens, batch.masked)
-        loss, per_level = self.model.heads.nll(h, target)
+        loss, per_level = self.model.heads.nll(h, target, self.cfg.label_smoothing)
         return loss, len(target), {f"ce_level{lvl}": ce for lvl, ce in enumerate(per_level)}
 
     def start(self, hist: torch.Tensor, users: torch.Tensor):

@@ -42,10 +42,18 @@ class TigerModule(SIDModule):
         return p.ndim >= 2 and "tok" not in name.split(".")[0]
 
     def step_loss(self, batch: Batch):
-        logits = self.model(batch.enc, batch.dec_in, batch.limit, batch.users)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), batch.labels.reshape(-1),
-                               ignore_index=IGNORE)
-        return loss, batch.num_targets, {}
+        logits = self.model(batch.enc, batch.dec_in, batch.limit, batch.users).float()
+        eps = self.cfg.label_smoothing
+        if not eps:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=IGNORE)
+            return loss, batch.num_targets, {}
+        # smoothing over the position's own level: the level bias makes every other token -inf
+        keep = batch.labels != IGNORE
+        logp = torch.log_softmax(logits[keep], -1)
+        on_level = torch.isfinite(logp)
+        true = -logp.gather(1, batch.labels[keep][:, None]).squeeze(1)
+        spread = -torch.where(on_level, logp, 0.0).sum(1) / on_level.sum(1)
+        return ((1 - eps) * true + eps * spread).mean(), batch.num_targets, {}
 
     def start(self, hist: torch.Tensor, users: torch.Tensor):
         return self.model.start(hist, users if self.cfg.user_buckets else None)
