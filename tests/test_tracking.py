@@ -46,6 +46,18 @@ def test_an_unknown_logger_is_named():
         build(SASRecConfig, {"loggers": ["wandb"]})
 
 
+def test_compile_without_a_cpp_compiler_is_a_clear_error(tmp_path, monkeypatch):
+    from semid import training
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no compiler on it
+    monkeypatch.delenv("CXX", raising=False)
+    assert training.cxx_compiler() is None
+    with pytest.raises(ConfigError, match="compile=true on a CPU needs a C\\+\\+ compiler"):
+        training.fit(None, None, None, SASRecConfig(compile=True, accelerator="cpu"), tmp_path)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("g++") and not __import__("shutil").which("c++"),
+                    reason="torch.compile's CPU kernels need a C++ compiler (g++)")
 def test_compile_traces_the_networks_forward_and_keeps_its_parameters():
     """``compile=true`` compiles the trained network in place (same parameters, same state-dict keys,
     the same outputs); validation-only methods stay eager; off by default."""

@@ -259,6 +259,10 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     :class:`~semid.sequences.Batches`, which DDP splits by rows). The lr schedule's length is set
     here, from the steps this run takes (fewer per epoch with more processes).
     """
+    on_cpu = cfg.accelerator == "cpu" or (cfg.accelerator == "auto" and not torch.cuda.is_available())
+    if cfg.compile and on_cpu and not cxx_compiler():
+        raise ConfigError("compile=true on a CPU needs a C++ compiler for torch.compile's kernels (g++, or one named "
+                          "by $CXX): install one (e.g. apt install g++) or leave compile off")
     ckpt_dir = out / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
                                  save_top_k=1, save_last=True, enable_version_counter=False)
@@ -331,6 +335,15 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
             "train_wall_s": round(module.train_seconds(), 1), **resumed_at(module, ckpt_path), "started": started,
             "stopped_by": stopped, "precision": precision(cfg),
             "device": str(trainer.strategy.root_device), "processes": trainer.world_size, "threads": torch.get_num_threads()}
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU kernels would use ($CXX, else g++ / c++ / clang++ on PATH)."""
+    import shutil
+
+    named = os.environ.get("CXX")
+    return next((p for p in (named and shutil.which(named), shutil.which("g++"), shutil.which("c++"),
+                             shutil.which("clang++")) if p), None)
 
 
 def resumed_at(module: SemidModule, ckpt_path: str | None) -> dict[str, float]:
