@@ -26,6 +26,7 @@ import copy
 import logging
 import math
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -339,8 +340,6 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
 
 def cxx_compiler() -> str | None:
     """The C++ compiler torch.compile's CPU kernels would use ($CXX, else g++ / c++ / clang++ on PATH)."""
-    import shutil
-
     named = os.environ.get("CXX")
     return next((p for p in (named and shutil.which(named), shutil.which("g++"), shutil.which("c++"),
                              shutil.which("clang++")) if p), None)
