@@ -59,7 +59,8 @@ def settings(dataset: str) -> str:
 def train(dataset: str, out: Path, data_dir: str | None) -> None:
     common = ["--out", str(out)] + (["--data-dir", data_dir] if data_dir else [])
     preset = "tiny" if dataset == "toy" else "cpu"
-    tiger = ["ids.codebook_size=256", "ids.steps=2000", f"tiger.preset={preset}", "tiger.threads=1", f"tiger.max_epochs={EPOCHS[dataset]}",
+    tiger = ["ids.method=rqvae", "ids.codebook_size=256", "ids.steps=2000", f"tiger.preset={preset}", "tiger.threads=1",
+             f"tiger.max_epochs={EPOCHS[dataset]}",
              "tiger.max_time_min=null", "tiger.patience=100", "tiger.val_users=200"]
     semid("run", "--dataset", dataset, *common, *tiger, "evaluate.bootstrap=100", "evaluate.threads=1")
     semid("compare", "--dataset", dataset, *common, *tiger, "compare.threads=1", "compare.bootstrap=100",

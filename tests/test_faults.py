@@ -69,6 +69,15 @@ def test_toy_defaults_to_a_codebook_of_its_size_and_the_tiny_preset():
     assert cfgmod.load(RunConfig, None, []).ids.codebook_size == 256  # other datasets keep TIGER's 3 × 256
 
 
+def test_the_pipeline_fits_ids_with_collaborative_signal_unless_told_otherwise():
+    assert RunConfig().ids.method == "rqvae_cf"
+    assert cfgmod.load(RunConfig, None, []).ids.method == "rqvae_cf"
+    assert cfgmod.load(RunConfig, None, ["ids.steps=10"]).ids.method == "rqvae_cf"  # other ids keys keep the default
+    assert cfgmod.load(RunConfig, None, ["prepare.dataset=toy"]).ids.method == "rqvae_cf"
+    assert cfgmod.load(RunConfig, None, ["ids.method=rqvae"]).ids.method == "rqvae"
+    assert cfgmod.load(RunConfig, None, ["ids.method=rqvae"]).ids.folder_name() == "rqvae-3x256"
+
+
 def test_model_trained_on_other_data_is_refused(run):
     before = metrics_bytes(run)
     assert cli("prepare", "--dataset", "toy", "--out", str(run), "seed=7").exit_code == 0

@@ -30,25 +30,35 @@ from semid.ids.config import IdsConfig
 from semid.models import stage as model_stage
 from semid.models.tiger.config import TigerConfig
 
+# TIGER's `cpu` preset scored higher on validation with IDs that carry collaborative signal than with
+# text-only RQ-VAE IDs on Beauty and Sports (results/experiments/ids-beauty-tiger, ids-categories-tiger)
+DEFAULT_IDS_METHOD = "rqvae_cf"
+
 
 class RunConfig(StageConfig):
     """The whole pipeline's config: one section per stage (YAML recipes live in ``configs/``)."""
 
     prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="the prepare stage")
     embed: EmbedConfig = Field(default_factory=EmbedConfig, description="the embed stage (item texts → vectors)")
-    ids: IdsConfig = Field(default_factory=IdsConfig, description="the Semantic ID stage (train + analyze)")
+    ids: IdsConfig = Field(default_factory=lambda: IdsConfig(method=DEFAULT_IDS_METHOD),
+                           description=f"the Semantic ID stage (train + analyze); method {DEFAULT_IDS_METHOD} unless set")
     tiger: TigerConfig = Field(default_factory=TigerConfig, description="TIGER training (preset cpu by default)")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="evaluation of the trained model on test")
     compare: CompareConfig = Field(default_factory=CompareConfig, description="`semid compare`: the models of the comparison table")
 
     @model_validator(mode="before")
     @classmethod
-    def _toy_defaults(cls, data: Any) -> Any:
-        """The toy dataset (300 items) defaults to 3 × 16 codes (500 RQ-VAE steps) and the `tiny` TIGER preset:
-        a run of about a minute with IDs that group items (3 × 256 codes would give nearly every toy item its
-        own first code). Keys set explicitly win."""
-        if isinstance(data, dict) and isinstance(data.get("prepare"), dict) and data["prepare"].get("dataset") == "toy":
-            data = {**data, "ids": {"codebook_size": 16, "steps": 500, **(data.get("ids") or {})},
+    def _defaults(cls, data: Any) -> Any:
+        """The pipeline's Semantic IDs are ``rqvae_cf`` unless ``ids.method`` is set (also when other ``ids`` keys
+        are). The toy dataset (300 items) defaults to 3 × 16 codes (500 RQ-VAE steps) and the `tiny` TIGER
+        preset: a run of about a minute with IDs that group items (3 × 256 codes would give nearly every toy
+        item its own first code). Keys set explicitly win."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("ids") is None or isinstance(data["ids"], dict):
+            data = {**data, "ids": {"method": DEFAULT_IDS_METHOD, **(data.get("ids") or {})}}
+        if isinstance(data.get("prepare"), dict) and data["prepare"].get("dataset") == "toy":
+            data = {**data, "ids": {"codebook_size": 16, "steps": 500, **data["ids"]},
                     "tiger": {"preset": "tiny", **(data.get("tiger") or {})}}
         return data
 
