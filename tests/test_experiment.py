@@ -83,6 +83,7 @@ def test_grid_points_share_stages_and_fill_one_table(finished):
     assert r["cell_wall_s"] > 0 and table["cost"]["total_s"] >= table["cost"]["cells_s"] > 0
     md = (out / "experiment.md").read_text()
     assert "| ids.codebook_size | compare.beam_size | model |" in md and "sid-gru" in md
+    assert "| train s (mean a seed) | cells s (sum over seeds) |" in md  # the seeds' training mean, their cells' total
     assert (out / "experiment.png").stat().st_size > 1000
 
 

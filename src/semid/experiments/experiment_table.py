@@ -129,7 +129,7 @@ def _against(exp: ExperimentConfig, pts: list[Point]) -> str:
 
 def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
     cols = [*keys, "model", "seeds", "Recall@10 (mean ± std [95% CI])", "NDCG@10", "R@10 hist. removed", "N@10 hist. removed",
-            "ID collisions", "next item shares code 1 (val, × chance)", "epochs", "train s", "cell s"]
+            "ID collisions", "next item shares code 1 (val, × chance)", "epochs", "train s (mean a seed)", "cells s (sum over seeds)"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * (len(keys) + 1) + "---:|" * (len(cols) - len(keys) - 1)]
     for r in rows:
         kept, removed = r["history kept"], r["history removed"]
