@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from semid import training
 from semid.cli import app
 from semid.core.config import ConfigError
 from semid.core.run import RunFolder
@@ -47,8 +48,6 @@ def test_an_unknown_logger_is_named():
 
 
 def test_compile_without_a_cpp_compiler_is_a_clear_error(tmp_path, monkeypatch):
-    from semid import training
-
     monkeypatch.setenv("PATH", str(tmp_path))  # no compiler on it
     monkeypatch.delenv("CXX", raising=False)
     assert training.cxx_compiler() is None
@@ -56,8 +55,7 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error(tmp_path, monkeypatch):
         training.fit(None, None, None, SASRecConfig(compile=True, accelerator="cpu"), tmp_path)
 
 
-@pytest.mark.skipif(not __import__("shutil").which("g++") and not __import__("shutil").which("c++"),
-                    reason="torch.compile's CPU kernels need a C++ compiler (g++)")
+@pytest.mark.skipif(training.cxx_compiler() is None, reason="torch.compile's CPU kernels need a C++ compiler (g++)")
 def test_compile_traces_the_networks_forward_and_keeps_its_parameters():
     """``compile=true`` compiles the trained network in place (same parameters, same state-dict keys,
     the same outputs); validation-only methods stay eager; off by default."""
