@@ -16,17 +16,18 @@ from pydantic import Field, model_validator
 from semid.generative.config import SIDTrainerConfig
 
 # cpu: measured on a 2-core CPU (docs/tiger.md): the block-causal encoder trains every sliding
-# window of a sequence in one pass; a small model (d 64) gets more epochs into the budget. 34 epochs
-# (cosine over the 34, validated on 10,000 users every 2 epochs; a budget in epochs, never in
-# minutes) keep `semid run --dataset beauty` under 30 minutes on an idle 2-core CPU: a 40-epoch run
-# took 32 minutes and its validation Recall@10 was 0.0844 after 33 epochs against 0.0864 after 39.
-# Relative (item-distance) positions and a decoder-heavy split (1 encoder + 3 decoder layers) fit
-# the decoder's later ID levels best in that budget.
+# window of a sequence in one pass; a small model (d 64) gets more epochs into the budget. 26 epochs
+# (cosine over the 26, validated on 10,000 users every 2 epochs; a budget in epochs, never in
+# minutes) keep `semid run --dataset beauty` under 30 minutes on this 2-core CPU, whose speed varied
+# by 15% between hours (2,800 to 3,300 TIGER training examples/s): 40 epochs took 32 minutes, and
+# their validation Recall@10 was 0.0814 after 25 epochs against 0.0864 after 39 (`tiger-epochs`
+# measures longer runs). Relative (item-distance) positions and a decoder-heavy split (1 encoder + 3
+# decoder layers) fit the decoder's later ID levels best in that budget.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(d_model=64, n_heads=4, head_dim=16, d_ff=256, encoder_layers=1, decoder_layers=3,
                 dropout=0.1, attn_dropout=0.0, recency_bias=True, positions="relative", encoder_mask="causal",
                 batch_size=256, optimizer="adamw", lr=4e-3, weight_decay=1e-4, warmup_steps=300,
-                schedule="cosine", max_epochs=34, max_steps=-1, max_time_min=None, val_every=2, patience=6,
+                schedule="cosine", max_epochs=26, max_steps=-1, max_time_min=None, val_every=2, patience=6,
                 val_beam=20),
     # TIGER §4 (Rajput et al. 2023): 4 + 4 layers, d 128, 6 heads of 64, MLP 1024, dropout 0.1,
     # batch 256, lr 0.01 for 10k steps then inverse square root decay, 200k steps; T5-style
