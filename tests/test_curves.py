@@ -14,12 +14,17 @@ from semid.core.errors import DataError
 from semid.experiments import curves
 
 
-def _folder(tmp_path, logs: dict[str, str], training: dict) -> None:
-    folder = tmp_path / "run" / "models" / "m"
+def _folder(tmp_path, logs: dict[str, str], training: dict, run: str = "run", model: str = "m",
+            git: dict | None = None, dataset: str | None = None) -> None:
+    folder = tmp_path / run / "models" / model
+    if dataset:  # what prepare records: the dataset a run folder holds, whatever the folder's name
+        (tmp_path / run / "data").mkdir(parents=True, exist_ok=True)
+        (tmp_path / run / "data" / "manifest.json").write_text(json.dumps({"config": {"dataset": dataset}}))
     for rel, text in logs.items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_text(text)
-    (folder / "config.json").write_text(json.dumps({"kind": "sasrec", "training": training}))
+    meta = {"kind": "sasrec", "training": training, "provenance": {"git": git or {"commit": "a" * 40, "dirty": False}}}
+    (folder / "config.json").write_text(json.dumps(meta))
 
 
 def test_points_use_logged_seconds_times_threads(tmp_path):
@@ -63,6 +68,55 @@ def test_a_folder_without_validations_is_a_clear_error(tmp_path):
         curves.curve(tmp_path / "run" / "models" / "m")
     with pytest.raises(DataError, match="no trained model"):
         curves.curve(tmp_path / "run" / "models" / "missing")
+
+
+LOG = "epoch,step,val/recall@10,val/train_s\n0,10,0.1,60\n1,20,0.3,120\n"
+
+
+def test_model_folders_of_several_runs_share_a_plot_with_labels(tmp_path):
+    """Paths of model folders (here of two run folders of one dataset) are plotted together, each
+    curve under its label, with the folder and training it came from; the plot goes to the first
+    model's run folder when no --out is named."""
+    _folder(tmp_path, {"logs/metrics.csv": LOG}, {"threads": 2, "epochs": 2}, run="beauty", model="tiger",
+            dataset="beauty")
+    _folder(tmp_path, {"logs/metrics.csv": LOG}, {"threads": 1, "epochs": 2}, run="beauty-main", model="tiger",
+            dataset="beauty")
+    res = CliRunner().invoke(app, ["curves", str(tmp_path / "beauty" / "models" / "tiger"),
+                                   str(tmp_path / "beauty-main" / "models" / "tiger"), "--label", "TIGER 2 threads",
+                                   "--label", "TIGER 1 thread"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "beauty" / "compare" / "time_to_quality.json").read_text())
+    assert [c["label"] for c in doc["curves"]] == ["TIGER 2 threads", "TIGER 1 thread"]
+    assert [[p["minutes"] for p in c["points"]] for c in doc["curves"]] == [[2.0, 4.0], [1.0, 2.0]]
+    assert doc["dataset"] == "beauty" and doc["curves"][1]["folder"].endswith("beauty-main/models/tiger")
+    assert doc["curves"][0]["training"]["epochs"] == 2
+
+
+def test_curves_refuse_mixed_datasets_and_miscounted_labels(tmp_path):
+    _folder(tmp_path, {"logs/metrics.csv": LOG}, {}, run="beauty")
+    _folder(tmp_path, {"logs/metrics.csv": LOG}, {}, run="sports")
+    a, b = str(tmp_path / "beauty" / "models" / "m"), str(tmp_path / "sports" / "models" / "m")
+    with pytest.raises(DataError, match="different datasets"):
+        curves.run(None, [a, b])
+    with pytest.raises(DataError, match="1 labels for 2 models"):
+        curves.run(None, [a, a], labels=["x"])
+
+
+def test_record_copies_the_plot_only_from_committed_trainings(tmp_path, monkeypatch):
+    """--record writes results/<dataset>/time_to_quality.{png,json}; a model trained from a dirty
+    tree is refused (unless allowed), so every recorded curve names the code behind it."""
+    _folder(tmp_path, {"logs/metrics.csv": LOG}, {}, run="beauty", model="clean")
+    _folder(tmp_path, {"logs/metrics.csv": LOG}, {}, run="beauty", model="dirty", git={"commit": "b" * 40, "dirty": True})
+    monkeypatch.setattr(curves.artifacts, "provenance", lambda: {"git": {"commit": "c" * 40, "dirty": False}})
+    png = curves.run(tmp_path / "beauty", ["clean"])
+    written = curves.record(png, root=tmp_path / "results")
+    assert sorted(p.name for p in written) == ["time_to_quality.json", "time_to_quality.png"]
+    assert (tmp_path / "results" / "beauty" / "time_to_quality.png").read_bytes() == png.read_bytes()
+    png = curves.run(tmp_path / "beauty", ["clean", "dirty"])
+    with pytest.raises(DataError, match="uncommitted changes"):
+        curves.record(png, root=tmp_path / "results2")
+    assert not (tmp_path / "results2").exists()
+    assert curves.record(png, root=tmp_path / "results2", allow_dirty=True)
 
 
 @pytest.mark.slow

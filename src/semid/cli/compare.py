@@ -9,6 +9,7 @@ import typer
 
 from semid.cli.common import ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, data_dir, reports_errors, run_dir
 from semid.core import config as cfgmod
+from semid.core.run import MODEL_CONFIG
 
 
 @app.command("compare")
@@ -48,14 +49,22 @@ def compare_cmd(
 @app.command("curves")
 @reports_errors
 def curves_cmd(
-    models: Annotated[list[str], typer.Argument(help="model folders under RUN/models, e.g. sasrec-ce tiger")],
+    models: Annotated[list[str], typer.Argument(help="model folders under RUN/models (e.g. sasrec-ce tiger), or paths of model folders")],
     out: OutOpt = None,
     dataset: DatasetOpt = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="legend label, one per model in order")] = None,
+    record: Annotated[Path | None, typer.Option("--record", help="also copy the plot and its JSON to DIR/<dataset>/ (e.g. results)")] = None,
+    allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="record models trained from uncommitted code, marked")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Time to quality: validation Recall@10 against training thread-minutes, from the models' logs
-    (→ RUN/compare/time_to_quality.{png,json})."""
+    (→ RUN/compare/time_to_quality.{png,json}; with model paths only, the first one's run folder)."""
     from semid.experiments import curves
 
-    png = curves.run(run_dir(out, dataset), models)
+    named = [m for m in models if not (Path(m) / MODEL_CONFIG).is_file()]
+    run = run_dir(out, dataset) if named or out is not None or dataset is not None else None
+    png = curves.run(run, models, labels=label)
     typer.echo(f"time to quality: {png}")
+    if record is not None:
+        for path in curves.record(png, root=record, allow_dirty=allow_dirty):
+            typer.echo(f"recorded: {path}")
