@@ -205,6 +205,7 @@ def test_a_recorded_time_to_quality_curve_is_reported_from_results_alone(toy, tm
     assert res.exit_code == 0, res.output + repr(res.exception)
     text = (out / "report.md").read_text()
     assert "### toy: time to quality" in text and "time_to_quality.png)" in text
+    assert f"{trained}: `{run / 'models' / trained}`, 1 thread(s)" in text  # which model folder each line is
 
 
 def test_id_figures_only_for_the_folders_asked_for(toy, tmp_path):

@@ -156,11 +156,14 @@ def study_figures(inp: Input, doc: dict[str, Any], doc_file: Path, ctx: Context)
 
 
 def curves(inp: Input, png: Path, ctx: Context) -> list[Part]:
-    """A recorded comparison's time-to-quality curve (``semid curves``, copied by ``--record``)."""
+    """A recorded time-to-quality curve (``semid curves``, copied by ``--record``), with the model
+    folder behind each line."""
     meta = png.with_suffix(".json")
-    if meta.is_file():
-        ctx.json(inp, meta)
-    return [f"From the comparison's training logs (`semid curves`, recorded as {code(png)}).",
+    doc = ctx.json(inp, meta) if meta.is_file() else None
+    lines = [f"{c.get('label', c.get('model'))}: `{c.get('folder', c.get('model'))}`, {c.get('threads', 1)} thread(s)"
+             for c in (doc or {}).get("curves", []) if isinstance(c, dict)]
+    return [f"From the models' training logs (`semid curves`, recorded as {code(png)})"
+            + (": " + "; ".join(lines) + "." if lines else "."),
             figure(png, "validation Recall@10 against thread-minutes of training", f"{inp.label}-{png.parent.name}-time_to_quality")]
 
 
