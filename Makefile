@@ -8,7 +8,7 @@ DATASET ?= beauty
 SEMID_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export SEMID_DATA_DIR
 
-.PHONY: install demo test lint bench compare rank-study results results-compare results-pipeline experiments report report-inputs clean
+.PHONY: install demo test lint bench compare rank-study results results-compare results-pipeline results-curves experiments report report-inputs clean
 
 install: $(STAMP)
 
@@ -75,6 +75,20 @@ report-inputs: install
 	$(BIN)/semid train sasrec --out runs/beauty-serve max_epochs=8 val_every=2 val_users=2000 threads=1
 	$(BIN)/semid evaluate --out runs/beauty-serve model=sasrec-ce
 	$(BIN)/semid analyze runs/beauty-serve --models tiger,sasrec-ce --users 20 --seed 0
+
+# time to quality on Beauty (results/beauty/time_to_quality.{png,json}): validation Recall@10 against
+# training thread-minutes of TIGER (the cpu preset, 40 and 80 epochs), SID-GRU and SASRec-CE, one
+# thread each; the TIGER and SID-GRU models are the seed-0 cells of `make experiments` (recipes
+# tiger-epochs, tiger-cpu-beauty, sid-gru-ndcg), SASRec-CE is trained here at the comparison's chosen point
+M = runs/beauty/models
+results-curves: install
+	$(BIN)/semid prepare --dataset beauty --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty-curves
+	test -f runs/beauty-curves/models/sasrec-ce/config.json || $(BIN)/semid train sasrec --out runs/beauty-curves \
+	  loss=ce lr=0.003 max_epochs=30 val_every=2 patience=3 val_users=10000 threads=1 seed=0
+	$(BIN)/semid curves runs/beauty-curves/models/sasrec-ce "$(M)/sid-gru@sid-gru-ndcg.max_epochs=45,label_smoothing=0.0,max_items=20" \
+	  "$(M)/tiger@tiger-epochs.max_epochs=26" "$(M)/tiger@tiger-cpu-beauty" "$(M)/tiger@tiger-epochs.max_epochs=80" \
+	  --label "SASRec-CE (lr 0.003, early stopping)" --label "SID-GRU on rqvae_cf IDs, 45 epochs" \
+	  --label "TIGER cpu preset (26 epochs)" --label "TIGER cpu, 40 epochs" --label "TIGER cpu, 80 epochs" --record results
 
 # the SID ranking study on Beauty (held-out items) and Office (temporal split) → results/*/rank_study.json
 rank-study: install
