@@ -9,7 +9,6 @@ import typer
 
 from semid.cli.common import ConfigOpt, DataDirOpt, DatasetOpt, ForceOpt, OutOpt, Overrides, VerboseOpt, app, data_dir, reports_errors, run_dir
 from semid.core import config as cfgmod
-from semid.core.run import MODEL_CONFIG
 
 
 @app.command("compare")
@@ -61,7 +60,7 @@ def curves_cmd(
     (→ RUN/compare/time_to_quality.{png,json}; with model paths only, the first one's run folder)."""
     from semid.experiments import curves
 
-    named = [m for m in models if not (Path(m) / MODEL_CONFIG).is_file()]
+    named = not all(map(curves.is_model_path, models))  # a name under RUN/models needs the run folder
     run = run_dir(out, dataset) if named or out is not None or dataset is not None else None
     png = curves.run(run, models, labels=label)
     typer.echo(f"time to quality: {png}")

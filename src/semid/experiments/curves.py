@@ -48,12 +48,15 @@ def curve(folder: Path, label: str | None = None) -> dict[str, Any]:
             "git": (meta.get("provenance") or {}).get("git")}
 
 
+def is_model_path(model: str) -> bool:
+    """Whether a model argument is the path of a trained model folder (``config.json`` inside)
+    rather than a folder name under ``RUN/models``."""
+    return (Path(model) / MODEL_CONFIG).is_file()
+
+
 def model_folder(run: RunFolder | None, model: str) -> Path:
     """A model folder's path (``config.json`` inside), else the name of one under ``RUN/models``."""
-    path = Path(model)
-    if (path / MODEL_CONFIG).is_file() or run is None:
-        return path
-    return run.model_dir(model)
+    return Path(model) if is_model_path(model) or run is None else run.model_dir(model)
 
 
 def run(run_dir: Path | RunFolder | None, models: list[str], out: Path | None = None,
@@ -101,4 +104,4 @@ def record(png: Path, root: Path = Path("results"), allow_dirty: bool = False) -
     return written
 
 
-__all__ = ["curve", "model_folder", "record", "run"]
+__all__ = ["curve", "is_model_path", "model_folder", "record", "run"]
