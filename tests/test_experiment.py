@@ -192,6 +192,28 @@ def test_points_with_other_data_get_their_own_run_folder(tmp_path):
     assert ids["k_core=3,seed=0"] != ids["k_core=3,seed=1"]  # same method and shape, other settings: own folder
 
 
+def test_a_recipe_scores_another_recipes_models_without_training_them(finished, tmp_path):
+    """A validation recipe's models scored on another split by a second recipe (models_from): the
+    same folders, no training, the other split's metrics beside the first's."""
+    out, _, tmp = finished
+    models = out / "toy" / "models"
+    before = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir()}
+    data = json.loads(json.dumps(RECIPE))
+    data["compare"]["split"] = "val"
+    data["experiment"]["models_from"] = "toy-grid"
+    recipe = tmp / "toy-grid-val.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    res = CliRunner().invoke(app, ["experiment", str(recipe), "--out", str(tmp / "out-val"), "--runs", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir()} == before
+    assert (models / "sid-gru@toy-grid.codebook_size=8-s1" / "metrics-val-beam5.json").is_file()
+    table = json.loads((tmp / "out-val" / "experiment.json").read_text())
+    assert {r["split"] for r in table["rows"]} == {"val"} and len(table["rows"]) == 8
+    assert "those recipe `toy-grid` trained" in (tmp / "out-val" / "experiment.md").read_text()
+    with pytest.raises(ConfigError, match="models_from"):
+        experiment.read_recipe(_recipe(tmp_path, models_from="runs/elsewhere"))
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.stem for p in (REPO / "configs" / "experiments").glob("*.yaml"))
 

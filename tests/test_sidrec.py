@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from semid.cli import app
@@ -23,7 +24,7 @@ from semid.models import registry
 from semid.models.common import RankOptions
 from semid.models.sidrec.config import SIDBert4RecConfig, SIDGRUConfig
 from semid.models.sidrec.data import train_rows
-from semid.models.sidrec.model import SIDGRU, SIDArgs, SIDBert4Rec
+from semid.models.sidrec.model import SIDGRU, SIDArgs, SIDBert4Rec, SIDEnsemble, build
 from semid.sequences import cloze_mask
 
 KINDS = ["sid-gru", "sid-bert4rec"]
@@ -79,6 +80,35 @@ def test_beam_search_equals_exhaustive_scoring(kind, tied):
             assert res.items[b].tolist() == best.tolist()
             assert torch.allclose(res.scores[b], score[best], atol=1e-5)
     assert sorted(res.items[0].tolist()) == list(range(tok.num_items))  # only valid items, each once
+
+
+def test_ensemble_beam_search_ranks_by_the_members_mean_log_likelihood():
+    tok = tiny_tokenizer()
+    members = [tiny_model("sid-gru", tok, seed=s) for s in (0, 1, 2)]
+    ens = build(SIDGRU, SIDArgs(**{**members[0].args.to_dict(), "members": 3})).eval()
+    assert isinstance(ens, SIDEnsemble) and isinstance(build(SIDGRU, members[0].args), SIDGRU)
+    ens.load_state_dict({f"members.{m}.{k}": v for m, net in enumerate(members) for k, v in net.state_dict().items()})
+    hist = [np.array([1, 4, 2]), np.array([7]), np.array([3, 3, 9, 0, 12])]
+    x = item_tokens_3d(hist, tok.item_tokens.numpy())
+    res = beam_search(ens.start(x), len(hist), tok, trie=PrefixTrie(tok), beam_size=tok.num_items, top_k=tok.num_items)
+    alone = [beam_search(net.start(x), len(hist), tok, trie=PrefixTrie(tok), beam_size=tok.num_items,
+                         top_k=tok.num_items) for net in members]
+    with torch.no_grad():
+        for b in range(len(hist)):
+            per_member = []
+            for net in members:
+                logits = net.heads(net.user(x)[b].expand(tok.num_items, -1), tok.item_tokens)
+                per_member.append(sum(torch.log_softmax(lg, -1)[torch.arange(tok.num_items),
+                                                                tok.item_tokens[:, lvl] - tok.level_range(lvl)[0]]
+                                      for lvl, lg in enumerate(logits)))
+            score = torch.stack(per_member).mean(0)
+            best = torch.argsort(score, descending=True)
+            assert res.items[b].tolist() == best.tolist()
+            assert torch.allclose(res.scores[b], score[best], atol=1e-5)
+    assert any(not torch.equal(res.items, a.items) for a in alone)  # the members disagree: the mean is no copy of one
+    rows = torch.tensor([2, 0])  # selecting users selects them in every member
+    sel = beam_search(ens.start(x).select(rows), 2, tok, trie=PrefixTrie(tok), beam_size=tok.num_items, top_k=5)
+    assert torch.equal(sel.items, res.items[rows, :5])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -216,3 +246,46 @@ def test_toy_end_to_end(toy_run, kind):
     # the resumed run logs from the checkpoint on (at most its last step again), not from scratch at epoch 0
     resumed = pl.read_csv(next((folder / "logs").glob("resume-*/metrics.csv")))
     assert resumed["step"].min() >= first["steps"] - 1 and resumed["epoch"].min() >= 1 and resumed["epoch"].max() == 2
+
+
+def test_toy_ensemble_trains_members_then_decodes_them_together(toy_run):
+    spec = registry.get("sid-gru")
+    runner = CliRunner()
+    opts = ["d_model=16", "d_ff=32", "max_epochs=2", "val_users=100", "threads=1", "lr=0.01", "members=2",
+            "name=sid-gru-ens", "seed=1"]
+    res = runner.invoke(app, ["train", "sid-gru", "--out", str(toy_run), *opts])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    folder = toy_run / "models" / "sid-gru-ens"
+    meta = json.loads((folder / "config.json").read_text())
+    members = meta["training"]["members"]
+    assert meta["args"]["members"] == 2 and len(members) == 2
+    # the folder's cost and length are the members' together; its validation score is the ensemble's own
+    assert meta["training"]["epochs"] == 4 and meta["training"]["steps"] == sum(m["steps"] for m in members)
+    assert meta["training"]["train_wall_s"] == pytest.approx(sum(m["train_wall_s"] for m in members), abs=0.2)
+    assert 0 <= meta["training"]["best_val_recall@10"] <= 1
+    weights = load_file(str(folder / "model.safetensors"))
+    for m in (0, 1):
+        sub = folder / f"member{m}"
+        assert (sub / "checkpoints" / "last.ckpt").is_file() and (sub / "logs" / "metrics.csv").is_file()
+        own = load_file(str(sub / "model.safetensors"))
+        assert all(torch.equal(weights[f"members.{m}.{k}"], v) for k, v in own.items())
+        assert json.loads((sub / "member.json").read_text())["training"] == members[m]
+    # members 0 and 1 of seed 1 are seeds 2 and 3: not the same network twice
+    key = "heads.codes.weight"
+    assert not torch.equal(weights[f"members.0.{key}"], weights[f"members.1.{key}"])
+
+    rank, _ = spec.ranker(folder, spec.config, RankOptions(beam_size=20, top_k=10, batch_users=64))
+    items, _ = rank([np.array([1, 2, 3]), np.array([7])], np.arange(2))
+    n_items = meta["tokenizer"]["num_items"]
+    assert ((items >= 0) & (items < n_items)).all() and all(len(set(r)) == 10 for r in items)
+
+    # a killed ensemble resumes: finished members are kept, the unfinished one goes on from its checkpoint
+    (folder / "member1" / "member.json").unlink()
+    (folder / "manifest.json").unlink()
+    kept = (folder / "member0" / "model.safetensors").stat().st_mtime_ns
+    res = runner.invoke(app, ["train", "sid-gru", "--out", str(toy_run), *opts, "--resume"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert (folder / "member0" / "model.safetensors").stat().st_mtime_ns == kept
+    assert (folder / "member1" / "member.json").is_file()
+    again = json.loads((folder / "config.json").read_text())["training"]
+    assert again["members"][0] == members[0] and again["members"][1]["epochs"] == 2

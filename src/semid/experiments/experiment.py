@@ -17,7 +17,9 @@ points with the same prepare + embed settings share one run folder (``runs/<data
 dataset's default settings, the folder ``semid run`` and ``semid compare`` use, so recipes reuse
 their data, embeddings and IDs; ``runs/<dataset>-<digest>`` otherwise); points with the same ID
 settings share one ID folder; a model folder ``<model>@<recipe>.<point>`` is trained once however
-many evaluation-only points use it (``compare.beam_size``, ``compare.cold_start_eps``). Finished cells are reused and a killed
+many evaluation-only points use it (``compare.beam_size``, ``compare.cold_start_eps``), and a recipe
+with ``models_from: <other recipe>`` scores the other recipe's model folders (a validation recipe's
+choice, scored on test by a second recipe, is trained once). Finished cells are reused and a killed
 cell continues from its checkpoint, so a killed experiment continues where it stopped; the cells of
 all points run together, ``compare.jobs`` side by side.
 
@@ -59,6 +61,11 @@ class ExperimentConfig(StageConfig):
                                          "`grid`, each setting the same dotted keys, e.g. [{ids.method: rqvae, ids.collisions: "
                                          "reencode}, {ids.method: rqvae_cf, ids.collisions: extra_code}]")
     plot: str | None = Field(None, description="grid key on the plot's x axis (default: the first)")
+    models_from: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+                                    description="name the model folders after this recipe instead of this one "
+                                    "(<model>@<models_from>.<point>): a recipe that scores on test the models a "
+                                    "validation recipe of the same settings and seeds trained, without training "
+                                    "them again (a folder whose settings differ is retrained, never reused)")
 
     @model_validator(mode="after")
     def _points_agree(self) -> ExperimentConfig:
@@ -232,7 +239,7 @@ def run(recipe: str | Path, out: Path | None, ctx: Context, *, runs: Path = Path
         sections = {"tiger": p.cfg.tiger.model_dump(exclude_unset=True)}
         bases = compare.bases_of(p.cfg.compare, run_, p.cfg.ids, sections, force=ctx.force)
         p.trials = compare.plan_trials(bases, p.cfg.compare, run_.root, run_.ids_dir(p.cfg.ids.folder_name()),
-                                       tag=".".join(filter(None, [path.stem, p.label(train_keys)])))
+                                       tag=".".join(filter(None, [exp.models_from or path.stem, p.label(train_keys)])))
     cfg = pts[0].cfg.compare
     tuning = {(str(p.run_dir), r): c for p in pts for r, c in p.trials.items()}  # rows evaluation-only points share: once
     compare.tune(tuning, cfg, force=ctx.force)

@@ -157,7 +157,9 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
           f"Recipe `{recipe}` (`semid experiment {recipe.stem}`): {design(exp.model_dump(mode='json'))} × models {cfg.models} × seeds "
           f"{cfg.seeds}; budget {cfg.budget or 'each model’s own'}; "
           + (f"tuned on validation over {cfg.tune} (select {cfg.select}); " if cfg.tune else "no tuning grid; ")
-          + f"scored on {cfg.split}, full-catalogue ranking. Mean ± std over seeds; 95% CIs resample users and seeds.", "",
+          + f"scored on {cfg.split}, full-catalogue ranking. Mean ± std over seeds; 95% CIs resample users and seeds."
+          + (f" The models are those recipe `{exp.models_from}` trained (its model folders, `<model>@{exp.models_from}.<point>`): "
+             "trained once, scored here; their training time is counted in both tables." if exp.models_from else ""), "",
           markdown(rows, keys), ""]
     if tests:
         md += ["## Paired tests", "",

@@ -29,7 +29,7 @@ PENDING = "pending.json"  # the config of a training run under way; gone once it
 # keys added after folders were trained (several processes, the sampled softmax, compile, label smoothing) are left
 # out of a model's identity at their defaults, so folders trained before they existed stay up to date
 ADDED_LATER = {"devices": 1, "num_nodes": 1, "strategy": "auto", "negatives": 0, "sampler": "uniform", "compile": False,
-               "label_smoothing": 0.0}
+               "label_smoothing": 0.0, "members": 1}
 NOT_IDENTITY = {"loggers"}  # where curves are also sent does not change the model
 
 
@@ -51,7 +51,8 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
             with threads(cfg.threads):
                 spec.train(cfg, run, out, resume=resume, ids=ids_folder)  # ends this process (training.WorkerDone)
         return out
-    unfinished = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("*.ckpt")) and (
+    unfinished = any(out.glob("checkpoints/*.ckpt")) or any(out.glob("member*/checkpoints/*.ckpt"))
+    unfinished = unfinished and (
         (artifacts.load_manifest(out) or {}).get("status") != "complete")
     if unfinished and not resume and not force:
         raise DataError(f"{out / 'checkpoints'} holds an unfinished training run: continue it with --resume, or start "
@@ -94,7 +95,8 @@ def killed_run_of(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids
     these inputs (a run killed midway), which ``--resume`` continues."""
     run = RunFolder(run_dir)
     out = run.model_dir(cfg.name)
-    if not (out / PENDING).is_file() or not (out / "checkpoints" / "last.ckpt").is_file():
+    last = (out / "checkpoints" / "last.ckpt").is_file() or any(out.glob("member*/checkpoints/last.ckpt"))
+    if not (out / PENDING).is_file() or not last:  # an ensemble's members keep their checkpoints in member<m>/
         return False
     if (artifacts.load_manifest(out) or {}).get("status") == "complete":
         return False

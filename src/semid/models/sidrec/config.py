@@ -26,6 +26,9 @@ class SIDRecConfig(SIDTrainerConfig):
     d_ff: int = Field(256, ge=8, description="hidden width of each level head's MLP (and the transformer's MLP)")
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout on item embeddings, inside the encoder and in the heads")
     tied: bool = Field(True, description="level heads score codes by dot product with the input code embeddings (+ a bias)")
+    members: int = Field(1, ge=1, le=16, description="an ensemble of this many networks, trained one after another "
+                         "(seeds seed × members + 0, 1, ...; the training cost adds up) and decoded together by the "
+                         "mean of their log-probabilities")
     # optimisation (the other keys are semid.training.TrainerConfig's)
     lr: float = Field(3e-3, gt=0, description="peak learning rate (AdamW)")
     warmup_steps: int = Field(100, ge=0, description="linear warm-up steps")

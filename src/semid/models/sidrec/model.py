@@ -14,6 +14,11 @@ on the codes chosen at levels ``< l``:
 so ``sum_l log p(c_l | u, c_<l)`` is an item's log-likelihood, training is teacher forcing on
 the true prefix, and the project's trie-constrained beam search (one head per step) decodes it.
 
+With ``members > 1`` a model is an ensemble (:class:`SIDEnsemble`) of that many networks of one
+shape, trained one after another with their own seeds; beam search scores each next code by the
+mean of the members' log-probabilities (a product of experts, renormalised by nobody, as the
+single model's scores are not).
+
 Shapes: ``B`` rows, ``n`` items per row, ``T`` tokens per item, ``d`` width.
 """
 
@@ -41,6 +46,7 @@ class SIDArgs:
     gru_layers: int = 1
     layers: int = 2
     n_heads: int = 2
+    members: int = 1  # networks in an ensemble (SIDEnsemble); 1 = one network
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -220,3 +226,35 @@ class StepState:
 
     def select(self, rows: torch.Tensor) -> StepState:
         return StepState(self.heads, self.u[rows], self.vocab_size)
+
+
+class SIDEnsemble(nn.Module):
+    """``members`` networks of one class and shape, decoded together: each next code's log-probability
+    is the mean of the members' (state-dict keys ``members.<m>.<the member's keys>``)."""
+
+    def __init__(self, network: type[SIDRecModel], a: SIDArgs):
+        super().__init__()
+        self.args = a
+        one = SIDArgs(**{**asdict(a), "members": 1})
+        self.members = nn.ModuleList(network(one) for _ in range(a.members))
+
+    def start(self, tokens: torch.Tensor) -> EnsembleStep:
+        return EnsembleStep([m.start(tokens) for m in self.members])
+
+
+class EnsembleStep:
+    """The members' decoding states stepped together: mean log-probs, -inf off-level as in each."""
+
+    def __init__(self, steps: list[StepState]):
+        self.steps = steps
+
+    def __call__(self, prefix: torch.Tensor) -> torch.Tensor:
+        return torch.stack([s(prefix) for s in self.steps]).mean(0)
+
+    def select(self, rows: torch.Tensor) -> EnsembleStep:
+        return EnsembleStep([s.select(rows) for s in self.steps])
+
+
+def build(network: type[SIDRecModel], a: SIDArgs) -> SIDRecModel | SIDEnsemble:
+    """The network ``a`` describes: one ``network``, or an ensemble of ``a.members`` of them."""
+    return SIDEnsemble(network, a) if a.members > 1 else network(a)

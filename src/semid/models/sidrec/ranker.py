@@ -12,14 +12,14 @@ from semid.generative.folder import read_folder
 from semid.generative.tokens import SIDTokenizer, history_tokens
 from semid.models.common import RankOptions
 from semid.models.sidrec.config import SIDRecConfig
-from semid.models.sidrec.model import SIDArgs, SIDRecModel
+from semid.models.sidrec.model import SIDArgs, SIDEnsemble, SIDRecModel, build
 
 
 def load(folder: Path, config: type[SIDRecConfig],
-         device: str | torch.device = "cpu") -> tuple[SIDRecModel, SIDTokenizer, dict[str, Any]]:
+         device: str | torch.device = "cpu") -> tuple[SIDRecModel | SIDEnsemble, SIDTokenizer, dict[str, Any]]:
     """(model in eval mode, tokenizer, config.json dict) of a trained folder."""
     meta, args, state, tok = read_folder(folder)
-    model = config.network(SIDArgs.from_dict(args))
+    model = build(config.network, SIDArgs.from_dict(args))
     model.load_state_dict(state)
     return model.to(device).eval(), tok, meta
 
