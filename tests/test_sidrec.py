@@ -17,6 +17,7 @@ from semid.core import config as cfgmod
 from semid.core.errors import ConfigError
 from semid.core.run import RunFolder
 from semid.core.threads import threads
+from semid.experiments import curves
 from semid.generative.beam import beam_search
 from semid.generative.tokens import PAD, SIDTokenizer, history_tokens
 from semid.generative.trie import PrefixTrie
@@ -273,6 +274,13 @@ def test_toy_ensemble_trains_members_then_decodes_them_together(toy_run):
     # members 0 and 1 of seed 1 are seeds 2 and 3: not the same network twice
     key = "heads.codes.weight"
     assert not torch.equal(weights[f"members.0.{key}"], weights[f"members.1.{key}"])
+
+    # its time-to-quality curve: the first member's validations, then the ensemble after every member
+    c = curves.curve(folder)
+    first = c["points"][:-1]
+    assert len(first) >= 1 and all(p["minutes"] <= c["points"][-1]["minutes"] for p in first)
+    assert c["points"][-1]["recall@10"] == meta["training"]["best_val_recall@10"]
+    assert c["points"][-1]["minutes"] == pytest.approx(meta["training"]["train_wall_s"] / 60, abs=1e-3)
 
     rank, _ = spec.ranker(folder, spec.config, RankOptions(beam_size=20, top_k=10, batch_users=64))
     items, _ = rank([np.array([1, 2, 3]), np.array([7])], np.arange(2))

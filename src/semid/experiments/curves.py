@@ -12,7 +12,9 @@ Each model folder's ``logs/**/metrics.csv`` (Lightning's CSV logs, resumed runs 
 one point per validation. The x axis is thread-minutes: training seconds × torch threads / 60,
 the seconds behind each validation over every process of a resumed run
 (:func:`semid.core.trainlog.validation_times`: measured, or for older logs stitched across resumes
-or placed by steps, and then labelled so).
+or placed by steps, and then labelled so). An ensemble's curve (SID-GRU ``members > 1``) is its
+first member's, flat while the other members train, and ends at the ensemble's own validation
+Recall@10 after all of them.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ def curve(folder: Path, label: str | None = None) -> dict[str, Any]:
         raise DataError(f"{folder} holds no trained model (no {MODEL_CONFIG})")
     meta = artifacts.read_json(meta_file)
     training = meta.get("training") or {}
-    points, how = trainlog.validation_times(folder, training)
+    members = training.get("members") or []
+    points, how = trainlog.validation_times(folder / "member0" if members else folder, members[0] if members else training)
+    if members and points:  # an ensemble: its first member's curve, flat while the others train, then the ensemble
+        points.append({"step": training["steps"], "epoch": training["epochs"], "seconds": training["train_wall_s"],
+                       "recall@10": training["best_val_recall@10"]})
     if not points:
         raise DataError(f"{folder}: no validation rows in logs/**/metrics.csv (an untrained model, or logs deleted)")
     threads = int(training.get("threads") or 1)
