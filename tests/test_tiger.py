@@ -116,6 +116,9 @@ def test_presets_fill_unset_fields_only():
     assert cfg.encoder_layers == 4 and cfg.d_ff == 1024 and cfg.n_heads == 6 and cfg.lr == 0.005
     assert cfg.max_steps == PRESETS["paper"]["max_steps"]
     assert TigerConfig().preset == "cpu"
+    # cpu-long is the cpu network run 80 epochs to the end of its schedule, nothing else changed
+    long, short = TigerConfig(preset="cpu-long").model_dump(), TigerConfig(preset="cpu").model_dump()
+    assert {k: long[k] for k in long if long[k] != short[k]} == {"preset": "cpu-long", "max_epochs": 80, "patience": 50}
     with pytest.raises(ValueError, match="nonsense"):
         TigerConfig(nonsense=1)
 
