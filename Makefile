@@ -77,18 +77,21 @@ report-inputs: install
 	$(BIN)/semid analyze runs/beauty-serve --models tiger,sasrec-ce --users 20 --seed 0
 
 # time to quality on Beauty (results/beauty/time_to_quality.{png,json}): validation Recall@10 against
-# training thread-minutes of TIGER (the cpu preset, 40 and 80 epochs), SID-GRU and SASRec-CE, one
-# thread each; the TIGER and SID-GRU models are the seed-0 cells of `make experiments` (recipes
-# tiger-epochs, tiger-cpu-beauty, sid-gru-ndcg), SASRec-CE is trained here at the comparison's chosen point
+# training thread-minutes of TIGER (the cpu preset, 40 epochs and cpu-long), SID-GRU (one network and
+# an ensemble of 3) and SASRec-CE, one thread each; the TIGER and SID-GRU models are the seed-0 cells
+# of `make experiments` (recipes tiger-epochs, tiger-cpu-beauty, sid-gru-ndcg, sid-gru-ensemble),
+# SASRec-CE is trained here at the comparison's chosen point
 M = runs/beauty/models
 results-curves: install
 	$(BIN)/semid prepare --dataset beauty --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty-curves
 	test -f runs/beauty-curves/models/sasrec-ce/config.json || $(BIN)/semid train sasrec --out runs/beauty-curves \
 	  loss=ce lr=0.003 max_epochs=30 val_every=2 patience=3 val_users=10000 threads=1 seed=0
 	$(BIN)/semid curves runs/beauty-curves/models/sasrec-ce "$(M)/sid-gru@sid-gru-ndcg.max_epochs=45,label_smoothing=0.0,max_items=20" \
+	  "$(M)/sid-gru@sid-gru-ensemble.max_epochs=45,members=3" \
 	  "$(M)/tiger@tiger-epochs.max_epochs=26" "$(M)/tiger@tiger-cpu-beauty" "$(M)/tiger@tiger-epochs.max_epochs=80" \
 	  --label "SASRec-CE (lr 0.003, early stopping)" --label "SID-GRU on rqvae_cf IDs, 45 epochs" \
-	  --label "TIGER cpu preset (26 epochs)" --label "TIGER cpu, 40 epochs" --label "TIGER cpu, 80 epochs" --record results
+	  --label "SID-GRU ensemble of 3 (45 epochs each)" \
+	  --label "TIGER cpu preset (26 epochs)" --label "TIGER cpu, 40 epochs" --label "TIGER cpu-long (80 epochs)" --record results
 
 # the SID ranking study on Beauty (held-out items) and Office (temporal split) → results/*/rank_study.json
 rank-study: install
