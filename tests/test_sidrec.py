@@ -184,6 +184,10 @@ def test_bad_config_is_a_clear_error():
     with pytest.raises(ConfigError, match="mask_prob"):
         cfgmod.load(SIDBert4RecConfig, overrides=["mask_prob=1.5"])
     assert SIDGRUConfig().name == "sid-gru" and SIDBert4RecConfig().name == "sid-bert4rec"
+    with pytest.raises(ConfigError, match="members=3 .* devices=1"):
+        cfgmod.load(SIDGRUConfig, overrides=["members=3", "devices=2"])
+    with pytest.raises(ConfigError, match="members"):
+        cfgmod.load(SIDGRUConfig, overrides=["members=0"])
 
 
 @pytest.fixture(scope="module")

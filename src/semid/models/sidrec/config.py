@@ -37,6 +37,15 @@ class SIDRecConfig(SIDTrainerConfig):
     patience: int = Field(6, ge=1, description="early stopping: validations without a better Recall@10")
 
 
+    @model_validator(mode="after")
+    def _ensemble_in_one_process(self) -> SIDRecConfig:
+        if self.members > 1 and (self.devices != 1 or self.num_nodes > 1):
+            raise ValueError(f"members={self.members} trains its networks one after another in one process: it needs "
+                             f"devices=1 and num_nodes=1 (got devices={self.devices}, num_nodes={self.num_nodes}); "
+                             "train one network per process instead")
+        return self
+
+
 class SIDGRUConfig(SIDRecConfig):
     """SID-GRU: a GRU over the history's items, each the sum of its Semantic-ID code embeddings."""
 
