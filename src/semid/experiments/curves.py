@@ -38,7 +38,8 @@ def curve(folder: Path, label: str | None = None) -> dict[str, Any]:
     meta = artifacts.read_json(meta_file)
     training = meta.get("training") or {}
     members = training.get("members") or []
-    points, how = trainlog.validation_times(folder / "member0" if members else folder, members[0] if members else training)
+    logs, logged = (folder / "member0", members[0]) if members else (folder, training)
+    points, how = trainlog.validation_times(logs, logged)
     if members and points:  # an ensemble: its first member's curve, flat while the others train, then the ensemble
         points.append({"step": training["steps"], "epoch": training["epochs"], "seconds": training["train_wall_s"],
                        "recall@10": training["best_val_recall@10"]})

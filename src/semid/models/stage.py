@@ -51,9 +51,7 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
             with threads(cfg.threads):
                 spec.train(cfg, run, out, resume=resume, ids=ids_folder)  # ends this process (training.WorkerDone)
         return out
-    unfinished = any(out.glob("checkpoints/*.ckpt")) or any(out.glob("member*/checkpoints/*.ckpt"))
-    unfinished = unfinished and (
-        (artifacts.load_manifest(out) or {}).get("status") != "complete")
+    unfinished = has_checkpoint(out) and (artifacts.load_manifest(out) or {}).get("status") != "complete"
     if unfinished and not resume and not force:
         raise DataError(f"{out / 'checkpoints'} holds an unfinished training run: continue it with --resume, or start "
                         "over with --force (which deletes its checkpoints)")
@@ -90,13 +88,18 @@ def _identity(spec: registry.ModelSpec, cfg: ModelConfig, run: RunFolder, ids: P
     return config, run.inputs(files), ids_folder
 
 
+def has_checkpoint(out: Path, name: str = "*.ckpt") -> bool:
+    """Whether a model folder holds a checkpoint ``name`` (a glob): in ``checkpoints/``, or in an
+    ensemble's ``member<m>/checkpoints/``."""
+    return any(out.glob(f"checkpoints/{name}")) or any(out.glob(f"member*/checkpoints/{name}"))
+
+
 def killed_run_of(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | None = None) -> bool:
     """True when ``RUN/models/<cfg.name>`` holds an unfinished training run of exactly this config and
     these inputs (a run killed midway), which ``--resume`` continues."""
     run = RunFolder(run_dir)
     out = run.model_dir(cfg.name)
-    last = (out / "checkpoints" / "last.ckpt").is_file() or any(out.glob("member*/checkpoints/last.ckpt"))
-    if not (out / PENDING).is_file() or not last:  # an ensemble's members keep their checkpoints in member<m>/
+    if not (out / PENDING).is_file() or not has_checkpoint(out, "last.ckpt"):
         return False
     if (artifacts.load_manifest(out) or {}).get("status") == "complete":
         return False

@@ -21,7 +21,7 @@ from semid.core import artifacts, trainlog
 from semid.core.log import log
 from semid.core.run import WEIGHTS, RunFolder
 from semid.evaluate import metrics as M
-from semid.generative.folder import resolve_ids, sid_data, write_folder
+from semid.generative.folder import SIDData, resolve_ids, sid_data, write_folder
 from semid.generative.module import SIDModule
 from semid.generative.tokens import SIDTokenizer, history_tokens
 from semid.models.sidrec.config import SIDBert4RecConfig, SIDRecConfig
@@ -72,9 +72,7 @@ def train(cfg: SIDRecConfig, run: RunFolder, out: Path, *, resume: bool = False,
     total = cfg.max_steps if cfg.max_steps > 0 else len(train_data) * cfg.max_epochs
     log.info("%s: %d training sequences (%d next-item targets) in %d batches per epoch; %d steps planned",
              cfg.name, len(train_data.rows), train_data.num_targets, len(train_data), total)
-    hist, targets, users = d.val
-    pick = training.val_sample(len(hist), cfg.val_users)
-    val = EvalBatches([hist[i] for i in pick], targets[pick], users[pick], lambda h: history_tokens(h, item_tokens))
+    val, pick = val_batches(d, cfg.val_users)
     args = model_args(cfg, tok)
     module = SIDRecModule(cfg, args, tok, total_steps=total)
     summary = training.fit(module, train_data, val, cfg, out, resume=resume, name=cfg.name)
@@ -107,8 +105,9 @@ def train_ensemble(cfg: SIDRecConfig, run: RunFolder, out: Path, *, resume: bool
             meta = artifacts.read_json(done)
         else:
             done.unlink(missing_ok=True)
-            log.info("%s: training member %d/%d (seed %d)", cfg.name, m + 1, n, cfg.seed * n + m)
-            one = cfg.model_copy(update={"members": 1, "seed": cfg.seed * n + m, "name": f"{cfg.name}.member{m}"})
+            seed = cfg.seed * n + m
+            log.info("%s: training member %d/%d (seed %d)", cfg.name, m + 1, n, seed)
+            one = cfg.model_copy(update={"members": 1, "seed": seed, "name": f"{cfg.name}.member{m}"})
             meta = train(one, run, sub, resume=resume and (sub / "checkpoints" / "last.ckpt").is_file(), ids=ids_folder)
             artifacts.write_json(done, meta)
         metas.append(meta)
@@ -130,15 +129,19 @@ def train_ensemble(cfg: SIDRecConfig, run: RunFolder, out: Path, *, resume: bool
     log.info("%s: ensemble of %d, validation Recall@10 %.4f (members %s), %.0f s of training", cfg.name, n, recall,
              ", ".join(f"{t['best_val_recall@10'] or 0:.4f}" for t in trainings), seconds)
     meta = {"args": args.to_dict(), "tokenizer": d.tokenizer.spec(), "ids": str(ids_folder), "training": summary}
-    return write_folder(out, meta, dict(module.model.state_dict()), d.codes)
+    return write_folder(out, meta, states, d.codes)
 
 
-@torch.no_grad()
-def _val_recall(module: SIDRecModule, d, val_users: int | None) -> float:
-    """Recall@10 of ``module`` on the validation users its members were scored on."""
+def val_batches(d: SIDData, val_users: int | None) -> tuple[EvalBatches, np.ndarray]:
+    """(the validation users every SID-GRU / SID-BERT4Rec is scored on during training, their indices)."""
     hist, targets, users = d.val
     pick = training.val_sample(len(hist), val_users)
     item_tokens = d.tokenizer.item_tokens.numpy()
-    val = EvalBatches([hist[i] for i in pick], targets[pick], users[pick], lambda h: history_tokens(h, item_tokens))
-    ranks = [M.ranks(module.top10(h, u).cpu().numpy(), t.cpu().numpy()) for h, t, u in val]
+    return EvalBatches([hist[i] for i in pick], targets[pick], users[pick], lambda h: history_tokens(h, item_tokens)), pick
+
+
+@torch.no_grad()
+def _val_recall(module: SIDRecModule, d: SIDData, val_users: int | None) -> float:
+    """Recall@10 of ``module`` on the validation users its members were scored on."""
+    ranks = [M.ranks(module.top10(h, u).cpu().numpy(), t.cpu().numpy()) for h, t, u in val_batches(d, val_users)[0]]
     return float(M.recall_at(np.concatenate(ranks), 10))
