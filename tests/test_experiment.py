@@ -214,6 +214,36 @@ def test_a_recipe_scores_another_recipes_models_without_training_them(finished, 
         experiment.read_recipe(_recipe(tmp_path, models_from="runs/elsewhere"))
 
 
+def test_a_recipe_reuses_a_model_another_recipe_trained_with_the_same_settings(finished, tmp_path):
+    """Another recipe whose point and seed match a trained folder exactly scores that folder instead
+    of training again; a seed no recipe trained is trained as usual; the table names what it reused."""
+    out, _, tmp = finished
+    models = out / "toy" / "models"
+    before = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir()}
+    data = json.loads(json.dumps(RECIPE))
+    data["compare"]["seeds"] = [1, 2]
+    data["experiment"] = {"grid": {"ids.codebook_size": [16]}}
+    recipe = tmp_path / "toy-overlap.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    res = CliRunner().invoke(app, ["experiment", str(recipe), "--out", str(tmp_path / "o"), "--runs", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir() if p.name in before} == before
+    trained = {p.name for p in models.iterdir() if p.name.startswith("sid-gru@toy-overlap") and (p / "model.safetensors").is_file()}
+    assert trained == {"sid-gru@toy-overlap.codebook_size=16-s2"}  # seed 2 is new; seed 1 is toy-grid's folder
+    table = json.loads((tmp_path / "o" / "experiment.json").read_text())
+    assert table["reused"] == [{"folder": "sid-gru@toy-grid.codebook_size=16-s1", "cell": "sid-gru@toy-overlap.codebook_size=16"}]
+    assert "Reused: 1 cell(s)" in (tmp_path / "o" / "experiment.md").read_text()
+    row = next(r for r in table["rows"] if r["model"] == "sid-gru")
+    assert [s["seed"] for s in row["per_seed"]] == [1, 2]
+    spec = registry.get("sid-gru")
+    cfg = json.loads((models / "sid-gru@toy-grid.codebook_size=16-s1" / "config.json").read_text())["config"]
+    ids = RunFolder(out / "toy").ids_dir(cfg["ids_folder"])
+    base = spec.config(**{k: v for k, v in cfg.items() if k != "ids_folder"})
+    assert model_stage.twin("sid-gru", base.model_copy(update={"name": "x"}), out / "toy", ids=ids) == "sid-gru@toy-grid.codebook_size=16-s1"
+    assert model_stage.twin("sid-gru", base.model_copy(update={"name": "x", "lr": base.lr * 2}), out / "toy", ids=ids) is None
+    assert model_stage.twin("sid-gru", base, out / "toy", ids=ids) is None  # the folder itself is up to date
+
+
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.stem for p in (REPO / "configs" / "experiments").glob("*.yaml"))
 

@@ -146,6 +146,7 @@ class Cell:
     run_dir: str = ""
     ids_dir: str = ""
     settings: dict[str, Any] = field(default_factory=dict)  # its evaluation's (beam_size, cold_start_eps)
+    origin: str = ""  # the folder name this cell was planned under, when it scores a twin another recipe trained
 
     @property
     def name(self) -> str:

@@ -19,7 +19,9 @@ their data, embeddings and IDs; ``runs/<dataset>-<digest>`` otherwise); points w
 settings share one ID folder; a model folder ``<model>@<recipe>.<point>`` is trained once however
 many evaluation-only points use it (``compare.beam_size``, ``compare.cold_start_eps``), and a recipe
 with ``models_from: <other recipe>`` scores the other recipe's model folders (a validation recipe's
-choice, scored on test by a second recipe, is trained once). Finished cells are reused and a killed
+choice, scored on test by a second recipe, is trained once); a cell whose exact model (kind, settings,
+seed, inputs) some other folder of the run already holds scores that folder (recipes that share a
+point, such as TIGER on RQ-VAE 3 x 256, train it once). Finished cells are reused and a killed
 cell continues from its checkpoint, so a killed experiment continues where it stopped; the cells of
 all points run together, ``compare.jobs`` side by side.
 
@@ -45,6 +47,7 @@ from semid.core.log import log
 from semid.core.run import RunFolder
 from semid.experiments import compare, experiment_table
 from semid.experiments.compare import Cell
+from semid.models import stage as model_stage
 from semid.pipeline import Context, RunConfig, run_all
 
 EVAL_ONLY = ("compare.beam_size", "compare.cold_start_eps")  # grid keys that change the evaluation, not the trained model
@@ -246,10 +249,24 @@ def run(recipe: str | Path, out: Path | None, ctx: Context, *, runs: Path = Path
     for p in pts:
         p.trials = {r: tuning[(str(p.run_dir), r)] for r in p.trials}
     finals = [compare.plan_final(p.trials, p.cfg.compare) for p in pts]
+    if not ctx.force:
+        adopt_twins([c for f in finals for c in f])
     first, then = _split_shared([c for f in finals for c in f])
     compare.execute(first, cfg, force=ctx.force)
     compare.execute(then, cfg, force=ctx.force)
     return experiment_table.write(out, path, exp, pts, finals, cfg, time.perf_counter() - t0)
+
+
+def adopt_twins(cells: list[Cell]) -> None:
+    """Point each cell whose own model folder is not trained yet at a finished folder of its run
+    that holds exactly the model it would train (same kind, settings, seed and inputs; typically
+    another recipe's: ``ids-vs-random`` and ``collisions`` share TIGER on RQ-VAE 3 x 256). The cell
+    keeps its row and is scored as usual; the table names the folders it reused."""
+    for c in cells:
+        found = model_stage.twin(c.kind, c.config, Path(c.run_dir), ids=Path(c.ids_dir) if c.ids_dir else None)
+        if found:
+            log.info("%s (seed %d): the same model is already trained in %s; scoring that folder", c.name, c.config.seed, found)
+            c.origin, c.config = c.name, c.config.model_copy(update={"name": found})
 
 
 def _split_shared(cells: list[Cell]) -> tuple[list[Cell], list[Cell]]:

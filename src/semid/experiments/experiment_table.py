@@ -170,6 +170,11 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
                table.tests_markdown(tests), ""]
     if skipped:
         md += ["Not tested: " + "; ".join(skipped) + ".", ""]
+    twins = sorted({(c.name, c.origin) for f in finals for c in f if c.origin})
+    if twins:
+        md += [f"Reused: {len(twins)} cell(s) scored a model folder already trained with exactly their settings, seed and "
+               "inputs (by another recipe), instead of training it again: "
+               + "; ".join(f"`{name}` for `{origin}`" for name, origin in twins) + ".", ""]
     commits = sorted({c for r in rows for c in r["git"]})
     md += [f"Cost: {cost['cells_s']:,.0f} s of cells (training + evaluation, tuning losers included, reused cells at their "
            f"original cost) + {cost['shared_stages_s']:,.0f} s of shared stages = {cost['total_s'] / 3600:.2f} h; this "
@@ -188,6 +193,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
         pl.DataFrame(flat, infer_schema_length=None).write_csv(tmp)
     artifacts.write_json(out / "experiment.json", {"recipe": str(recipe), "experiment": exp.model_dump(mode="json"),
                                                    "rows": rows, "tests": tests, "not_tested": skipped, "cost": cost,
+                                                   "reused": [{"folder": n, "cell": o} for n, o in twins],
                                                    "wall_time_s": round(wall_s, 1), **prov})
     if rows and keys:
         plot(out / "experiment.png", rows, exp.plot or keys[0], keys)

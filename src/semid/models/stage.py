@@ -88,6 +88,30 @@ def _identity(spec: registry.ModelSpec, cfg: ModelConfig, run: RunFolder, ids: P
     return config, run.inputs(files), ids_folder
 
 
+def twin(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | None = None) -> str | None:
+    """The name of another finished model folder of this run that training ``cfg`` would reproduce:
+    the same kind, every setting but the name equal (seed included) and the same inputs (data,
+    embeddings, Semantic IDs by fingerprint). None when ``RUN/models/<cfg.name>`` is itself up to date,
+    for untrained models, and when no folder qualifies. Lets a recipe score a folder another recipe
+    trained instead of training an identical model again."""
+    spec = registry.get(kind)
+    run = RunFolder(run_dir)
+    if not spec.trained or not run.models_root.is_dir():
+        return None
+    config, inputs, _ = _identity(spec, cfg, run, ids)
+    if artifacts.is_fresh(run.model_dir(cfg.name), config, inputs):
+        return None
+    want = {k: v for k, v in config.items() if k != "name"}
+    for folder in sorted(p for p in run.models_root.iterdir() if p.is_dir() and p.name != cfg.name):
+        manifest = artifacts.load_manifest(folder) or {}
+        if manifest.get("stage") != spec.kind or manifest.get("status") != "complete":
+            continue
+        theirs = manifest.get("config") or {}
+        if {k: v for k, v in theirs.items() if k != "name"} == want and artifacts.is_fresh(folder, {**config, "name": folder.name}, inputs):
+            return folder.name
+    return None
+
+
 def has_checkpoint(out: Path, name: str = "*.ckpt") -> bool:
     """Whether a model folder holds a checkpoint ``name`` (a glob): in ``checkpoints/``, or in an
     ensemble's ``member<m>/checkpoints/``."""
