@@ -190,6 +190,8 @@ def test_points_with_other_data_get_their_own_run_folder(tmp_path):
     assert folders["k_core=3,seed=0"].startswith("toy-") and folders["k_core=3,seed=1"] == folders["k_core=3,seed=0"]
     ids = {p.label(): p.cfg.ids.folder_name() for p in pts}
     assert ids["k_core=3,seed=0"] != ids["k_core=3,seed=1"]  # same method and shape, other settings: own folder
+    shape = next(p.cfg.ids for p in pts)
+    assert ids["k_core=3,seed=0"] == f"{shape.method}-{shape.levels}x{shape.codebook_size}"  # the defaults keep the plain name
 
 
 def test_a_recipe_scores_another_recipes_models_without_training_them(finished, tmp_path):
@@ -216,7 +218,8 @@ def test_a_recipe_scores_another_recipes_models_without_training_them(finished, 
 
 def test_a_recipe_reuses_a_model_another_recipe_trained_with_the_same_settings(finished, tmp_path):
     """Another recipe whose point and seed match a trained folder exactly scores that folder instead
-    of training again; a seed no recipe trained is trained as usual; the table names what it reused."""
+    of training again; a seed no recipe trained is trained as usual; `--list` says so beforehand, and
+    the table names what it reused."""
     out, _, tmp = finished
     models = out / "toy" / "models"
     before = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir()}
@@ -225,6 +228,13 @@ def test_a_recipe_reuses_a_model_another_recipe_trained_with_the_same_settings(f
     data["experiment"] = {"grid": {"ids.codebook_size": [16]}}
     recipe = tmp_path / "toy-overlap.yaml"
     recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    listed = CliRunner().invoke(app, ["experiment", str(recipe), "--runs", str(out), "--list"])
+    assert listed.exit_code == 0, listed.output
+    assert "sid-gru@toy-overlap.codebook_size=16 (seed 1): reuses sid-gru@toy-grid.codebook_size=16-s1" in listed.output
+    assert "sid-gru@toy-overlap.codebook_size=16-s2 (seed 2): trains" in listed.output
+    assert "pop@toy-overlap.codebook_size=16 (seed 1): trains" in listed.output
+    assert listed.output.strip().endswith("cells: 1 reuses, 2 trains")
+    assert experiment.plan(_recipe(tmp_path), runs=out)[-1] == "cells: 6 done"  # the grid that ran: nothing left to do
     res = CliRunner().invoke(app, ["experiment", str(recipe), "--out", str(tmp_path / "o"), "--runs", str(out)])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir() if p.name in before} == before

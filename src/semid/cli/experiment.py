@@ -25,7 +25,8 @@ def experiment_cmd(
     path: Annotated[Path | None, typer.Option("--path", help="folder (or file) of your own data in --format")] = None,
     record: Annotated[Path | None, typer.Option("--record", help="also copy the tables under this folder (e.g. results)")] = None,
     allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="record runs from a tree with uncommitted changes (marked dirty)")] = False,
-    list_points: Annotated[bool, typer.Option("--list", help="print the grid points and their folders, run nothing")] = False,
+    list_points: Annotated[bool, typer.Option("--list", help="print the grid points, their folders and what each cell would do now "
+                                                                 "(done, reuses another recipe's folder, continues, trains); run nothing")] = False,
     force: ForceOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -44,13 +45,8 @@ def experiment_cmd(
             raise typer.BadParameter("--format and --path go together")
         extra.setdefault("prepare", {}).update({"format": fmt, "dataset": Path(path).resolve().name})
     if list_points:
-        file, base, exp = experiment.read_recipe(recipe)
-        from semid.core.config import deep_merge
-
-        pts = experiment.points(deep_merge(base, extra), experiment.own_data(exp) if path else exp)
-        experiment.place(pts, runs)
-        for p in pts:
-            typer.echo(f"{p.label() or '(base)'}  →  {p.run_dir}  ids/{p.cfg.ids.folder_name()}  models {p.cfg.compare.models}")
+        for line in experiment.plan(recipe, runs=runs, overrides=extra, own=path is not None):
+            typer.echo(line)
         return
     folder = experiment.run(recipe, out, Context(data_dir=data_dir(data_dir_), path=path, force=force), runs=runs,
                             overrides=extra, lock=lambda d: run_dir(d, None))

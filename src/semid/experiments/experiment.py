@@ -44,7 +44,7 @@ from pydantic import Field, model_validator
 
 from semid.core.config import ConfigError, StageConfig, build, deep_merge, read_yaml
 from semid.core.log import log
-from semid.core.run import RunFolder
+from semid.core.run import SEMANTIC_IDS, RunFolder
 from semid.experiments import compare, experiment_table
 from semid.experiments.compare import Cell
 from semid.models import stage as model_stage
@@ -200,7 +200,9 @@ def place(pts: list[Point], runs: Path) -> None:
     settings uses ``runs/<dataset>`` (the folder ``semid run`` and ``semid compare`` use, so their
     data, embeddings and IDs are reused); other settings get ``runs/<dataset>-<digest>``, so a
     recipe never rewrites another run's data. Within a folder, ID settings that share
-    ``<method>-<L>x<K>`` but differ otherwise get ``<method>-<L>x<K>-<digest>``."""
+    ``<method>-<L>x<K>`` but differ otherwise get ``<method>-<L>x<K>-<digest>``, except the method's
+    defaults, which keep the plain name (so a recipe that varies, say, ``ids.collisions`` shares
+    the default point's IDs and models with every other recipe)."""
     for p in pts:
         dataset = p.cfg.prepare.dataset
         default = build(RunConfig, {"prepare": {"dataset": dataset, "format": p.cfg.prepare.format}})
@@ -212,9 +214,16 @@ def place(pts: list[Point], runs: Path) -> None:
         ids_by_name.setdefault((p.run_dir, ids.folder_name()), set()).add(_digest(ids.model_dump(mode="json", include=ids.id_fields())))
     for p in pts:
         ids = p.cfg.ids
-        if ids.name is None and len(ids_by_name[(p.run_dir, ids.folder_name())]) > 1:  # same <method>-<L>x<K>, other settings
-            own = _digest(ids.model_dump(mode="json", include=ids.id_fields()))
+        if ids.name is None and len(ids_by_name[(p.run_dir, ids.folder_name())]) > 1 and not _defaults(ids):
+            own = _digest(ids.model_dump(mode="json", include=ids.id_fields()))  # same <method>-<L>x<K>, other settings
             p.cfg = p.cfg.model_copy(update={"ids": ids.model_copy(update={"name": f"{ids.folder_name()}-{own}"})})
+
+
+def _defaults(ids: Any) -> bool:
+    """Whether ID settings are their method's defaults at their shape: what `semid ids train method=M
+    levels=L codebook_size=K` writes to the plain ``<method>-<L>x<K>`` folder, which other recipes share."""
+    plain = type(ids)(method=ids.method, levels=ids.levels, codebook_size=ids.codebook_size)
+    return ids.model_dump(mode="json", include=ids.id_fields()) == plain.model_dump(mode="json", include=plain.id_fields())
 
 
 def run(recipe: str | Path, out: Path | None, ctx: Context, *, runs: Path = Path("runs"),
@@ -257,6 +266,43 @@ def run(recipe: str | Path, out: Path | None, ctx: Context, *, runs: Path = Path
     return experiment_table.write(out, path, exp, pts, finals, cfg, time.perf_counter() - t0)
 
 
+def plan(recipe: str | Path, *, runs: Path = Path("runs"), overrides: dict[str, Any] | None = None,
+         own: bool = False) -> list[str]:
+    """What ``run`` would do now, doing none of it (no stage runs, nothing is written): each point's
+    run and ID folders, and each cell's state (``done``, ``reuses <folder>``, ``continues its killed
+    run``, ``trains``; a tuned row's trials first), then the counts. ``own``: the user's own data."""
+    path, base, exp = read_recipe(recipe)
+    exp = own_data(exp) if own else exp
+    pts = points(deep_merge(base, overrides or {}), exp)
+    place(pts, runs)
+    train_keys = [k for k in exp.grid if k not in EVAL_ONLY]
+    lines, seen, counts = [], set(), {}
+    for p in pts:
+        run_ = RunFolder(p.run_dir)
+        ids_dir = run_.ids_dir(p.cfg.ids.folder_name())
+        fitted = "fitted" if (ids_dir / SEMANTIC_IDS).is_file() else "to fit"
+        lines.append(f"{p.label() or '(base)'}  →  {p.run_dir}  ids/{ids_dir.name} ({fitted})")
+        sections = {"tiger": p.cfg.tiger.model_dump(exclude_unset=True)}
+        bases = {m: compare.model_config(m, p.cfg.compare, p.cfg.ids.folder_name(), sections) for m in p.cfg.compare.models}
+        trials = compare.plan_trials(bases, p.cfg.compare, run_.root, ids_dir,
+                                     tag=".".join(filter(None, [exp.models_from or path.stem, p.label(train_keys)])))
+        listed = len(lines)
+        for row, cells in trials.items():
+            tuned = len(cells) > 1
+            for c in cells if tuned else compare.plan_final({row: cells}, p.cfg.compare):
+                if (p.run_dir, c.name) in seen:
+                    continue
+                seen.add((p.run_dir, c.name))
+                what = model_stage.state(c.kind, c.config, p.run_dir, ids=ids_dir)
+                counts[what.split(" ")[0]] = counts.get(what.split(" ")[0], 0) + 1
+                lines.append(f"  {c.name} (seed {c.config.seed}{', tuning trial on val' if tuned else ''}): {what}")
+            if tuned:
+                lines.append(f"  {row}: the validation choice then trains at seeds {p.cfg.compare.seeds}")
+        if len(lines) == listed:
+            lines.append("  the models listed above, scored again with this point's evaluation settings")
+    return lines + ["cells: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))]
+
+
 def adopt_twins(cells: list[Cell]) -> None:
     """Point each cell whose own model folder is not trained yet at a finished folder of its run
     that holds exactly the model it would train (same kind, settings, seed and inputs; typically
@@ -280,4 +326,4 @@ def _split_shared(cells: list[Cell]) -> tuple[list[Cell], list[Cell]]:
     return first, rest
 
 
-__all__ = ["ExperimentConfig", "Point", "read_recipe", "points", "place", "run", "label", "EVAL_ONLY"]
+__all__ = ["ExperimentConfig", "Point", "read_recipe", "points", "place", "run", "plan", "label", "EVAL_ONLY"]

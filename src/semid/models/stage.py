@@ -112,6 +112,23 @@ def twin(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | 
     return None
 
 
+def state(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | None = None) -> str:
+    """What training ``cfg`` into ``RUN/models/<cfg.name>`` would do now, as an experiment runs it:
+    ``done``, ``reuses <folder>`` (a twin), ``continues its killed run``, ``trains``, or ``waits for
+    earlier stages`` while the data, embeddings or Semantic IDs it needs do not exist yet."""
+    spec, run = registry.get(kind), RunFolder(run_dir)
+    try:
+        config, inputs, _ = _identity(spec, cfg, run, ids)
+    except DataError:
+        return "waits for earlier stages"
+    if artifacts.is_fresh(run.model_dir(cfg.name), config, inputs):
+        return "done"
+    found = twin(kind, cfg, run, ids=ids)
+    if found:
+        return f"reuses {found}"
+    return "continues its killed run" if killed_run_of(kind, cfg, run, ids=ids) else "trains"
+
+
 def has_checkpoint(out: Path, name: str = "*.ckpt") -> bool:
     """Whether a model folder holds a checkpoint ``name`` (a glob): in ``checkpoints/``, or in an
     ensemble's ``member<m>/checkpoints/``."""
