@@ -206,10 +206,12 @@ def test_a_second_writer_of_a_run_folder_is_refused(run):
     fd = RunFolder(run).lock("semid run --out elsewhere (test holder)")
     try:
         fails(cli("evaluate", "--out", str(run)), "is in use by pid", "test holder")
+        assert "(`semid run --out elsewhere (test holder)`" in (RunFolder(run).holder() or "")  # what `experiment --list` shows
     finally:
         from semid.core.run import unlock
 
         unlock(fd)
+    assert RunFolder(run).holder() is None
     assert cli("evaluate", "--out", str(run)).exit_code == 0  # free again
 
 

@@ -150,6 +150,19 @@ class RunFolder:
         os.write(fd, f"pid {os.getpid()} (`{command}`, since {time.strftime('%Y-%m-%d %H:%M:%S')})".encode())
         return fd
 
+    def holder(self) -> str | None:
+        """Who holds the run folder's lock now (as :meth:`lock` wrote it), or None when it is free."""
+        if not (self.root / LOCK).is_file():
+            return None
+        fd = os.open(self.root / LOCK, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+        finally:
+            os.close(fd)  # closing also frees the shared lock taken when the folder was free
+        return None
+
     def dataset(self) -> str:
         """The dataset name the data stage recorded (the folder's name before prepare ran)."""
         manifest = artifacts.load_manifest(self.data) or {}

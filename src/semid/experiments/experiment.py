@@ -282,6 +282,9 @@ def plan(recipe: str | Path, *, runs: Path = Path("runs"), overrides: dict[str, 
         ids_dir = run_.ids_dir(p.cfg.ids.folder_name())
         fitted = "fitted" if (ids_dir / SEMANTIC_IDS).is_file() else "to fit"
         lines.append(f"{p.label() or '(base)'}  →  {p.run_dir}  ids/{ids_dir.name} ({fitted})")
+        holder = run_.holder() if p.run_dir not in {d for d, _ in seen} else None
+        if holder:
+            lines.append(f"  {p.run_dir} is in use by {holder}: a cell it is training now shows as continuing")
         sections = {"tiger": p.cfg.tiger.model_dump(exclude_unset=True)}
         bases = {m: compare.model_config(m, p.cfg.compare, p.cfg.ids.folder_name(), sections) for m in p.cfg.compare.models}
         trials = compare.plan_trials(bases, p.cfg.compare, run_.root, ids_dir,
