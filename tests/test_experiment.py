@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from semid.core.config import ConfigError
 from semid.core.run import RunFolder
 from semid.embed import encode
 from semid.experiments import experiment, experiment_table
+from semid.experiments.compare import Cell
 from semid.ids import train as ids_train
 from semid.models import registry
 from semid.models import stage as model_stage
@@ -251,7 +253,40 @@ def test_a_recipe_reuses_a_model_another_recipe_trained_with_the_same_settings(f
     base = spec.config(**{k: v for k, v in cfg.items() if k != "ids_folder"})
     assert model_stage.twin("sid-gru", base.model_copy(update={"name": "x"}), out / "toy", ids=ids) == "sid-gru@toy-grid.codebook_size=16-s1"
     assert model_stage.twin("sid-gru", base.model_copy(update={"name": "x", "lr": base.lr * 2}), out / "toy", ids=ids) is None
-    assert model_stage.twin("sid-gru", base, out / "toy", ids=ids) is None  # the folder itself is up to date
+
+
+def _seed_configs(out):
+    """(config of toy-grid's sid-gru at codebook 16, seeds 0 and 1; their ID folder)."""
+    spec = registry.get("sid-gru")
+    cfg = json.loads((out / "toy" / "models" / "sid-gru@toy-grid.codebook_size=16" / "config.json").read_text())["config"]
+    base = spec.config(**{k: v for k, v in cfg.items() if k != "ids_folder"})
+    return base, RunFolder(out / "toy").ids_dir(cfg["ids_folder"])
+
+
+def test_a_folder_another_cell_of_the_run_writes_is_never_adopted(finished):
+    """Seeds [5, 0] under the toy grid's names: the seed-5 cell is named like the seed-0 folder (stale
+    for it, so retrained), and the seed-0 cell must not adopt that folder, which is about to change."""
+    out, _, _ = finished
+    base, ids = _seed_configs(out)
+    seed0 = base.name  # holds seed 0
+    cells = [Cell("r", "sid-gru", base.model_copy(update={"seed": 5}), "test", run_dir=str(out / "toy"), ids_dir=str(ids)),
+             Cell("r", "sid-gru", base.model_copy(update={"name": seed0 + "-s0"}), "test", run_dir=str(out / "toy"), ids_dir=str(ids))]
+    assert model_stage.twin("sid-gru", cells[1].config, out / "toy", ids=ids) == seed0  # alone, it would be adopted
+    experiment.adopt_twins(cells)
+    assert [c.name for c in cells] == [seed0, seed0 + "-s0"] and not any(c.origin for c in cells)
+
+
+def test_a_cell_whose_ids_are_not_fitted_waits_and_adopts_nothing(finished, tmp_path):
+    """With one ID folder in the run, a cell on IDs still to fit must not be matched against it."""
+    out, _, _ = finished
+    base, ids = _seed_configs(out)
+    run = tmp_path / "toy"
+    for part in ("data", f"ids/{ids.name}", f"models/{base.name}"):
+        shutil.copytree(out / "toy" / part, run / part)
+    assert model_stage.state("sid-gru", base.model_copy(update={"name": "x"}), run, ids=run / "ids" / ids.name) == f"reuses {base.name}"
+    later = run / "ids" / "rqkmeans-3x99"  # not fitted yet
+    assert model_stage.state("sid-gru", base.model_copy(update={"name": "x"}), run, ids=later) == "waits for earlier stages"
+    assert model_stage.twin("sid-gru", base.model_copy(update={"name": "x"}), run, ids=later) is None
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -45,7 +45,7 @@ def experiment_cmd(
             raise typer.BadParameter("--format and --path go together")
         extra.setdefault("prepare", {}).update({"format": fmt, "dataset": Path(path).resolve().name})
     if list_points:
-        for line in experiment.plan(recipe, runs=runs, overrides=extra, own=path is not None):
+        for line in experiment.plan(recipe, runs=runs, overrides=extra, own=path is not None, force=force):
             typer.echo(line)
         return
     folder = experiment.run(recipe, out, Context(data_dir=data_dir(data_dir_), path=path, force=force), runs=runs,

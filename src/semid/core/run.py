@@ -151,17 +151,22 @@ class RunFolder:
         return fd
 
     def holder(self) -> str | None:
-        """Who holds the run folder's lock now (as :meth:`lock` wrote it), or None when it is free."""
-        if not (self.root / LOCK).is_file():
-            return None
-        fd = os.open(self.root / LOCK, os.O_RDONLY)
+        """Who holds the run folder's lock now, as :meth:`lock` wrote it, or None when the process that
+        wrote it is gone. Only reads: it takes no lock, so it never gets in the way of one."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return os.read(fd, 4096).decode(errors="replace").strip() or "another process"
-        finally:
-            os.close(fd)  # closing also frees the shared lock taken when the folder was free
-        return None
+            text = (self.root / LOCK).read_text(errors="replace").strip()
+            pid = int(text.split()[1]) if text.startswith("pid ") else 0
+        except (OSError, ValueError, IndexError):
+            return None
+        if pid <= 0:
+            return None
+        try:
+            os.kill(pid, 0)  # signal 0: does the process exist (a lock dies with its process)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # it exists, under another user
+        return text
 
     def dataset(self) -> str:
         """The dataset name the data stage recorded (the folder's name before prepare ran)."""
@@ -229,5 +234,6 @@ def _tensors(path: str) -> dict[str, torch.Tensor]:
 
 
 def unlock(fd: int) -> None:
+    os.ftruncate(fd, 0)  # the holder's line goes with the lock (a killed holder's stays, naming a gone process)
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)

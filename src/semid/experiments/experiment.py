@@ -267,36 +267,42 @@ def run(recipe: str | Path, out: Path | None, ctx: Context, *, runs: Path = Path
 
 
 def plan(recipe: str | Path, *, runs: Path = Path("runs"), overrides: dict[str, Any] | None = None,
-         own: bool = False) -> list[str]:
+         own: bool = False, force: bool = False) -> list[str]:
     """What ``run`` would do now, doing none of it (no stage runs, nothing is written): each point's
     run and ID folders, and each cell's state (``done``, ``reuses <folder>``, ``continues its killed
-    run``, ``trains``; a tuned row's trials first), then the counts. ``own``: the user's own data."""
+    run``, ``trains``; a tuned row's trials first), then the counts. ``own``: the user's own data;
+    ``force``: every cell retrains, as ``run`` does with ``--force``."""
     path, base, exp = read_recipe(recipe)
     exp = own_data(exp) if own else exp
     pts = points(deep_merge(base, overrides or {}), exp)
     place(pts, runs)
     train_keys = [k for k in exp.grid if k not in EVAL_ONLY]
-    lines, seen, counts = [], set(), {}
+    planned, taken = [], {}  # per point: (ids folder, trials, cells as run() plans them); run folder → names its cells write
     for p in pts:
-        run_ = RunFolder(p.run_dir)
-        ids_dir = run_.ids_dir(p.cfg.ids.folder_name())
-        fitted = "fitted" if (ids_dir / SEMANTIC_IDS).is_file() else "to fit"
-        lines.append(f"{p.label() or '(base)'}  →  {p.run_dir}  ids/{ids_dir.name} ({fitted})")
-        holder = run_.holder() if p.run_dir not in {d for d, _ in seen} else None
-        if holder:
-            lines.append(f"  {p.run_dir} is in use by {holder}: a cell it is training now shows as continuing")
+        ids_dir = RunFolder(p.run_dir).ids_dir(p.cfg.ids.folder_name())
         sections = {"tiger": p.cfg.tiger.model_dump(exclude_unset=True)}
         bases = {m: compare.model_config(m, p.cfg.compare, p.cfg.ids.folder_name(), sections) for m in p.cfg.compare.models}
-        trials = compare.plan_trials(bases, p.cfg.compare, run_.root, ids_dir,
+        trials = compare.plan_trials(bases, p.cfg.compare, p.run_dir, ids_dir,
                                      tag=".".join(filter(None, [exp.models_from or path.stem, p.label(train_keys)])))
+        cells = {row: c if len(c) > 1 else compare.plan_final({row: c}, p.cfg.compare) for row, c in trials.items()}
+        planned.append((ids_dir, trials, cells))
+        taken.setdefault(p.run_dir, set()).update(c.name for row_cells in cells.values() for c in row_cells)
+    lines, seen, counts = [], set(), {}
+    for p, (ids_dir, trials, cells) in zip(pts, planned):
+        fitted = "fitted" if (ids_dir / SEMANTIC_IDS).is_file() else "to fit"
+        lines.append(f"{p.label() or '(base)'}  →  {p.run_dir}  ids/{ids_dir.name} ({fitted})")
+        holder = RunFolder(p.run_dir).holder() if p.run_dir not in {d for d, _ in seen} else None
+        if holder:
+            lines.append(f"  {p.run_dir} is in use by {holder}: a cell it is training now shows as continuing")
         listed = len(lines)
-        for row, cells in trials.items():
-            tuned = len(cells) > 1
-            for c in cells if tuned else compare.plan_final({row: cells}, p.cfg.compare):
+        for row, row_cells in cells.items():
+            tuned = len(trials[row]) > 1
+            for c in row_cells:
                 if (p.run_dir, c.name) in seen:
                     continue
                 seen.add((p.run_dir, c.name))
-                what = model_stage.state(c.kind, c.config, p.run_dir, ids=ids_dir)
+                what = "trains (--force)" if force else \
+                    model_stage.state(c.kind, c.config, p.run_dir, ids=ids_dir, twins=not tuned, taken=taken[p.run_dir])
                 counts[what.split(" ")[0]] = counts.get(what.split(" ")[0], 0) + 1
                 lines.append(f"  {c.name} (seed {c.config.seed}{', tuning trial on val' if tuned else ''}): {what}")
             if tuned:
@@ -310,9 +316,12 @@ def adopt_twins(cells: list[Cell]) -> None:
     """Point each cell whose own model folder is not trained yet at a finished folder of its run
     that holds exactly the model it would train (same kind, settings, seed and inputs; typically
     another recipe's: ``ids-vs-random`` and ``collisions`` share TIGER on RQ-VAE 3 x 256). The cell
-    keeps its row and is scored as usual; the table names the folders it reused."""
+    keeps its row and is scored as usual; the table names the folders it reused. Folders that cells
+    of this run write are never adopted (a stale one may be retrained under another seed first)."""
+    taken = {(c.run_dir, c.name) for c in cells}
     for c in cells:
-        found = model_stage.twin(c.kind, c.config, Path(c.run_dir), ids=Path(c.ids_dir) if c.ids_dir else None)
+        found = model_stage.twin(c.kind, c.config, Path(c.run_dir), ids=Path(c.ids_dir) if c.ids_dir else None,
+                                 taken={n for d, n in taken if d == c.run_dir})
         if found:
             log.info("%s (seed %d): the same model is already trained in %s; scoring that folder", c.name, c.config.seed, found)
             c.origin, c.config = c.name, c.config.model_copy(update={"name": found})

@@ -173,7 +173,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     twins = sorted({(c.name, c.origin) for f in finals for c in f if c.origin})
     if twins:
         md += [f"Reused: {len(twins)} cell(s) scored a model folder already trained with exactly their settings, seed and "
-               "inputs (by another recipe), instead of training it again: "
+               "inputs (another recipe's, or one left by an earlier run of this one), instead of training it again: "
                + "; ".join(f"`{name}` for `{origin}`" for name, origin in twins) + ".", ""]
     commits = sorted({c for r in rows for c in r["git"]})
     md += [f"Cost: {cost['cells_s']:,.0f} s of cells (training + evaluation, tuning losers included, reused cells at their "

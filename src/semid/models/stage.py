@@ -13,6 +13,7 @@ arguments, parameter count, training summary) and ``manifest.json``; models on S
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 from semid.core import artifacts
@@ -88,21 +89,24 @@ def _identity(spec: registry.ModelSpec, cfg: ModelConfig, run: RunFolder, ids: P
     return config, run.inputs(files), ids_folder
 
 
-def twin(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | None = None) -> str | None:
+def twin(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | None = None,
+         taken: Collection[str] = ()) -> str | None:
     """The name of another finished model folder of this run that training ``cfg`` would reproduce:
     the same kind, every setting but the name equal (seed included) and the same inputs (data,
     embeddings, Semantic IDs by fingerprint). None when ``RUN/models/<cfg.name>`` is itself up to date,
-    for untrained models, and when no folder qualifies. Lets a recipe score a folder another recipe
-    trained instead of training an identical model again."""
+    for untrained models, while the Semantic IDs it needs are not fitted, and when no folder
+    qualifies. ``taken``: folders that other cells of the same run will write, never candidates
+    (one of them may be retrained under another seed before this cell is scored). Lets a recipe
+    score a folder another recipe trained instead of training an identical model again."""
     spec = registry.get(kind)
     run = RunFolder(run_dir)
-    if not spec.trained or not run.models_root.is_dir():
+    if not spec.trained or not run.models_root.is_dir() or _ids_missing(spec, cfg, ids):
         return None
     config, inputs, _ = _identity(spec, cfg, run, ids)
     if artifacts.is_fresh(run.model_dir(cfg.name), config, inputs):
         return None
     want = {k: v for k, v in config.items() if k != "name"}
-    for folder in sorted(p for p in run.models_root.iterdir() if p.is_dir() and p.name != cfg.name):
+    for folder in sorted(p for p in run.models_root.iterdir() if p.is_dir() and p.name != cfg.name and p.name not in taken):
         manifest = artifacts.load_manifest(folder) or {}
         if manifest.get("stage") != spec.kind or manifest.get("status") != "complete":
             continue
@@ -112,21 +116,31 @@ def twin(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | 
     return None
 
 
-def state(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | None = None) -> str:
+def state(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | None = None,
+          twins: bool = True, taken: Collection[str] = ()) -> str:
     """What training ``cfg`` into ``RUN/models/<cfg.name>`` would do now, as an experiment runs it:
-    ``done``, ``reuses <folder>`` (a twin), ``continues its killed run``, ``trains``, or ``waits for
-    earlier stages`` while the data, embeddings or Semantic IDs it needs do not exist yet."""
+    ``done``, ``reuses <folder>`` (a twin; ``twins=False`` where none is looked for), ``continues its
+    killed run``, ``trains``, or ``waits for earlier stages`` while the data, embeddings or Semantic
+    IDs it needs do not exist yet."""
     spec, run = registry.get(kind), RunFolder(run_dir)
+    if _ids_missing(spec, cfg, ids):
+        return "waits for earlier stages"
     try:
         config, inputs, _ = _identity(spec, cfg, run, ids)
     except DataError:
         return "waits for earlier stages"
     if artifacts.is_fresh(run.model_dir(cfg.name), config, inputs):
         return "done"
-    found = twin(kind, cfg, run, ids=ids)
+    found = twin(kind, cfg, run, ids=ids, taken=taken) if twins else None
     if found:
         return f"reuses {found}"
     return "continues its killed run" if killed_run_of(kind, cfg, run, ids=ids) else "trains"
+
+
+def _ids_missing(spec: registry.ModelSpec, cfg: ModelConfig, ids: Path | None) -> bool:
+    """A model on Semantic IDs whose default ID folder ``ids`` (it names no other) is not fitted yet:
+    until it is, any other ID folder of the run would be taken for it."""
+    return spec.needs_ids and not getattr(cfg, "ids", None) and ids is not None and not (Path(ids) / SEMANTIC_IDS).is_file()
 
 
 def has_checkpoint(out: Path, name: str = "*.ckpt") -> bool:
