@@ -24,7 +24,7 @@ import psutil
 
 from semid.core import artifacts
 from semid.core.errors import DataError
-from semid.core.run import ANALYSIS, LOCK, RunFolder
+from semid.core.run import ANALYSIS, RunFolder
 from semid.evaluate.results import STUDY
 
 RUN, EXPERIMENT, RESULTS = "run folder", "experiment folder", "results folder"
@@ -114,10 +114,7 @@ def inputs(paths: list[Path]) -> list[Input]:
 def writer(root: Path) -> str | None:
     """The command holding a run folder's lock while it still runs (e.g. an unfinished
     ``semid compare``), from ``.semid.lock``; None when no live semid process holds it."""
-    lock = Path(root) / LOCK
-    if not lock.is_file():
-        return None
-    m = HOLDER.match(lock.read_text(errors="replace").strip())
+    m = HOLDER.match(RunFolder(root).holder() or "")
     if m is None:
         return None
     pid = int(m.group(1))
