@@ -36,6 +36,7 @@ import hashlib
 import itertools
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,21 +278,22 @@ def plan(recipe: str | Path, *, runs: Path = Path("runs"), overrides: dict[str, 
     pts = points(deep_merge(base, overrides or {}), exp)
     place(pts, runs)
     train_keys = [k for k in exp.grid if k not in EVAL_ONLY]
-    planned, taken = [], {}  # per point: (ids folder, trials, cells as run() plans them); run folder → names its cells write
+    planned = []  # per point: (ids folder, trials, cells as run() plans them)
     for p in pts:
         ids_dir = RunFolder(p.run_dir).ids_dir(p.cfg.ids.folder_name())
         sections = {"tiger": p.cfg.tiger.model_dump(exclude_unset=True)}
         bases = {m: compare.model_config(m, p.cfg.compare, p.cfg.ids.folder_name(), sections) for m in p.cfg.compare.models}
         trials = compare.plan_trials(bases, p.cfg.compare, p.run_dir, ids_dir,
                                      tag=".".join(filter(None, [exp.models_from or path.stem, p.label(train_keys)])))
-        cells = {row: c if len(c) > 1 else compare.plan_final({row: c}, p.cfg.compare) for row, c in trials.items()}
+        cells = {row: tr if len(tr) > 1 else compare.plan_final({row: tr}, p.cfg.compare) for row, tr in trials.items()}
         planned.append((ids_dir, trials, cells))
-        taken.setdefault(p.run_dir, set()).update(c.name for row_cells in cells.values() for c in row_cells)
-    lines, seen, counts = [], set(), {}
+    taken = _names_by_run(c for _, _, cells in planned for row_cells in cells.values() for c in row_cells)
+    lines, seen, counts, shown = [], set(), {}, set()
     for p, (ids_dir, trials, cells) in zip(pts, planned):
         fitted = "fitted" if (ids_dir / SEMANTIC_IDS).is_file() else "to fit"
         lines.append(f"{p.label() or '(base)'}  →  {p.run_dir}  ids/{ids_dir.name} ({fitted})")
-        holder = RunFolder(p.run_dir).holder() if p.run_dir not in {d for d, _ in seen} else None
+        holder = RunFolder(p.run_dir).holder() if p.run_dir not in shown else None
+        shown.add(p.run_dir)
         if holder:
             lines.append(f"  {p.run_dir} is in use by {holder}: a cell it is training now shows as continuing")
         listed = len(lines)
@@ -302,7 +304,7 @@ def plan(recipe: str | Path, *, runs: Path = Path("runs"), overrides: dict[str, 
                     continue
                 seen.add((p.run_dir, c.name))
                 what = "trains (--force)" if force else \
-                    model_stage.state(c.kind, c.config, p.run_dir, ids=ids_dir, twins=not tuned, taken=taken[p.run_dir])
+                    model_stage.state(c.kind, c.config, p.run_dir, ids=ids_dir, twins=not tuned, taken=taken[c.run_dir])
                 counts[what.split(" ")[0]] = counts.get(what.split(" ")[0], 0) + 1
                 lines.append(f"  {c.name} (seed {c.config.seed}{', tuning trial on val' if tuned else ''}): {what}")
             if tuned:
@@ -318,13 +320,21 @@ def adopt_twins(cells: list[Cell]) -> None:
     another recipe's: ``ids-vs-random`` and ``collisions`` share TIGER on RQ-VAE 3 x 256). The cell
     keeps its row and is scored as usual; the table names the folders it reused. Folders that cells
     of this run write are never adopted (a stale one may be retrained under another seed first)."""
-    taken = {(c.run_dir, c.name) for c in cells}
+    taken = _names_by_run(cells)
     for c in cells:
         found = model_stage.twin(c.kind, c.config, Path(c.run_dir), ids=Path(c.ids_dir) if c.ids_dir else None,
-                                 taken={n for d, n in taken if d == c.run_dir})
+                                 taken=taken[c.run_dir])
         if found:
             log.info("%s (seed %d): the same model is already trained in %s; scoring that folder", c.name, c.config.seed, found)
             c.origin, c.config = c.name, c.config.model_copy(update={"name": found})
+
+
+def _names_by_run(cells: Iterable[Cell]) -> dict[str, set[str]]:
+    """Run folder → the model folders the cells write there (never adopted as another cell's twin)."""
+    out: dict[str, set[str]] = {}
+    for c in cells:
+        out.setdefault(c.run_dir, set()).add(c.name)
+    return out
 
 
 def _split_shared(cells: list[Cell]) -> tuple[list[Cell], list[Cell]]:

@@ -100,13 +100,21 @@ def twin(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path | 
     score a folder another recipe trained instead of training an identical model again."""
     spec = registry.get(kind)
     run = RunFolder(run_dir)
-    if not spec.trained or not run.models_root.is_dir() or _ids_missing(spec, cfg, ids):
+    if not spec.trained or _ids_missing(spec, cfg, ids):
         return None
     config, inputs, _ = _identity(spec, cfg, run, ids)
     if artifacts.is_fresh(run.model_dir(cfg.name), config, inputs):
         return None
+    return _twin_folder(spec, run, config, inputs, {*taken, cfg.name})
+
+
+def _twin_folder(spec: registry.ModelSpec, run: RunFolder, config: dict, inputs: dict, skip: Collection[str]) -> str | None:
+    """The first finished folder of ``run`` (none of ``skip``) trained as ``spec`` with ``config``
+    (all but its name) on ``inputs``."""
+    if not run.models_root.is_dir():
+        return None
     want = {k: v for k, v in config.items() if k != "name"}
-    for folder in sorted(p for p in run.models_root.iterdir() if p.is_dir() and p.name != cfg.name and p.name not in taken):
+    for folder in sorted(p for p in run.models_root.iterdir() if p.is_dir() and p.name not in skip):
         manifest = artifacts.load_manifest(folder) or {}
         if manifest.get("stage") != spec.kind or manifest.get("status") != "complete":
             continue
@@ -131,7 +139,7 @@ def state(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, ids: Path |
         return "waits for earlier stages"
     if artifacts.is_fresh(run.model_dir(cfg.name), config, inputs):
         return "done"
-    found = twin(kind, cfg, run, ids=ids, taken=taken) if twins else None
+    found = _twin_folder(spec, run, config, inputs, {*taken, cfg.name}) if twins and spec.trained else None
     if found:
         return f"reuses {found}"
     return "continues its killed run" if killed_run_of(kind, cfg, run, ids=ids) else "trains"
