@@ -7,6 +7,7 @@ import math
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from semid.cli import app
 from semid.core.config import ConfigError
 from semid.core.run import RunFolder
 from semid.embed import encode
+from semid.evaluate import stage as ev_stage
 from semid.experiments import experiment, experiment_table
 from semid.experiments.compare import Cell
 from semid.ids import train as ids_train
@@ -291,6 +293,49 @@ def test_a_cell_whose_ids_are_not_fitted_waits_and_adopts_nothing(finished, tmp_
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.stem for p in (REPO / "configs" / "experiments").glob("*.yaml"))
+
+
+def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
+    """Points scored in cold-start mode (TIGER section 4.4) report Recall/NDCG@10 on the users whose
+    target no training row holds, and test each model against every baseline model there."""
+    data = json.loads(json.dumps(RECIPE))
+    data["prepare"] = {"dataset": "toy", "holdout_items_share": 0.2, "seed": 0}
+    data["compare"] |= {"models": ["pop", "knn", "sid-gru"], "seeds": [0]}
+    data["experiment"] = {"description": "toy cold start", "grid": {"compare.cold_start_eps": [0.0, 0.5]},
+                          "baseline_model": ["pop", "knn"]}
+    recipe = tmp_path / "toy-cold.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["experiment", str(recipe), "--out", str(out), "--runs", str(out), "--allow-dirty"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    table = json.loads((out / "experiment.json").read_text())
+    rows = {(r["model"], r["point_label"]): r for r in table["rows"]}
+    test = RunFolder(next(iter(rows.values()))["run_dir"]).table("test")
+    cold_users = set(test.filter(pl.col("cold"))["user_id"].to_list())
+    assert 0 < len(cold_users) < test.height
+    for r in rows.values():
+        c = r["cold targets"]
+        assert c["users"] == len(cold_users)
+        metrics = Path(r["per_seed"][0]["metrics_file"])
+        ranks = pl.read_parquet(metrics.parent / ev_stage.ranks_name(metrics))
+        hits = ranks.filter(pl.col("user_id").is_in(sorted(cold_users)))["rank"].fill_null(99).to_numpy() <= 10
+        assert c["mean"]["recall@10"] == pytest.approx(hits.mean())  # the ranks file, restricted by hand
+    assert rows[("sid-gru", "cold_start_eps=0.0")]["cold targets"]["mean"]["recall@10"] == 0  # eps 0: no unseen item listed
+    cold_tests = {(t["model"], t["baseline"]) for t in table["tests"] if t["protocol"] == "cold targets"}
+    for point in ("cold_start_eps=0.0", "cold_start_eps=0.5"):
+        want = {(f"sid-gru@{point}", f"pop@{point}"), (f"knn@{point}", f"pop@{point}"), (f"sid-gru@{point}", f"knn@{point}")}
+        assert want <= cold_tests  # every model against each baseline model, each pair once
+    # 3 pairs of models at each point, and sid-gru at eps 0.5 against eps 0.0 (the first point); pop and knn
+    # rank the same at both caps, so their pairs across points are left out, not tested
+    assert len(table["tests"]) == 7 * 6  # 7 pairs × (2 protocols + cold targets) × 2 metrics
+    assert sorted(n.split(":")[0] for n in table["not_tested"]) == ["knn@cold_start_eps=0.5 vs knn@cold_start_eps=0.0",
+                                                                    "pop@cold_start_eps=0.5 vs pop@cold_start_eps=0.0"]
+    md = (out / "experiment.md").read_text()
+    assert "| R@10 cold targets | N@10 cold targets |" in md and f"({len(cold_users):,} users)" in md
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data | {"experiment": data["experiment"] | {"baseline_model": ["sasrec"]}}))
+    res = CliRunner().invoke(app, ["experiment", str(bad), "--out", str(out), "--runs", str(out), "--list"])
+    assert res.exit_code != 0 and "baseline_model" in res.output and "sasrec" in res.output
 
 
 def test_the_study_recipes_are_shipped():

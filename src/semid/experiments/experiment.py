@@ -27,7 +27,7 @@ all points run together, ``compare.jobs`` side by side.
 
 Paired tests (bootstrap over users and seeds + sign-flip permutation, Holm over the recipe) are
 run only between rows scored on the same users: each point against the ``baseline`` point (same
-model), and each model against ``baseline_model`` within its point.
+model), and each model against each ``baseline_model`` within its point.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class ExperimentConfig(StageConfig):
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="dotted run-config key → values, e.g. {ids.levels: [3, 4]}")
     baseline: dict[str, Any] = Field(default_factory=dict, description="the grid point every other point is tested against "
                                                                        "(same model); unset: the first point")
-    baseline_model: str | None = Field(None, description="a model every other model of the same point is tested against")
+    baseline_model: str | list[str] | None = Field(None, description="a model (or a list of models) every other model of the "
+                                                   "same point is tested against")
     points: list[dict[str, Any]] = Field(default_factory=list, description="explicit grid points instead of the full product of "
                                          "`grid`, each setting the same dotted keys, e.g. [{ids.method: rqvae, ids.collisions: "
                                          "reencode}, {ids.method: rqvae_cf, ids.collisions: extra_code}]")
@@ -80,6 +81,12 @@ class ExperimentConfig(StageConfig):
             if list(p) != keys:
                 raise ValueError(f"points[{i}] sets {list(p)}; every point must set the same keys {keys}, in that order")
         return self
+
+    @property
+    def baseline_models(self) -> list[str]:
+        """``baseline_model`` as a list (empty when unset)."""
+        b = self.baseline_model
+        return [] if not b else [b] if isinstance(b, str) else list(b)
 
     def with_points(self) -> ExperimentConfig:
         """Explicit points fill ``grid`` with each key's values (the table's columns); the points
@@ -173,6 +180,10 @@ def points(base: dict[str, Any], exp: ExperimentConfig) -> list[Point]:
         raise ConfigError(f"experiment.baseline {exp.baseline} is not a grid point")
     if exp.plot is not None and exp.plot not in keys:
         raise ConfigError(f"experiment.plot: {exp.plot!r} is not a grid key ({keys})")
+    models = {m for p in out for m in p.cfg.compare.models}
+    stray = [m for m in exp.baseline_models if m not in models]
+    if stray:
+        raise ConfigError(f"experiment.baseline_model: {stray} are not among the recipe's models ({sorted(models)})")
     return out
 
 

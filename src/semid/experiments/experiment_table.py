@@ -95,12 +95,33 @@ def pairs_of(rows: list[dict[str, Any]], exp: ExperimentConfig, pts: list[Point]
                 skipped.append(f"{r['row']} vs {b['row']}: different data (no paired users)")
                 continue
             pairs.append((r["row"], b["row"]))
-    if exp.baseline_model:
+    for model in exp.baseline_models:
         for r in rows:
-            b = by.get((r["point_label"], exp.baseline_model))
-            if b is not None and b is not r and (r["row"], b["row"]) not in pairs:
+            b = by.get((r["point_label"], model))
+            if b is not None and b is not r and not {(r["row"], b["row"]), (b["row"], r["row"])} & set(pairs):
                 pairs.append((r["row"], b["row"]))
     return pairs, skipped
+
+
+def identical(pairs: list[tuple[str, str]], cells: list[Cell]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The pairs whose rows ranked differently, and a note for each pair that ranked every user the
+    same at every seed (an evaluation-only setting, such as the beam or the cold-start cap, that this
+    model does not use): testing those would only dilute the Holm correction."""
+    by_row: dict[str, list[Cell]] = {}
+    for c in cells:
+        by_row.setdefault(c.row, []).append(c)
+
+    def ranks(row: str) -> list[pl.DataFrame]:
+        return [table._ranks(c.result["metrics_file"]).select("user_id", "rank", "rank_history_removed") for c in by_row[row]]
+
+    keep, same = [], []
+    for a, b in pairs:
+        ra, rb = ranks(a), ranks(b)
+        if len(ra) == len(rb) and all(x.equals(y) for x, y in zip(ra, rb)):
+            same.append(f"{a} vs {b}: identical rankings (the setting that differs does not change this model)")
+        else:
+            keep.append((a, b))
+    return keep, same
 
 
 def baseline_point(point: Point, exp: ExperimentConfig, pts: list[Point]) -> Point:
@@ -127,8 +148,19 @@ def _against(exp: ExperimentConfig, pts: list[Point]) -> str:
     return f"Each point against the baseline point {exp.baseline or pts[0].values} (same model)"
 
 
+def _cold_cells(r: dict[str, Any]) -> list[str]:
+    """Recall@10 and NDCG@10 on the users whose target is unseen in training (``–`` where not scored)."""
+    c = r.get(table.COLD)
+    if not c:
+        return ["–", "–"]
+    return [f"{c['mean'][m]:.4f} ± {c['std'][m]:.4f}{table._ci(c['ci95'].get(m))}" + (f" ({c['users']:,} users)" if m == "recall@10" else "")
+            for m in table.TESTED]
+
+
 def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    cold = any(r.get(table.COLD) for r in rows)
     cols = [*keys, "model", "seeds", "Recall@10 (mean ± std [95% CI])", "NDCG@10", "R@10 hist. removed", "N@10 hist. removed",
+            *(["R@10 cold targets", "N@10 cold targets"] if cold else []),
             "ID collisions", "next item shares code 1 (val, × chance)", "epochs", "train s (mean a seed)", "cells s (sum over seeds)"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * (len(keys) + 1) + "---:|" * (len(cols) - len(keys) - 1)]
     for r in rows:
@@ -139,7 +171,7 @@ def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
         nxt = next_item_text({"share": q.get("next_item_share"), "lift": q.get("next_item_lift")})
         lines.append("| " + " | ".join([*(str(r["point"].get(k)) for k in keys), r["model"], str(len(r["seeds"])), *main,
                                         table._fmt(removed["mean"]["recall@10"]), table._fmt(removed["mean"]["ndcg@10"]),
-                                        coll, nxt, table._fmt(r["epochs"], 1), table._fmt(r["train_wall_s"], 0),
+                                        *(_cold_cells(r) if cold else []), coll, nxt, table._fmt(r["epochs"], 1), table._fmt(r["train_wall_s"], 0),
                                         table._fmt(r["cell_wall_s"], 0)]) + " |")
     return "\n".join(lines)
 
@@ -148,6 +180,8 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
           cfg: CompareConfig, wall_s: float) -> Path:
     rows, cells = rows_of(pts, finals, cfg)
     pairs, skipped = pairs_of(rows, exp, pts)
+    pairs, same = identical(pairs, cells)
+    skipped += same
     tests = table.paired_tests(cells, cfg, pairs=pairs)
     keys = list(exp.grid)
     cost = {"cells_s": round(sum(r["cell_wall_s"] for r in rows), 1), "shared_stages_s": shared_seconds(pts)}
@@ -164,7 +198,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     if tests:
         md += ["## Paired tests", "",
                (_against(exp, pts) if exp.grid else "")
-               + (f"; each model against {exp.baseline_model} within its point" if exp.baseline_model else "")
+               + (f"; each model against {' and '.join(exp.baseline_models)} within its point" if exp.baseline_models else "")
                + f". Paired bootstrap over users and seeds + sign-flip permutation test, Holm-corrected over all {len(tests)} "
                "tests of the recipe; \"better\"/\"worse\" only where the corrected p < 0.05 and the CI excludes 0.", "",
                table.tests_markdown(tests), ""]
@@ -186,6 +220,9 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
              **{c: r["history kept"]["mean"][c] for c in table.COLUMNS},
              **{f"{c} std": r["history kept"]["std"][c] for c in table.TESTED},
              **{f"{c} (history removed)": r["history removed"]["mean"][c] for c in table.TESTED},
+             **({f"{c} (cold targets)": (r.get(table.COLD) or {}).get("mean", {}).get(c) for c in table.TESTED}
+                | {"cold_target_users": (r.get(table.COLD) or {}).get("users")}
+                if any(x.get(table.COLD) for x in rows) else {}),
              "collision_share": (r.get("ids_quality") or {}).get("collision_share"),
              "next_item_share": (r.get("ids_quality") or {}).get("next_item_share"),
              "epochs": r["epochs"], "train_wall_s": r["train_wall_s"], "cell_wall_s": r["cell_wall_s"]} for r in rows]
@@ -238,4 +275,4 @@ def _cells_ran_on(rows: list[dict[str, Any]], prov: dict[str, Any]) -> str:
     return f" (the cells ran on: {'; '.join(seen)})" if seen else ""
 
 
-__all__ = ["write", "rows_of", "pairs_of", "markdown", "ids_quality", "OUTPUTS"]
+__all__ = ["write", "rows_of", "pairs_of", "identical", "markdown", "ids_quality", "OUTPUTS"]

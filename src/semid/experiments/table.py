@@ -20,6 +20,7 @@ import polars as pl
 from semid.core import artifacts, trainlog
 from semid.core.figures import pyplot, save
 from semid.core.log import log
+from semid.core.run import RunFolder
 from semid.evaluate import stage as ev_stage
 from semid.evaluate import stats
 from semid.evaluate.results import load_reference, reference_path
@@ -32,6 +33,9 @@ COLUMNS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20",
 TESTED = ("recall@10", "ndcg@10")
 # protocol → (metrics key of metrics.json, rank column of ranks.parquet)
 PROTOCOLS = {"history kept": ("metrics", "rank"), "history removed": ("metrics_history_removed", "rank_history_removed")}
+# users whose target is an item unseen in training, scored under the history-kept protocol; summarised
+# and tested only for cells scored in cold-start mode (``cold_start_eps`` set: TIGER section 4.4)
+COLD = "cold targets"
 PROTOCOL_NOTE = {"history kept": "history items left in the ranked list: TIGER's protocol",
                  "history removed": "the user's history items removed from the ranked list: the full-sort protocol of "
                                     "the SASRec / BERT4Rec / GRU4Rec papers"}
@@ -70,11 +74,45 @@ def per_user(cells: list[Cell], column: str, metric: str) -> np.ndarray:
     return np.stack(out)
 
 
+@functools.cache
+def _cold_users(run_dir: str, split: str) -> pl.Series | None:
+    """The users of a run folder's split whose target no training row holds (the split's ``cold``
+    column, written by ``semid prepare``); None when it marks none."""
+    df = RunFolder(run_dir).table(split)
+    if "cold" not in df.columns or not df["cold"].any():
+        return None
+    return df.filter(pl.col("cold"))["user_id"]
+
+
+def cold_mask(cells: list[Cell]) -> np.ndarray | None:
+    """Which of ``per_user``'s users (sorted by id) have a cold target, for cells scored in cold-start
+    mode; None otherwise, or when no target is cold."""
+    if not cells or cells[0].settings.get("cold_start_eps") is None:
+        return None
+    c = cells[0]
+    users = _cold_users(c.run_dir or str(Path(c.result["folder"]).parent.parent), c.split)
+    if users is None:
+        return None
+    return _ranks(c.result["metrics_file"])["user_id"].is_in(users.implode()).to_numpy()
+
+
+def _cold_row(cells: list[Cell], cfg: CompareConfig) -> dict[str, Any] | None:
+    mask = cold_mask(cells)
+    if mask is None:
+        return None
+    vals = {m: per_user(cells, "rank", m)[:, mask] for m in TESTED}
+    return {"users": int(mask.sum()),
+            "mean": {m: float(v.mean()) for m, v in vals.items()},
+            "std": {m: float(np.std(v.mean(1), ddof=1)) if len(v) > 1 else 0.0 for m, v in vals.items()},
+            "ci95": {m: stats.paired_bootstrap(v, np.zeros((1, v.shape[1])), n_boot=cfg.bootstrap)["ci95"] for m, v in vals.items()}}
+
+
 def summarise(final: list[Cell], trials: dict[str, list[Cell]], cfg: CompareConfig,
               names: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per model (``names``: the rows, default ``cfg.models``): mean ± std over seeds under
     both protocols, CIs, budget and provenance."""
     _ranks.cache_clear()  # this comparison's files, as its cells just wrote them
+    _cold_users.cache_clear()
     rows = []
     for name in names or cfg.models:
         cells = [c for c in final if c.row == name]
@@ -102,6 +140,9 @@ def summarise(final: list[Cell], trials: dict[str, list[Cell]], cfg: CompareConf
                              "std": {c: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for c, v in values.items()},
                              "ci95": {m: stats.paired_bootstrap(per_user(cells, column, m), np.zeros((1, recs[0]["users"])),
                                                                 n_boot=cfg.bootstrap)["ci95"] for m in TESTED}}
+        cold = _cold_row(cells, cfg)
+        if cold:
+            row[COLD] = cold
         row["per_seed"] = [{"seed": c.config.seed, "folder": c.result["folder"], "metrics_file": c.result["metrics_file"],
                             "metrics": r["metrics"], "metrics_history_removed": r["metrics_history_removed"],
                             "epochs": t.get("epochs"), "steps": t.get("steps"), "stopped_by": t.get("stopped_by"),
@@ -165,7 +206,8 @@ def baseline_pairs(models: list[str], baselines: list[str]) -> list[tuple[str, s
 
 def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
     """Every (row, baseline) pair (default: every row against each of ``cfg.baselines``), both
-    protocols, Recall@10 and NDCG@10; Holm over all."""
+    protocols, Recall@10 and NDCG@10, and the users with cold targets where the cells were scored in
+    cold-start mode; Holm over all."""
     by_row: dict[str, list[Cell]] = {}
     for c in final:
         by_row.setdefault(c.row, []).append(c)
@@ -177,6 +219,13 @@ def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, s
                 res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=cfg.permutations)
                 tests.append({"model": name, "baseline": base, "protocol": protocol, "metric": metric,
                               "seeds": [a.shape[0], b.shape[0]], **res})
+        mask = cold_mask(by_row[name])
+        if mask is not None and cold_mask(by_row[base]) is not None:
+            for metric in TESTED:
+                a, b = per_user(by_row[name], "rank", metric)[:, mask], per_user(by_row[base], "rank", metric)[:, mask]
+                res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=cfg.permutations)
+                tests.append({"model": name, "baseline": base, "protocol": COLD, "metric": metric,
+                              "seeds": [a.shape[0], b.shape[0]], "users": int(mask.sum()), **res})
     for t, p in zip(tests, stats.holm([t["p_permutation"] for t in tests])):
         t["p_holm"] = p
         t["verdict"] = stats.verdict(t["delta"], t["ci95"], p)
@@ -224,6 +273,17 @@ def markdown(rows: list[dict[str, Any]], paper: list[dict[str, Any]], protocol: 
     return "\n".join(lines)
 
 
+def cold_markdown(rows: list[dict[str, Any]]) -> str:
+    """Recall@10 and NDCG@10 of each row on the users whose target is unseen in training."""
+    lines = ["| model | seeds | users | Recall@10 (mean ± std [95% CI]) | NDCG@10 |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        c = r.get(COLD)
+        if c:
+            lines.append(f"| {r['model']} | {len(r['seeds'])} | {c['users']:,} | "
+                         + " | ".join(f"{c['mean'][m]:.4f} ± {c['std'][m]:.4f}{_ci(c['ci95'].get(m))}" for m in TESTED) + " |")
+    return "\n".join(lines)
+
+
 def tests_markdown(tests: list[dict[str, Any]]) -> str:
     lines = ["| protocol | model | vs | metric | Δ [95% CI] | p (permutation) | p (Holm) | verdict |",
              "|---|---|---|---|---:|---:|---:|---|"]
@@ -250,6 +310,8 @@ def write(out: Path, rows: list[dict[str, Any]], tests: list[dict[str, Any]], pa
           "own numbers, listed under the protocol their evaluation used.", ""]
     for protocol in PROTOCOLS:
         md += [f"## {protocol.capitalize()} ({PROTOCOL_NOTE[protocol]})", "", markdown(rows, paper, protocol), ""]
+    if any(r.get(COLD) for r in rows):
+        md += ["## Cold targets (users whose target no training row holds; history kept)", "", cold_markdown(rows), ""]
     if tests:
         md += ["## Paired tests", "",
                f"Each row against {', '.join(cfg.baselines)} on the same users: Δ = row − baseline, its 95% CI from a paired "
