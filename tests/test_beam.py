@@ -10,8 +10,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from semid.generative.beam import BeamResult, beam_search, best_in_order, cap_cold
+from semid.generative.beam import BeamResult, beam_search, best_in_order
 from semid.generative.beam_reference import build_dict_trie, model_step_one, reference_beam_search
+from semid.generative.coldstart import ColdStart
 from semid.generative.tokens import BOS, PAD, SIDTokenizer
 from semid.generative.trie import PrefixTrie
 from semid.models.tiger.model import ModelArgs, Tiger
@@ -249,16 +250,54 @@ def test_unconstrained_reports_invalid_ids():
     assert dead.invalid_rate() == 1 / 2
 
 
-def test_cap_cold_limits_share():
-    items = torch.tensor([[5, 1, 6, 7, 2, 3]])
-    scores = torch.tensor([[-1.0, -2, -3, -4, -5, -6]])
-    cold = torch.zeros(10, dtype=torch.bool)
+def test_cold_start_cap_holds_in_every_top_p():
+    items = np.array([[5, 1, 6, 7, 2, 3]])
+    scores = np.array([[-1.0, -2, -3, -4, -5, -6]])
+    cold = np.zeros(10, dtype=bool)
     cold[[5, 6, 7]] = True
-    got, s = cap_cold(items, scores, cold, k=4, eps=0.25)
-    assert got.tolist() == [[5, 1, 2, 3]]
-    assert s.tolist() == [[-1.0, -2, -5, -6]]
-    got, _ = cap_cold(items, scores, cold, k=4, eps=0.0)
-    assert got.tolist() == [[1, 2, 3, -1]]
+    cs = ColdStart(np.zeros((10, 2), dtype=np.int64), cold, eps=0.25)
+    got, s = cs.cap(items, scores, k=4)
+    # top 4 with at most one unseen item: 5 (the best) is in, but no earlier than position 4 = 1 / 0.25
+    assert got.tolist() == [[1, 2, 3, 5]] and s.tolist() == [[-2.0, -5, -6, -1]]
+    got, _ = ColdStart(np.zeros((10, 2), dtype=np.int64), cold, eps=0.0).cap(items, scores, k=4)
+    assert got.tolist() == [[1, 2, 3, -1]]  # eps 0: unseen items never listed
+    got, _ = ColdStart(np.zeros((10, 2), dtype=np.int64), cold, eps=0.5).cap(np.array([[5, 6, 1]]), scores[:, :3], k=4)
+    assert got.tolist() == [[1, 5, -1, 6]]  # nothing may fill position 3 (the seen items ran out)
+
+
+def test_cold_start_candidates_add_the_unseen_items_sharing_a_generated_prefix():
+    codes = np.array([[0, 1, 0], [0, 1, 1], [0, 1, 2], [2, 0, 0], [2, 0, 1], [3, 3, 0]])
+    cold = np.array([False, True, True, False, True, True])
+    cs = ColdStart(codes, cold, eps=0.5)
+    assert cs.mates(0).tolist() == [1, 2] and cs.mates(3).tolist() == [4] and cs.mates(5).tolist() == [5]
+    got, s = cs.candidates(np.array([[3, 0, 2, -1]]), np.array([[-1.0, -2.0, -3.0, -np.inf]]))
+    # each generated item, then its unseen prefix mates at its score; item 2 (a mate of 0) listed once
+    assert got.tolist() == [[3, 4, 0, 1, 2]] and s.tolist() == [[-1.0, -1.0, -2.0, -2.0, -2.0]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=30), st.sampled_from([0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 1.0]),
+       st.integers(1, 25))
+def test_cold_start_cap_gives_the_papers_top_k_at_every_k(flags, eps, k):
+    """For every K <= k, the capped list's top K holds the items that taking the candidates in order
+    and skipping unseen ones beyond floor(eps·K) gives (the paper's cap, one K at a time)."""
+    n = len(flags)
+    cold = np.array(flags)
+    got, _ = ColdStart(np.zeros((n, 2), dtype=np.int64), cold, eps).cap(np.arange(n)[None], -np.arange(n, dtype=float)[None], k)
+    row = got[0].tolist()
+    for K in range(1, k + 1):
+        want, unseen = [], 0
+        for item in range(n):
+            if len(want) == K:
+                break
+            if cold[item]:
+                if unseen >= math.floor(eps * K + 1e-9):
+                    continue
+                unseen += 1
+            want.append(item)
+        top = [x for x in row[:K] if x >= 0]
+        assert sorted(top) == want
+        assert sum(cold[x] for x in top) <= math.floor(eps * K + 1e-9)
 
 
 def test_tokenizer_roundtrip_and_ranges():

@@ -321,6 +321,8 @@ def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
         hits = ranks.filter(pl.col("user_id").is_in(sorted(cold_users)))["rank"].fill_null(99).to_numpy() <= 10
         assert c["mean"]["recall@10"] == pytest.approx(hits.mean())  # the ranks file, restricted by hand
     assert rows[("sid-gru", "cold_start_eps=0.0")]["cold targets"]["mean"]["recall@10"] == 0  # eps 0: no unseen item listed
+    # eps 0.5: unseen items sharing a generated ID's first codes join the list (TIGER section 4.4)
+    assert rows[("sid-gru", "cold_start_eps=0.5")]["cold targets"]["mean"]["recall@10"] > 0
     cold_tests = {(t["model"], t["baseline"]) for t in table["tests"] if t["protocol"] == "cold targets"}
     for point in ("cold_start_eps=0.0", "cold_start_eps=0.5"):
         want = {(f"sid-gru@{point}", f"pop@{point}"), (f"knn@{point}", f"pop@{point}"), (f"sid-gru@{point}", f"knn@{point}")}

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from semid.generative.coldstart import ColdStart
 from semid.generative.tokens import SIDTokenizer
 from semid.generative.trie import PrefixTrie
 
@@ -111,23 +112,6 @@ def best_in_order(cand: torch.Tensor, keep: int) -> torch.Tensor:
     return idx
 
 
-def cap_cold(items: torch.Tensor, scores: torch.Tensor, cold: torch.Tensor, k: int,
-             eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the first ``k`` items of each ranked row with at most ``floor(eps * k)`` cold ones.
-
-    TIGER §4.4: items unseen in training compete with the others when the model generates their
-    ID; ``eps`` caps their share of the top ``k``. ``cold`` is bool [num_items].
-    """
-    is_cold = cold[items.clamp(min=0)] & (items >= 0)
-    cold_rank = is_cold.long().cumsum(1)
-    keep = ~is_cold | (cold_rank <= int(eps * k))
-    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices  # kept ones first, in rank order
-    items, scores, keep = items.gather(1, order), scores.gather(1, order), keep.gather(1, order)
-    items = items.masked_fill(~keep, -1)
-    scores = scores.masked_fill(~keep, NEG_INF)
-    return items[:, :k], scores[:, :k]
-
-
 # encode a batch: (histories [list of item-id arrays, at most max_items each], user ids) → step state
 StartFn = Callable[[list, np.ndarray], StepFn]
 
@@ -140,12 +124,14 @@ def generative_ranker(start: StartFn, tokenizer: SIDTokenizer, *, max_items: int
     ``scores=True`` a third array holds each listed ID's log-probability under the model.
 
     ``constrained=False`` searches freely and flags generated IDs that are no item's;
-    ``cold_start_eps`` (with ``cold_items``, bool [N]): TIGER §4.4, at most ``floor(eps * k)``
-    items unseen in training in each top k.
+    ``cold_start_eps`` (with ``cold_items``, bool [N]): TIGER §4.4, items unseen in training that
+    share a generated ID's first L codes join the list, at most ``floor(eps * k)`` of them in each
+    top k (:class:`semid.generative.coldstart.ColdStart`).
     """
     trie = PrefixTrie(tokenizer).to(device) if constrained else None
-    search_k = max(top_k, beam_size) if cold_start_eps is not None else top_k
-    cold = torch.as_tensor(cold_items, device=device) if cold_items is not None else None
+    cold = ColdStart(tokenizer.codes, cold_items, cold_start_eps) \
+        if cold_start_eps is not None and cold_items is not None else None
+    search_k = max(top_k, beam_size) if cold is not None else top_k
 
     @torch.no_grad()
     def rank(histories: list, users: np.ndarray, scores: bool = False) -> tuple:
@@ -159,8 +145,8 @@ def generative_ranker(start: StartFn, tokenizer: SIDTokenizer, *, max_items: int
             res = beam_search(start([hist[i] for i in idx], users[idx]), len(idx), tokenizer, trie=trie,
                               beam_size=beam_size, top_k=search_k, device=device)
             got, logp = res.items, res.scores
-            if cold_start_eps is not None and cold is not None:
-                got, logp = cap_cold(got, logp, cold, top_k, cold_start_eps)
+            if cold is not None:
+                got, logp = cold(got, logp, top_k)
             got, logp = got[:, :top_k], logp[:, :top_k]
             n = got.shape[1]
             items[idx, :n] = got.cpu().numpy()

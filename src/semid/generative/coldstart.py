@@ -1,0 +1,114 @@
+"""Cold-start retrieval of TIGER §4.4 on the ranked items a beam search generated.
+
+A model that decodes Semantic IDs never saw an item held out of training as a target, so it
+almost never generates that item's full ID (its dedup code, or its whole prefix, is new to it).
+TIGER instead lets an unseen item whose first L codes (its Semantic ID without the dedup code)
+match a generated ID join the candidates, and caps the share of unseen items in the top K with ε:
+
+1. :meth:`ColdStart.candidates`: each generated item, then the unseen items that share its first L
+   codes, with its score (a tie, listed right after it); each item once.
+2. :meth:`ColdStart.cap`: the list with at most ``floor(ε·p)`` unseen items in every top ``p``.
+   Unseen item ``j`` (in candidate order) goes to the first position that its rank, the cap and
+   the items before it allow, and seen items fill the other positions in order. The top-K set is
+   then, for every K at once, what taking the candidates in order and skipping unseen items beyond
+   ``floor(ε·K)`` gives (``tests/test_beam.py`` checks this against that slow rule), so Recall@K
+   follows the paper's cap at each K; an unseen item may sit lower in the list than its score
+   (at position ``ceil(j/ε)`` at best), which NDCG sees. A position nothing may fill stays empty (-1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+NEG_INF = float("-inf")
+
+
+def prefix_keys(codes: np.ndarray) -> np.ndarray:
+    """One int64 per item naming its first L codes (``codes``: [N, L+1], the last column the dedup code)."""
+    prefix = np.asarray(codes, dtype=np.int64)[:, :-1]
+    base = int(prefix.max()) + 1 if prefix.size else 1
+    if base ** prefix.shape[1] >= 2 ** 62:
+        raise ValueError(f"{prefix.shape[1]} levels of {base} codes do not fit one int64 key")
+    return prefix @ (base ** np.arange(prefix.shape[1] - 1, -1, -1, dtype=np.int64))
+
+
+class ColdStart:
+    """The unseen items (``cold``: bool [N]) grouped by their first L codes, and the cap ``eps``."""
+
+    def __init__(self, codes: np.ndarray, cold: np.ndarray, eps: float):
+        if not 0 <= eps <= 1:
+            raise ValueError(f"cold_start_eps must lie in [0, 1], got {eps}")
+        self.cold = np.asarray(cold, dtype=bool)
+        self.key = prefix_keys(codes)
+        ids = np.flatnonzero(self.cold)
+        order = np.argsort(self.key[ids], kind="stable")
+        self.cold_ids, self.cold_keys = ids[order], self.key[ids[order]]
+        self.eps = float(eps)
+
+    def mates(self, item: int) -> np.ndarray:
+        """The unseen items whose first L codes are ``item``'s."""
+        k = self.key[item]
+        return self.cold_ids[np.searchsorted(self.cold_keys, k, "left"):np.searchsorted(self.cold_keys, k, "right")]
+
+    def candidates(self, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's generated items (best first; -1 = empty) with, after each, its unseen prefix
+        mates at its score; every item once → ``[U, C]`` items and scores, -1 / -inf padded."""
+        rows: list[tuple[list[int], list[float]]] = []
+        for row_items, row_scores in zip(items.tolist(), scores.tolist()):
+            seen, out, sc = set(), [], []
+            for item, score in zip(row_items, row_scores):
+                if item < 0:
+                    continue
+                for x in (item, *self.mates(item).tolist()):
+                    if x not in seen:
+                        seen.add(x)
+                        out.append(x)
+                        sc.append(score)
+            rows.append((out, sc))
+        width = max((len(r[0]) for r in rows), default=0)
+        got = np.full((len(rows), width), -1, dtype=np.int64)
+        val = np.full((len(rows), width), NEG_INF, dtype=np.float64)
+        for u, (out, sc) in enumerate(rows):
+            got[u, :len(out)], val[u, :len(sc)] = out, sc
+        return got, val
+
+    def first_position(self, j: int) -> float:
+        """The first 1-based position ``p`` with ``floor(eps·p) >= j`` (inf when eps is 0)."""
+        return math.ceil(j / self.eps - 1e-9) if self.eps > 0 else math.inf
+
+    def cap(self, items: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``k`` positions of each ranked row with at most ``floor(eps·p)`` unseen items in
+        every top ``p`` (see the module's docstring) → ``[U, k]`` items (-1 empty) and scores."""
+        got = np.full((len(items), k), -1, dtype=np.int64)
+        val = np.full((len(items), k), NEG_INF, dtype=np.float64)
+        for u, (row, sc) in enumerate(zip(items.tolist(), scores.tolist())):
+            placed, warm, last = {}, [], 0
+            j = 0
+            for item, score in zip(row, sc):
+                if item < 0:
+                    continue
+                if not self.cold[item]:
+                    warm.append((item, score))
+                    continue
+                j += 1
+                pos = max(last + 1, self.first_position(j), len(warm) + j)
+                if pos <= k:  # beyond k, so is every later unseen item; the seen ones still fill the list
+                    placed[pos], last = (item, score), pos
+            it = iter(warm)
+            for p in range(1, k + 1):
+                entry = placed.get(p) or next(it, None)
+                if entry is not None:
+                    got[u, p - 1], val[u, p - 1] = entry
+        return got, val
+
+    def __call__(self, items: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Candidates then the cap, on a beam search's ``[U, B]`` items and log-probabilities."""
+        got, val = self.cap(*self.candidates(items.cpu().numpy(), scores.double().cpu().numpy()), k)
+        return (torch.from_numpy(got).to(items.device),
+                torch.from_numpy(val).to(device=scores.device, dtype=scores.dtype))
+
+
+__all__ = ["ColdStart", "prefix_keys"]
