@@ -153,8 +153,12 @@ def _cold_cells(r: dict[str, Any]) -> list[str]:
     c = r.get(table.COLD)
     if not c:
         return ["–", "–"]
-    return [f"{c['mean'][m]:.4f} ± {c['std'][m]:.4f}{table._ci(c['ci95'].get(m))}" + (f" ({c['users']:,} users)" if m == "recall@10" else "")
-            for m in table.TESTED]
+    return [table.mean_std_ci(c, m) + (f" ({c['users']:,} users)" if m == "recall@10" else "") for m in table.TESTED]
+
+
+def _cold_columns(c: dict[str, Any]) -> dict[str, Any]:
+    """The CSV's cold-target columns of one row (empty values where it was not scored)."""
+    return {**{f"{m} (cold targets)": (c.get("mean") or {}).get(m) for m in table.TESTED}, "cold_target_users": c.get("users")}
 
 
 def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
@@ -165,7 +169,7 @@ def markdown(rows: list[dict[str, Any]], keys: list[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * (len(keys) + 1) + "---:|" * (len(cols) - len(keys) - 1)]
     for r in rows:
         kept, removed = r["history kept"], r["history removed"]
-        main = [f"{kept['mean'][m]:.4f} ± {kept['std'][m]:.4f}{table._ci(kept['ci95'].get(m))}" for m in table.TESTED]
+        main = [table.mean_std_ci(kept, m) for m in table.TESTED]
         q = r.get("ids_quality") or {}
         coll = "–" if q.get("collision_share") is None else f"{q['collision_share']:.1%}"
         nxt = next_item_text({"share": q.get("next_item_share"), "lift": q.get("next_item_lift")})
@@ -216,13 +220,12 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
            f"{cfg.jobs} cell(s) side by side, threads per cell: {cfg.threads or 'model default'}. "
            f"Code: git {', '.join(c[:10] for c in commits)}{' (uncommitted changes)' if any(r['dirty'] for r in rows) else ''}."]
     artifacts.write_text(out / "experiment.md", "\n".join(md) + "\n")
+    cold = any(r.get(table.COLD) for r in rows)
     flat = [{**{k: str(r["point"].get(k)) for k in keys}, "model": r["model"], "seeds": len(r["seeds"]),
              **{c: r["history kept"]["mean"][c] for c in table.COLUMNS},
              **{f"{c} std": r["history kept"]["std"][c] for c in table.TESTED},
              **{f"{c} (history removed)": r["history removed"]["mean"][c] for c in table.TESTED},
-             **({f"{c} (cold targets)": (r.get(table.COLD) or {}).get("mean", {}).get(c) for c in table.TESTED}
-                | {"cold_target_users": (r.get(table.COLD) or {}).get("users")}
-                if any(x.get(table.COLD) for x in rows) else {}),
+             **(_cold_columns(r.get(table.COLD) or {}) if cold else {}),
              "collision_share": (r.get("ids_quality") or {}).get("collision_share"),
              "next_item_share": (r.get("ids_quality") or {}).get("next_item_share"),
              "epochs": r["epochs"], "train_wall_s": r["train_wall_s"], "cell_wall_s": r["cell_wall_s"]} for r in rows]

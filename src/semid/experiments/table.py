@@ -90,7 +90,7 @@ def cold_mask(cells: list[Cell]) -> np.ndarray | None:
     if not cells or cells[0].settings.get("cold_start_eps") is None:
         return None
     c = cells[0]
-    users = _cold_users(c.run_dir or str(Path(c.result["folder"]).parent.parent), c.split)
+    users = _cold_users(c.run_dir, c.split)
     if users is None:
         return None
     return _ranks(c.result["metrics_file"])["user_id"].is_in(users.implode()).to_numpy()
@@ -213,19 +213,19 @@ def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, s
         by_row.setdefault(c.row, []).append(c)
     tests = []
     for name, base in baseline_pairs(cfg.models, cfg.baselines) if pairs is None else pairs:
+        mask = cold_mask(by_row[name]) if cold_mask(by_row[base]) is not None else None
+        cold: list[dict[str, Any]] = []
         for protocol, (_, column) in PROTOCOLS.items():
             for metric in TESTED:
                 a, b = per_user(by_row[name], column, metric), per_user(by_row[base], column, metric)
                 res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=cfg.permutations)
                 tests.append({"model": name, "baseline": base, "protocol": protocol, "metric": metric,
                               "seeds": [a.shape[0], b.shape[0]], **res})
-        mask = cold_mask(by_row[name])
-        if mask is not None and cold_mask(by_row[base]) is not None:
-            for metric in TESTED:
-                a, b = per_user(by_row[name], "rank", metric)[:, mask], per_user(by_row[base], "rank", metric)[:, mask]
-                res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=cfg.permutations)
-                tests.append({"model": name, "baseline": base, "protocol": COLD, "metric": metric,
-                              "seeds": [a.shape[0], b.shape[0]], "users": int(mask.sum()), **res})
+                if mask is not None and protocol == "history kept":  # the same users' values, cold targets only
+                    res = stats.compare(a[:, mask], b[:, mask], n_boot=cfg.bootstrap, n_perm=cfg.permutations)
+                    cold.append({"model": name, "baseline": base, "protocol": COLD, "metric": metric,
+                                 "seeds": [a.shape[0], b.shape[0]], "users": int(mask.sum()), **res})
+        tests += cold
     for t, p in zip(tests, stats.holm([t["p_permutation"] for t in tests])):
         t["p_holm"] = p
         t["verdict"] = stats.verdict(t["delta"], t["ci95"], p)
@@ -252,13 +252,18 @@ def _ci(ci: list[float] | None) -> str:
     return f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
 
 
+def mean_std_ci(block: dict[str, Any], metric: str) -> str:
+    """``mean ± std [CI]`` of one metric of a row's protocol block (``{"mean", "std", "ci95"}``)."""
+    return f"{block['mean'][metric]:.4f} ± {block['std'][metric]:.4f}{_ci(block['ci95'].get(metric))}"
+
+
 def markdown(rows: list[dict[str, Any]], paper: list[dict[str, Any]], protocol: str) -> str:
     cols = ["model", "seeds", "Recall@10 (mean ± std [95% CI])", "NDCG@10", "R@5", "N@5", "R@20", "N@20", "MRR",
             "cov@10", "epochs", "train s", "trials", "params"]
     lines = ["| " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * (len(cols) - 2)]
     for r in rows:
         p = r[protocol]
-        main = [f"{p['mean'][m]:.4f} ± {p['std'][m]:.4f}{_ci(p['ci95'].get(m))}" for m in TESTED]
+        main = [mean_std_ci(p, m) for m in TESTED]
         rest = [_fmt(p["mean"][c]) for c in ("recall@5", "ndcg@5", "recall@20", "ndcg@20", "mrr", "coverage@10")]
         lines.append("| " + " | ".join([r["model"], str(len(r["seeds"])), *main, *rest, _fmt(r["epochs"], 1),
                                         _fmt(r["train_wall_s"], 0), str(r["trials"]), _fmt(r["params"])]) + " |")
@@ -280,7 +285,7 @@ def cold_markdown(rows: list[dict[str, Any]]) -> str:
         c = r.get(COLD)
         if c:
             lines.append(f"| {r['model']} | {len(r['seeds'])} | {c['users']:,} | "
-                         + " | ".join(f"{c['mean'][m]:.4f} ± {c['std'][m]:.4f}{_ci(c['ci95'].get(m))}" for m in TESTED) + " |")
+                         + " | ".join(mean_std_ci(c, m) for m in TESTED) + " |")
     return "\n".join(lines)
 
 
