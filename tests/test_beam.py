@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from semid.generative.beam import BeamResult, beam_search, best_in_order
 from semid.generative.beam_reference import build_dict_trie, model_step_one, reference_beam_search
-from semid.generative.coldstart import ColdStart
+from semid.generative.coldstart import ColdCap, ColdStart
 from semid.generative.tokens import BOS, PAD, SIDTokenizer
 from semid.generative.trie import PrefixTrie
 from semid.models.tiger.model import ModelArgs, Tiger
@@ -255,13 +255,13 @@ def test_cold_start_cap_holds_in_every_top_p():
     scores = np.array([[-1.0, -2, -3, -4, -5, -6]])
     cold = np.zeros(10, dtype=bool)
     cold[[5, 6, 7]] = True
-    cs = ColdStart(np.zeros((10, 2), dtype=np.int64), cold, eps=0.25)
+    cs = ColdCap(cold, eps=0.25)
     got, s = cs.cap(items, scores, k=4)
     # top 4 with at most one unseen item: 5 (the best) is in, but no earlier than position 4 = 1 / 0.25
     assert got.tolist() == [[1, 2, 3, 5]] and s.tolist() == [[-2.0, -5, -6, -1]]
-    got, _ = ColdStart(np.zeros((10, 2), dtype=np.int64), cold, eps=0.0).cap(items, scores, k=4)
+    got, _ = ColdCap(cold, eps=0.0).cap(items, scores, k=4)
     assert got.tolist() == [[1, 2, 3, -1]]  # eps 0: unseen items never listed
-    got, _ = ColdStart(np.zeros((10, 2), dtype=np.int64), cold, eps=0.5).cap(np.array([[5, 6, 1]]), scores[:, :3], k=4)
+    got, _ = ColdCap(cold, eps=0.5).cap(np.array([[5, 6, 1]]), scores[:, :3], k=4)
     assert got.tolist() == [[1, 5, -1, 6]]  # nothing may fill position 3 (the seen items ran out)
 
 
@@ -283,7 +283,7 @@ def test_cold_start_cap_gives_the_papers_top_k_at_every_k(flags, eps, k):
     and skipping unseen ones beyond floor(eps·K) gives (the paper's cap, one K at a time)."""
     n = len(flags)
     cold = np.array(flags)
-    got, _ = ColdStart(np.zeros((n, 2), dtype=np.int64), cold, eps).cap(np.arange(n)[None], -np.arange(n, dtype=float)[None], k)
+    got, _ = ColdCap(cold, eps).cap(np.arange(n)[None], -np.arange(n, dtype=float)[None], k)
     row = got[0].tolist()
     for K in range(1, k + 1):
         want, unseen = [], 0

@@ -19,6 +19,7 @@ from semid.embed import encode
 from semid.evaluate import stage as ev_stage
 from semid.experiments import experiment, experiment_table
 from semid.experiments.compare import Cell
+from semid.generative import coldstart
 from semid.ids import train as ids_train
 from semid.models import registry
 from semid.models import stage as model_stage
@@ -296,12 +297,13 @@ SHIPPED = sorted(p.stem for p in (REPO / "configs" / "experiments").glob("*.yaml
 
 
 def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
-    """Points scored in cold-start mode (TIGER section 4.4) report Recall/NDCG@10 on the users whose
-    target no training row holds, and test each model against every baseline model there."""
+    """Points scored in cold-start mode (TIGER section 4.4) cap every model's list, report Recall/NDCG@10
+    on the users whose target no training row holds, and test each model against every baseline model
+    there; the uncapped point (eps unset) reports them too."""
     data = json.loads(json.dumps(RECIPE))
     data["prepare"] = {"dataset": "toy", "holdout_items_share": 0.2, "seed": 0}
     data["compare"] |= {"models": ["pop", "knn", "sid-gru"], "seeds": [0]}
-    data["experiment"] = {"description": "toy cold start", "grid": {"compare.cold_start_eps": [0.0, 0.5]},
+    data["experiment"] = {"description": "toy cold start", "grid": {"compare.cold_start_eps": [None, 0.0, 0.5]},
                           "baseline_model": ["pop", "knn"]}
     recipe = tmp_path / "toy-cold.yaml"
     recipe.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -313,25 +315,42 @@ def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
     test = RunFolder(next(iter(rows.values()))["run_dir"]).table("test")
     cold_users = set(test.filter(pl.col("cold"))["user_id"].to_list())
     assert 0 < len(cold_users) < test.height
-    for r in rows.values():
+    cold_ranks = {}
+    for key, r in rows.items():
         c = r["cold targets"]
         assert c["users"] == len(cold_users)
         metrics = Path(r["per_seed"][0]["metrics_file"])
         ranks = pl.read_parquet(metrics.parent / ev_stage.ranks_name(metrics))
-        hits = ranks.filter(pl.col("user_id").is_in(sorted(cold_users)))["rank"].fill_null(99).to_numpy() <= 10
-        assert c["mean"]["recall@10"] == pytest.approx(hits.mean())  # the ranks file, restricted by hand
-    assert rows[("sid-gru", "cold_start_eps=0.0")]["cold targets"]["mean"]["recall@10"] == 0  # eps 0: no unseen item listed
+        cold_ranks[key] = ranks.filter(pl.col("user_id").is_in(sorted(cold_users)))["rank"].fill_null(99).to_numpy()
+        assert c["mean"]["recall@10"] == pytest.approx((cold_ranks[key] <= 10).mean())  # the ranks file, restricted by hand
+        rule = json.loads(metrics.read_text())["protocol"]["cold_start_rule"]
+        assert (rule is None) == (key[1] == "cold_start_eps=None")
+    for model in ("pop", "knn", "sid-gru"):
+        assert (cold_ranks[(model, "cold_start_eps=0.0")] == 99).all()  # eps 0: no unseen item in any list
+        assert (cold_ranks[(model, "cold_start_eps=0.5")] >= 2).all()  # floor(0.5 * 1) = 0 unseen items in the top 1
+    assert rows[("knn", "cold_start_eps=None")]["cold targets"]["mean"]["recall@10"] > 0  # uncapped: the text finds them
     # eps 0.5: unseen items sharing a generated ID's first codes join the list (TIGER section 4.4)
     assert rows[("sid-gru", "cold_start_eps=0.5")]["cold targets"]["mean"]["recall@10"] > 0
     cold_tests = {(t["model"], t["baseline"]) for t in table["tests"] if t["protocol"] == "cold targets"}
-    for point in ("cold_start_eps=0.0", "cold_start_eps=0.5"):
+    for point in ("cold_start_eps=None", "cold_start_eps=0.0", "cold_start_eps=0.5"):
         want = {(f"sid-gru@{point}", f"pop@{point}"), (f"knn@{point}", f"pop@{point}"), (f"sid-gru@{point}", f"knn@{point}")}
         assert want <= cold_tests  # every model against each baseline model, each pair once
-    # 3 pairs of models at each point, and sid-gru at eps 0.5 against eps 0.0 (the first point); pop and knn
-    # rank the same at both caps, so their pairs across points are left out, not tested
-    assert len(table["tests"]) == 7 * 6  # 7 pairs × (2 protocols + cold targets) × 2 metrics
-    assert sorted(n.split(":")[0] for n in table["not_tested"]) == ["knn@cold_start_eps=0.5 vs knn@cold_start_eps=0.0",
-                                                                    "pop@cold_start_eps=0.5 vs pop@cold_start_eps=0.0"]
+    # 3 pairs of models at each of 3 points, and knn and sid-gru at eps 0.0 and 0.5 against the uncapped
+    # point; pop never lists an unseen item high, so its pairs across points are named, not tested
+    assert len(table["tests"]) == 13 * 6  # 13 pairs × (2 protocols + cold targets) × 2 metrics
+    assert sorted(n.split(":")[0] for n in table["not_tested"]) == ["pop@cold_start_eps=0.0 vs pop@cold_start_eps=None",
+                                                                    "pop@cold_start_eps=0.5 vs pop@cold_start_eps=None"]
+    # the cap now changes knn's list: its points are tested against the first (uncapped) one
+    assert ("knn@cold_start_eps=0.0", "knn@cold_start_eps=None") in cold_tests
+    assert all(t["model"].split("@")[0] != t["baseline"].split("@")[0] or t["baseline"].endswith("=None")
+               for t in table["tests"])
+    # a metrics file that another cold-start rule scored is scored again, not reused
+    r = rows[("knn", "cold_start_eps=0.5")]
+    metrics = Path(r["per_seed"][0]["metrics_file"])
+    rec = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps(rec | {"protocol": rec["protocol"] | {"cold_start_rule": "an older rule"}}))
+    ev_stage.run(ev_stage.EvaluateConfig(**rec["config"]), r["run_dir"])
+    assert json.loads(metrics.read_text())["protocol"]["cold_start_rule"] == coldstart.RULE
     md = (out / "experiment.md").read_text()
     assert "| R@10 cold targets | N@10 cold targets |" in md and f"({len(cold_users):,} users)" in md
     bad = tmp_path / "bad.yaml"

@@ -3,7 +3,7 @@
     semid evaluate --out runs/beauty                           # models/tiger on test, beam 20
     semid evaluate --out runs/beauty split=val beam_size=50
     semid evaluate --out runs/beauty constrained=false          # free beam search: invalid-ID rate
-    semid evaluate --out runs/beauty cold_start_eps=0.1         # TIGER §4.4 cold-start mode
+    semid evaluate --out runs/beauty cold_start_eps=0.1         # TIGER §4.4 cold-start mode (every model capped)
 
 Every model folder names its kind in ``config.json``; the model registry
 (:mod:`semid.models.registry`) loads it as a ranker ``rank(histories, users) -> (items [U, K],
@@ -16,6 +16,12 @@ Two protocols, both in every record: ``metrics`` ranks every item, the user's hi
 ``metrics_history_removed`` drops the user's history items from the list first (the full-sort protocol of the
 SASRec / BERT4Rec / GRU4Rec papers). Score-based models rank K + (longest history) items so the second list is still
 K long; a generative model's beam holds ``beam_size`` items, so its second list can be shorter.
+
+Cold-start mode (``cold_start_eps``, TIGER §4.4) puts at most ``floor(eps·p)`` items unseen in training in
+every top ``p`` of every model's list: a generative model adds the unseen items that share a generated ID's
+prefix and caps them (:mod:`semid.generative.coldstart`); a model that scores every item has its list capped
+here, so an uncapped KNN is ``cold_start_eps`` unset. The record names the rule (``protocol.cold_start_rule``),
+and a file scored by another rule is scored again.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from semid.core.run import RunFolder
 from semid.core.threads import threads
 from semid.evaluate import bootstrap
 from semid.evaluate import metrics as M
+from semid.generative import coldstart
 from semid.models import stage as model_stage
 from semid.models.common import RankOptions
 
@@ -47,7 +54,8 @@ class EvaluateConfig(StageConfig):
     top_k: int = Field(20, ge=1, description="list length scored (at least the largest K)")
     ks: list[int] = Field(default_factory=lambda: list(M.KS), description="cut-offs of recall/ndcg/coverage")
     constrained: bool = Field(True, description="generative models: constrain decoding to valid IDs (trie)")
-    cold_start_eps: float | None = Field(None, ge=0, le=1, description="cold-start mode: max share of items unseen in training in the top K")
+    cold_start_eps: float | None = Field(None, ge=0, le=1, description="cold-start mode: max share of items unseen in training "
+                                                                                  "in every top K of every model's list")
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples of users for 95% CIs (0 = none)")
     max_users: int | None = Field(None, ge=1, description="score a random sample of this many users (unset = all)")
     batch_users: int = Field(256, ge=1, description="users per decoding batch")
@@ -105,7 +113,9 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
     config = cfg.model_dump(mode="json")
     if not force and out.is_file() and ranks_file.is_file():
         old = artifacts.read_json(out)
-        if old.get("config") == config and old.get("inputs") == inputs and "metrics_history_removed" in old:
+        rule = old.get("protocol", {}).get("cold_start_rule")
+        if old.get("config") == config and old.get("inputs") == inputs and "metrics_history_removed" in old \
+                and rule == (coldstart.RULE if cfg.cold_start_eps is not None else None):
             log.info("evaluate: %s is up to date (reused; --force to redo)", out)
             return out
 
@@ -134,6 +144,8 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
         t0 = time.perf_counter()
         ranked, invalid = rank(histories, df["user_id"].to_numpy().astype(np.int64))
         rank_s = time.perf_counter() - t0
+    if cfg.cold_start_eps is not None and not spec.needs_ids:  # a generative ranker caps its own candidates
+        ranked = coldstart.ColdCap(~seen, cfg.cold_start_eps).cap(ranked, np.zeros(ranked.shape), ranked.shape[1])[0]
     items = _width(ranked[:, :cfg.top_k], cfg.top_k)
     invalid = None if invalid is None else _width(invalid[:, :cfg.top_k], cfg.top_k, False)
     removed = remove_history(ranked, histories, cfg.top_k)
@@ -155,7 +167,9 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
                                                 "papers' full-sort protocol)" + ("; from the beam's list of beam_size items"
                                                                                  if spec.needs_ids else ""),
                      "beam_size": cfg.beam_size, "top_k": cfg.top_k, "constrained": cfg.constrained,
-                     "cold_start_eps": cfg.cold_start_eps, "mrr": f"MRR@{cfg.top_k} (0 when the target is not in the list)",
+                     "cold_start_eps": cfg.cold_start_eps,
+                     "cold_start_rule": coldstart.RULE if cfg.cold_start_eps is not None else None,
+                     "mrr": f"MRR@{cfg.top_k} (0 when the target is not in the list)",
                      "bootstrap": f"{cfg.bootstrap} resamples of users, percentile 95% CI",
                      "split": run.split_protocol()},
         "model_info": info, "seeds": {"evaluate": cfg.seed, "model": info.get("seed")},

@@ -61,8 +61,9 @@ class CompareConfig(StageConfig):
     permutations: int = Field(10_000, ge=100, description="sign flips of the paired permutation test")
     split: str = Field("test", pattern="^(test|val)$", description="split of the final scores (test or val)")
     beam_size: int = Field(20, ge=1, description="beam size of the generative models")
-    cold_start_eps: float | None = Field(None, ge=0, le=1, description="cold-start cap of the generative models' top k "
-                                         "(TIGER §4.4: at most floor(eps·k) items unseen in training; unset: none)")
+    cold_start_eps: float | None = Field(None, ge=0, le=1, description="cold-start cap of every model's top k (TIGER §4.4: "
+                                         "at most floor(eps·k) items unseen in training; unset: no cap, and "
+                                         "generative models add no unseen item)")
 
     @field_validator("models")
     @classmethod

@@ -33,8 +33,8 @@ COLUMNS = ("recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20",
 TESTED = ("recall@10", "ndcg@10")
 # protocol → (metrics key of metrics.json, rank column of ranks.parquet)
 PROTOCOLS = {"history kept": ("metrics", "rank"), "history removed": ("metrics_history_removed", "rank_history_removed")}
-# users whose target is an item unseen in training, scored under the history-kept protocol; summarised
-# and tested only for cells scored in cold-start mode (``cold_start_eps`` set: TIGER section 4.4)
+# users whose target is an item unseen in training (the split's ``cold`` column), scored under the
+# history-kept protocol; summarised and tested wherever a split has them, whatever the cold-start cap
 COLD = "cold targets"
 PROTOCOL_NOTE = {"history kept": "history items left in the ranked list: TIGER's protocol",
                  "history removed": "the user's history items removed from the ranked list: the full-sort protocol of "
@@ -85,9 +85,8 @@ def _cold_users(run_dir: str, split: str) -> pl.Series | None:
 
 
 def cold_mask(cells: list[Cell]) -> np.ndarray | None:
-    """Which of ``per_user``'s users (sorted by id) have a cold target, for cells scored in cold-start
-    mode; None otherwise, or when no target is cold."""
-    if not cells or cells[0].settings.get("cold_start_eps") is None:
+    """Which of ``per_user``'s users (sorted by id) have a cold target; None when no target is cold."""
+    if not cells:
         return None
     c = cells[0]
     users = _cold_users(c.run_dir, c.split)

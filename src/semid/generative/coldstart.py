@@ -14,6 +14,10 @@ match a generated ID join the candidates, and caps the share of unseen items in 
    ``floor(ε·K)`` gives (``tests/test_beam.py`` checks this against that slow rule), so Recall@K
    follows the paper's cap at each K; an unseen item may sit lower in the list than its score
    (at position ``ceil(j/ε)`` at best), which NDCG sees. A position nothing may fill stays empty (-1).
+
+:class:`ColdCap` is step 2 alone: the evaluate stage applies it to the ranked list of a model that
+scores every item itself (KNN, SASRec, Pop, …), so that in cold-start mode every model plays by the
+same rule. :data:`RULE` names the rule in each metrics file scored in this mode.
 """
 
 from __future__ import annotations
@@ -35,45 +39,20 @@ def prefix_keys(codes: np.ndarray) -> np.ndarray:
     return prefix @ (base ** np.arange(prefix.shape[1] - 1, -1, -1, dtype=np.int64))
 
 
-class ColdStart:
-    """The unseen items (``cold``: bool [N]) grouped by their first L codes, and the cap ``eps``."""
+# names the rule in every metrics file scored in cold-start mode; a file scored by another rule is rescored
+RULE = "TIGER 4.4: unseen items sharing a generated ID's first L codes join at its score; at most floor(eps*p) unseen in every top p"
 
-    def __init__(self, codes: np.ndarray, cold: np.ndarray, eps: float):
+
+class ColdCap:
+    """The cap alone: at most ``floor(eps·p)`` of the unseen items (``cold``: bool [N]) in every top
+    ``p`` of a ranked list. What cold-start mode applies to a model that scores every item itself
+    (KNN, SASRec, Pop, …), so that it plays by the generative models' rule."""
+
+    def __init__(self, cold: np.ndarray, eps: float):
         if not 0 <= eps <= 1:
             raise ValueError(f"cold_start_eps must lie in [0, 1], got {eps}")
         self.cold = np.asarray(cold, dtype=bool)
-        self.key = prefix_keys(codes)
-        ids = np.flatnonzero(self.cold)
-        order = np.argsort(self.key[ids], kind="stable")
-        self.cold_ids, self.cold_keys = ids[order], self.key[ids[order]]
         self.eps = float(eps)
-
-    def mates(self, item: int) -> np.ndarray:
-        """The unseen items whose first L codes are ``item``'s."""
-        k = self.key[item]
-        return self.cold_ids[np.searchsorted(self.cold_keys, k, "left"):np.searchsorted(self.cold_keys, k, "right")]
-
-    def candidates(self, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's generated items (best first; -1 = empty) with, after each, its unseen prefix
-        mates at its score; every item once → ``[U, C]`` items and scores, -1 / -inf padded."""
-        rows: list[tuple[list[int], list[float]]] = []
-        for row_items, row_scores in zip(items.tolist(), scores.tolist()):
-            seen, out, sc = set(), [], []
-            for item, score in zip(row_items, row_scores):
-                if item < 0:
-                    continue
-                for x in (item, *self.mates(item).tolist()):
-                    if x not in seen:
-                        seen.add(x)
-                        out.append(x)
-                        sc.append(score)
-            rows.append((out, sc))
-        width = max((len(r[0]) for r in rows), default=0)
-        got = np.full((len(rows), width), -1, dtype=np.int64)
-        val = np.full((len(rows), width), NEG_INF, dtype=np.float64)
-        for u, (out, sc) in enumerate(rows):
-            got[u, :len(out)], val[u, :len(sc)] = out, sc
-        return got, val
 
     def first_position(self, j: int) -> float:
         """The first 1-based position ``p`` with ``floor(eps·p) >= j`` (inf when eps is 0)."""
@@ -104,6 +83,44 @@ class ColdStart:
                     got[u, p - 1], val[u, p - 1] = entry
         return got, val
 
+
+class ColdStart(ColdCap):
+    """The unseen items (``cold``: bool [N]) grouped by their first L codes, and the cap ``eps``."""
+
+    def __init__(self, codes: np.ndarray, cold: np.ndarray, eps: float):
+        super().__init__(cold, eps)
+        self.key = prefix_keys(codes)
+        ids = np.flatnonzero(self.cold)
+        order = np.argsort(self.key[ids], kind="stable")
+        self.cold_ids, self.cold_keys = ids[order], self.key[ids[order]]
+
+    def mates(self, item: int) -> np.ndarray:
+        """The unseen items whose first L codes are ``item``'s."""
+        k = self.key[item]
+        return self.cold_ids[np.searchsorted(self.cold_keys, k, "left"):np.searchsorted(self.cold_keys, k, "right")]
+
+    def candidates(self, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's generated items (best first; -1 = empty) with, after each, its unseen prefix
+        mates at its score; every item once → ``[U, C]`` items and scores, -1 / -inf padded."""
+        rows: list[tuple[list[int], list[float]]] = []
+        for row_items, row_scores in zip(items.tolist(), scores.tolist()):
+            seen, out, sc = set(), [], []
+            for item, score in zip(row_items, row_scores):
+                if item < 0:
+                    continue
+                for x in (item, *self.mates(item).tolist()):
+                    if x not in seen:
+                        seen.add(x)
+                        out.append(x)
+                        sc.append(score)
+            rows.append((out, sc))
+        width = max((len(r[0]) for r in rows), default=0)
+        got = np.full((len(rows), width), -1, dtype=np.int64)
+        val = np.full((len(rows), width), NEG_INF, dtype=np.float64)
+        for u, (out, sc) in enumerate(rows):
+            got[u, :len(out)], val[u, :len(sc)] = out, sc
+        return got, val
+
     def __call__(self, items: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Candidates then the cap, on a beam search's ``[U, B]`` items and log-probabilities."""
         got, val = self.cap(*self.candidates(items.cpu().numpy(), scores.double().cpu().numpy()), k)
@@ -111,4 +128,4 @@ class ColdStart:
                 torch.from_numpy(val).to(device=scores.device, dtype=scores.dtype))
 
 
-__all__ = ["ColdStart", "prefix_keys"]
+__all__ = ["RULE", "ColdCap", "ColdStart", "prefix_keys"]
