@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import struct
 from pathlib import Path
 
 import polars as pl
@@ -351,6 +352,8 @@ def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
     metrics.write_text(json.dumps(rec | {"protocol": rec["protocol"] | {"cold_start_rule": "an older rule"}}))
     ev_stage.run(ev_stage.EvaluateConfig(**rec["config"]), r["run_dir"])
     assert json.loads(metrics.read_text())["protocol"]["cold_start_rule"] == coldstart.RULE
+    width, height = struct.unpack(">II", (out / "experiment.png").read_bytes()[16:24])  # the PNG's IHDR
+    assert width > 2 * height  # a second panel: Recall@10 on the cold targets
     md = (out / "experiment.md").read_text()
     assert "| R@10 cold targets | N@10 cold targets |" in md and f"({len(cold_users):,} users)" in md
     bad = tmp_path / "bad.yaml"

@@ -242,8 +242,22 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
 
 
 def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) -> None:
-    """Recall@10 (95% CI) against ``x_key``: one line per model and combination of the other keys."""
+    """Recall@10 (95% CI) against ``x_key``: one line per model and combination of the other keys; where
+    a split has cold targets, a second panel with their Recall@10."""
     plt = pyplot()
+    cold = any(r.get(table.COLD) for r in rows)
+    fig, axes = plt.subplots(1, 2 if cold else 1, figsize=(11, 4) if cold else (6.5, 4), squeeze=False)
+    splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
+    _panel(axes[0][0], rows, x_key, keys, lambda r: r["history kept"], f"{splits} Recall@10 (mean over seeds, 95% CI)")
+    if cold:
+        users = max((r.get(table.COLD) or {}).get("users") or 0 for r in rows)
+        _panel(axes[0][1], [r for r in rows if r.get(table.COLD)], x_key, keys, lambda r: r[table.COLD],
+               f"Recall@10 on cold targets ({users:,} users)")
+    fig.tight_layout()
+    save(fig, path, dpi=120)
+
+
+def _panel(ax, rows: list[dict[str, Any]], x_key: str, keys: list[str], stats, ylabel: str) -> None:
     xs = list(dict.fromkeys(r["point"][x_key] for r in rows))
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs)
     pos = {v: (v if numeric else i) for i, v in enumerate(xs)}
@@ -251,23 +265,20 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
     for r in rows:
         rest = ",".join(f"{k.rsplit('.', 1)[-1]}={r['point'][k]}" for k in keys if k != x_key)
         lines.setdefault(r["model"] + (f" ({rest})" if rest else ""), []).append(r)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, (name, rs) in enumerate(lines.items()):
         rs = sorted(rs, key=lambda r: pos[r["point"][x_key]])
         # categories (datasets, methods) are not a scale: points side by side, no line between them
         shift = 0.0 if numeric else 0.08 * (i - (len(lines) - 1) / 2)
         x = np.array([pos[r["point"][x_key]] + shift for r in rs], dtype=float)
-        y = np.array([r["history kept"]["mean"]["recall@10"] for r in rs])
-        ci = [r["history kept"]["ci95"].get("recall@10") or [v, v] for r, v in zip(rs, y)]
+        y = np.array([stats(r)["mean"]["recall@10"] for r in rs])
+        ci = [stats(r)["ci95"].get("recall@10") or [v, v] for r, v in zip(rs, y)]
         err = np.clip(np.array([[v - c[0] for v, c in zip(y, ci)], [c[1] - v for v, c in zip(y, ci)]]), 0, None)
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name, linestyle="-" if numeric else "none")
-    ax.set_xticks([pos[v] for v in xs], [str(v) for v in xs])  # the grid's own values, never 1.5 levels
+    # the grid's own values, never 1.5 levels; an unset value (None) is what the config leaves unset
+    ax.set_xticks([pos[v] for v in xs], ["unset" if v is None else str(v) for v in xs])
     ax.set_xlabel(x_key)
-    splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
-    ax.set_ylabel(f"{splits} Recall@10 (mean over seeds, 95% CI)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    save(fig, path, dpi=120)
 
 
 def _cells_ran_on(rows: list[dict[str, Any]], prov: dict[str, Any]) -> str:
