@@ -81,7 +81,9 @@ def experiment(inp: Input, folder: Path, ctx: Context, level: int = 2) -> list[S
             "one row per grid point and model, mean ± "
             "std over seeds, 95% CI over users and seeds.",
             experiment_table.markdown(rows, keys) if rows else "_No rows._",
-            figure(folder / "experiment.png", f"Recall@10 (95% CI) against {x_key}", f"{inp.label}-{recipe}-experiment"))
+            figure(folder / "experiment.png", f"Recall@10 (95% CI) against {x_key}"
+                   + ("; right: on the cold targets" if any(r.get(comparison_table.COLD) for r in rows) else ""),
+                   f"{inp.label}-{recipe}-experiment"))
     if tests:
         sec.add(f"Paired tests between rows scored on the same users (Holm over the recipe's {len(tests)} tests):",
                 comparison_table.tests_markdown(tests))
