@@ -265,6 +265,17 @@ def test_cold_start_cap_holds_in_every_top_p():
     assert got.tolist() == [[1, 5, -1, 6]]  # nothing may fill position 3 (the seen items ran out)
 
 
+def test_cold_start_cap_leaves_rows_without_unseen_items_as_ranked_and_closes_gaps():
+    cold = np.zeros(10, dtype=bool)
+    cold[[5, 6]] = True
+    items = np.array([[1, 2, 3, -1, -1], [1, -1, 2, 3, -1], [5, 1, 2, 3, 4]])
+    got, s = ColdCap(cold, eps=0.5).cap(items, -np.arange(5.0)[None].repeat(3, 0), k=4)
+    # row 0: no unseen item, as ranked; row 1: the gap closes (the row-by-row rule skips -1);
+    # row 2: the unseen item moves to position 2 = 1 / 0.5
+    assert got.tolist() == [[1, 2, 3, -1], [1, 2, 3, -1], [1, 5, 2, 3]]
+    assert s[0].tolist() == [0.0, -1, -2, -np.inf] and s[1].tolist() == [0.0, -2, -3, -np.inf]
+
+
 def test_cold_start_candidates_add_the_unseen_items_sharing_a_generated_prefix():
     codes = np.array([[0, 1, 0], [0, 1, 1], [0, 1, 2], [2, 0, 0], [2, 0, 1], [3, 3, 0]])
     cold = np.array([False, True, True, False, True, True])

@@ -194,3 +194,24 @@ def test_the_grid_point_is_chosen_by_validation_and_a_tie_keeps_the_rows_own(tmp
     assert compare.choose([low, cell("sasrec-ce-lr2x", 0.09)], "sasrec-ce", "recall@10") is low  # then the earlier point
     with pytest.raises(ValueError, match="not a metric"):
         compare.choose([low, own], "sasrec-ce", "auc")
+
+
+@pytest.mark.parametrize(("split", "reported"), [
+    ({"protocol": "leave-one-out per user (last → test, second to last → validation)"}, False),
+    ({"protocol": "leave-one-out per user (last → test, second to last → validation)", "held_out_items": 3}, True),
+    ({"protocol": "global temporal split", "test_cut": 10}, True),
+])
+def test_cold_targets_are_reported_only_where_the_split_was_made_for_cold_start(tmp_path, split, reported):
+    """A leave-one-out split has a few targets no training row holds (an item whose every event is
+    some user's last); testing on them is no cold-start study and would only dilute the correction."""
+    import polars as pl
+
+    from semid.experiments import table
+
+    data = tmp_path / "data"
+    data.mkdir()
+    artifacts.write_json(data / "stats.json", {"split": split})
+    pl.DataFrame({"user_id": [0, 1, 2], "cold": [False, True, False]}).write_parquet(data / "test.parquet")
+    table._cold_users.cache_clear()
+    users = table._cold_users(str(tmp_path), "test")
+    assert (users.to_list() if users is not None else None) == ([1] if reported else None)

@@ -322,13 +322,16 @@ def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
         assert c["users"] == len(cold_users)
         metrics = Path(r["per_seed"][0]["metrics_file"])
         ranks = pl.read_parquet(metrics.parent / ev_stage.ranks_name(metrics))
-        cold_ranks[key] = ranks.filter(pl.col("user_id").is_in(sorted(cold_users)))["rank"].fill_null(99).to_numpy()
+        cold_rows = ranks.filter(pl.col("user_id").is_in(sorted(cold_users)))
+        cold_ranks[key] = cold_rows["rank"].fill_null(99).to_numpy()
+        cold_ranks[key + ("removed",)] = cold_rows["rank_history_removed"].fill_null(99).to_numpy()
         assert c["mean"]["recall@10"] == pytest.approx((cold_ranks[key] <= 10).mean())  # the ranks file, restricted by hand
         rule = json.loads(metrics.read_text())["protocol"]["cold_start_rule"]
         assert (rule is None) == (key[1] == "cold_start_eps=None")
     for model in ("pop", "knn", "sid-gru"):
-        assert (cold_ranks[(model, "cold_start_eps=0.0")] == 99).all()  # eps 0: no unseen item in any list
-        assert (cold_ranks[(model, "cold_start_eps=0.5")] >= 2).all()  # floor(0.5 * 1) = 0 unseen items in the top 1
+        for protocol in ((), ("removed",)):  # the cap holds with the history kept and with it removed
+            assert (cold_ranks[(model, "cold_start_eps=0.0", *protocol)] == 99).all()  # eps 0: no unseen item listed
+            assert (cold_ranks[(model, "cold_start_eps=0.5", *protocol)] >= 2).all()  # floor(0.5 * 1) = 0 in the top 1
     assert rows[("knn", "cold_start_eps=None")]["cold targets"]["mean"]["recall@10"] > 0  # uncapped: the text finds them
     # eps 0.5: unseen items sharing a generated ID's first codes join the list (TIGER section 4.4)
     assert rows[("sid-gru", "cold_start_eps=0.5")]["cold targets"]["mean"]["recall@10"] > 0

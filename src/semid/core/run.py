@@ -177,6 +177,14 @@ class RunFolder:
         stats = self.data / "stats.json"
         return artifacts.read_json(stats).get("split", {}).get("protocol") if stats.is_file() else None
 
+    def cold_start_split(self) -> bool:
+        """Whether the split was made for cold start: items held out of training (``holdout_items_share``)
+        or a global temporal split. A leave-one-out split also has a few targets no training row holds
+        (an item whose every event is some user's last), but not by design."""
+        stats = self.data / "stats.json"
+        split = artifacts.read_json(stats).get("split", {}) if stats.is_file() else {}
+        return bool(split.get("held_out_items")) or str(split.get("protocol", "")).startswith("global temporal")
+
     def inputs(self, files: Mapping[str, Path]) -> dict[str, str]:
         """Fingerprints of a stage's input files; a missing one is an error naming its stage."""
         for path in files.values():

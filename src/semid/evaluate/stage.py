@@ -20,8 +20,9 @@ K long; a generative model's beam holds ``beam_size`` items, so its second list 
 Cold-start mode (``cold_start_eps``, TIGER §4.4) puts at most ``floor(eps·p)`` items unseen in training in
 every top ``p`` of every model's list: a generative model adds the unseen items that share a generated ID's
 prefix and caps them (:mod:`semid.generative.coldstart`); a model that scores every item has its list capped
-here, so an uncapped KNN is ``cold_start_eps`` unset. The record names the rule (``protocol.cold_start_rule``),
-and a file scored by another rule is scored again.
+here, so an uncapped KNN is ``cold_start_eps`` unset. The history-removed list is capped again after the
+history items leave it. The record names the rule (``protocol.cold_start_rule``), and a file scored by
+another rule is scored again.
 """
 
 from __future__ import annotations
@@ -129,10 +130,13 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
     device = _device(cfg.accelerator)
     model_cfg = meta.get("config") or {}
     histories = df["history"].to_list()
-    # room for the history items the second protocol removes
+    # room for the history items the second protocol removes (and, in cold-start mode, for the unseen
+    # items the cap drops from a list that ranks every item)
     longest = max((len(h) for h in histories), default=0)
+    cap = coldstart.ColdCap(~seen, cfg.cold_start_eps) if cfg.cold_start_eps is not None else None
+    margin = cfg.top_k if cap is not None and not spec.needs_ids else 0
     with threads(cfg.threads or model_cfg.get("threads")):
-        opts = RankOptions(top_k=cfg.top_k + longest, beam_size=cfg.beam_size, constrained=cfg.constrained, cold_items=~seen,
+        opts = RankOptions(top_k=cfg.top_k + longest + margin, beam_size=cfg.beam_size, constrained=cfg.constrained, cold_items=~seen,
                            cold_start_eps=cfg.cold_start_eps, batch_users=cfg.batch_users, device=device)
         rank, info = spec.ranker(folder, spec.config, opts)
         info = {"kind": spec.kind, "params": meta.get("params", 0), "seed": model_cfg.get("seed"),
@@ -144,11 +148,15 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
         t0 = time.perf_counter()
         ranked, invalid = rank(histories, df["user_id"].to_numpy().astype(np.int64))
         rank_s = time.perf_counter() - t0
-    if cfg.cold_start_eps is not None and not spec.needs_ids:  # a generative ranker caps its own candidates
-        ranked = coldstart.ColdCap(~seen, cfg.cold_start_eps).cap(ranked, np.zeros(ranked.shape), ranked.shape[1])[0]
-    items = _width(ranked[:, :cfg.top_k], cfg.top_k)
+    # cold-start mode: a generative ranker caps its own candidates; a list of every item is capped here.
+    # The history-removed list is the list minus the history, capped again, so the cap holds in it too
+    capped = ranked if cap is None or spec.needs_ids else cap.cap(ranked, np.zeros(ranked.shape), ranked.shape[1])[0]
+    items = _width(capped[:, :cfg.top_k], cfg.top_k)
     invalid = None if invalid is None else _width(invalid[:, :cfg.top_k], cfg.top_k, False)
-    removed = remove_history(ranked, histories, cfg.top_k)
+    removed = remove_history(ranked, histories, ranked.shape[1])
+    if cap is not None:
+        removed = cap.cap(removed, np.zeros(removed.shape), cfg.top_k)[0]
+    removed = _width(removed[:, :cfg.top_k], cfg.top_k)
     targets = df["target"].to_numpy()
     result = score(items, targets, n_items, cfg.ks, invalid, cfg.bootstrap, cfg.seed)
     result_removed = score(removed, targets, n_items, cfg.ks, None, cfg.bootstrap, cfg.seed)

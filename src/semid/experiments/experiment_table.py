@@ -250,9 +250,9 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
     splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
     _panel(axes[0][0], rows, x_key, keys, lambda r: r["history kept"], f"{splits} Recall@10 (mean over seeds, 95% CI)")
     if cold:
-        users = max((r.get(table.COLD) or {}).get("users") or 0 for r in rows)
+        users = {r[table.COLD].get("users") for r in rows if r.get(table.COLD)}
         _panel(axes[0][1], [r for r in rows if r.get(table.COLD)], x_key, keys, lambda r: r[table.COLD],
-               f"Recall@10 on cold targets ({users:,} users)")
+               "Recall@10 on cold targets" + (f" ({users.pop():,} users)" if len(users) == 1 else ""))
     fig.tight_layout()
     save(fig, path, dpi=120)
 

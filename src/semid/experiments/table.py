@@ -34,7 +34,8 @@ TESTED = ("recall@10", "ndcg@10")
 # protocol → (metrics key of metrics.json, rank column of ranks.parquet)
 PROTOCOLS = {"history kept": ("metrics", "rank"), "history removed": ("metrics_history_removed", "rank_history_removed")}
 # users whose target is an item unseen in training (the split's ``cold`` column), scored under the
-# history-kept protocol; summarised and tested wherever a split has them, whatever the cold-start cap
+# history-kept protocol; summarised and tested where the split was made for cold start (items held
+# out of training, or a temporal split: ``RunFolder.cold_start_split``), whatever the cold-start cap
 COLD = "cold targets"
 PROTOCOL_NOTE = {"history kept": "history items left in the ranked list: TIGER's protocol",
                  "history removed": "the user's history items removed from the ranked list: the full-sort protocol of "
@@ -77,8 +78,12 @@ def per_user(cells: list[Cell], column: str, metric: str) -> np.ndarray:
 @functools.cache
 def _cold_users(run_dir: str, split: str) -> pl.Series | None:
     """The users of a run folder's split whose target no training row holds (the split's ``cold``
-    column, written by ``semid prepare``); None when it marks none."""
-    df = RunFolder(run_dir).table(split)
+    column, written by ``semid prepare``); None when it marks none, or the split was not made for
+    cold start (a leave-one-out split's few such targets are not a cold-start test)."""
+    run = RunFolder(run_dir)
+    if not run.cold_start_split():
+        return None
+    df = run.table(split)
     if "cold" not in df.columns or not df["cold"].any():
         return None
     return df.filter(pl.col("cold"))["user_id"]
@@ -205,8 +210,8 @@ def baseline_pairs(models: list[str], baselines: list[str]) -> list[tuple[str, s
 
 def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
     """Every (row, baseline) pair (default: every row against each of ``cfg.baselines``), both
-    protocols, Recall@10 and NDCG@10, and the users with cold targets where the cells were scored in
-    cold-start mode; Holm over all."""
+    protocols, Recall@10 and NDCG@10, and the users with cold targets where the split was made for
+    cold start; Holm over all."""
     by_row: dict[str, list[Cell]] = {}
     for c in final:
         by_row.setdefault(c.row, []).append(c)

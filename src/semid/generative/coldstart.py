@@ -40,7 +40,8 @@ def prefix_keys(codes: np.ndarray) -> np.ndarray:
 
 
 # names the rule in every metrics file scored in cold-start mode; a file scored by another rule is rescored
-RULE = "TIGER 4.4: unseen items sharing a generated ID's first L codes join at its score; at most floor(eps*p) unseen in every top p"
+RULE = ("TIGER 4.4: unseen items sharing a generated ID's first L codes join at its score; at most floor(eps*p) "
+        "unseen in every top p of every model's list, history kept and history removed (v2)")
 
 
 class ColdCap:
@@ -61,9 +62,19 @@ class ColdCap:
     def cap(self, items: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The first ``k`` positions of each ranked row with at most ``floor(eps·p)`` unseen items in
         every top ``p`` (see the module's docstring) → ``[U, k]`` items (-1 empty) and scores."""
+        items, scores = np.asarray(items), np.asarray(scores, dtype=np.float64)
         got = np.full((len(items), k), -1, dtype=np.int64)
         val = np.full((len(items), k), NEG_INF, dtype=np.float64)
-        for u, (row, sc) in enumerate(zip(items.tolist(), scores.tolist())):
+        width = min(k, items.shape[1]) if items.ndim == 2 else 0
+        if width:  # rows without an unseen item and without a gap (-1 before an item) stay as ranked
+            gapless = (np.diff((items < 0).astype(np.int8), axis=1) >= 0).all(1)
+            plain = gapless & ~((items >= 0) & self.cold[np.maximum(items, 0)]).any(1)
+        else:
+            plain = np.ones(len(items), dtype=bool)
+        got[plain, :width], val[plain, :width] = items[plain, :width], scores[plain, :width]
+        val[got < 0] = NEG_INF
+        for u in np.flatnonzero(~plain).tolist():
+            row, sc = items[u].tolist(), scores[u].tolist()
             placed, warm, last = {}, [], 0
             j = 0
             for item, score in zip(row, sc):
