@@ -63,3 +63,15 @@ def test_unpaired_shapes_are_refused():
         stats.paired_bootstrap([[1, 2, 3]], [[1, 2]])
     with pytest.raises(ValueError, match="no users"):
         stats.paired_permutation(np.zeros((1, 0)), np.zeros((1, 0)))
+
+
+def test_permutation_count_leaves_room_for_holm():
+    """With 10,000 sign flips the smallest p is 1/10,001; over 600 Holm-corrected tests that is 0.06,
+    and no test could ever pass. The flips grow with the tests so the floor stays at alpha / 2."""
+    from semid.experiments.table import permutations_for
+
+    assert permutations_for(174, 10_000) == 10_000  # the largest recorded recipe keeps its flips
+    assert permutations_for(300, 10_000) == 12_000
+    for n in (1, 50, 250, 251, 600, 5_000):
+        flips = permutations_for(n, 10_000)
+        assert flips >= 10_000 and n / (flips + 1) <= 0.025

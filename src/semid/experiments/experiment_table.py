@@ -203,7 +203,8 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
         md += ["## Paired tests", "",
                (_against(exp, pts) if exp.grid else "")
                + (f"; each model against {' and '.join(exp.baseline_models)} within its point" if exp.baseline_models else "")
-               + f". Paired bootstrap over users and seeds + sign-flip permutation test, Holm-corrected over all {len(tests)} "
+               + f". Paired bootstrap over users and seeds + sign-flip permutation test ({tests[0].get('flips', cfg.permutations):,} "
+               f"flips), Holm-corrected over all {len(tests)} "
                "tests of the recipe; \"better\"/\"worse\" only where the corrected p < 0.05 and the CI excludes 0.", "",
                table.tests_markdown(tests), ""]
     if skipped:

@@ -11,6 +11,7 @@ bootstrap CI to agree.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,6 +209,13 @@ def baseline_pairs(models: list[str], baselines: list[str]) -> list[tuple[str, s
     return pairs
 
 
+def permutations_for(n_tests: int, asked: int, alpha: float = 0.05) -> int:
+    """Sign flips for ``n_tests`` Holm-corrected tests: ``asked``, or more where the smallest p the
+    permutation test can give, 1 / (flips + 1), times ``n_tests`` would exceed ``alpha / 2`` (then no
+    test of a large recipe could ever read "better" or "worse")."""
+    return max(asked, math.ceil(2 * n_tests / alpha))
+
+
 def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
     """Every (row, baseline) pair (default: every row against each of ``cfg.baselines``), both
     protocols, Recall@10 and NDCG@10, and the users with cold targets where the split was made for
@@ -215,20 +223,23 @@ def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, s
     by_row: dict[str, list[Cell]] = {}
     for c in final:
         by_row.setdefault(c.row, []).append(c)
+    plan = [(name, base, cold_mask(by_row[name]) if cold_mask(by_row[base]) is not None else None)
+            for name, base in (baseline_pairs(cfg.models, cfg.baselines) if pairs is None else pairs)]
+    flips = permutations_for(sum(len(PROTOCOLS) * len(TESTED) + (len(TESTED) if m is not None else 0) for *_, m in plan),
+                             cfg.permutations)
     tests = []
-    for name, base in baseline_pairs(cfg.models, cfg.baselines) if pairs is None else pairs:
-        mask = cold_mask(by_row[name]) if cold_mask(by_row[base]) is not None else None
+    for name, base, mask in plan:
         cold: list[dict[str, Any]] = []
         for protocol, (_, column) in PROTOCOLS.items():
             for metric in TESTED:
                 a, b = per_user(by_row[name], column, metric), per_user(by_row[base], column, metric)
-                res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=cfg.permutations)
+                res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=flips)
                 tests.append({"model": name, "baseline": base, "protocol": protocol, "metric": metric,
-                              "seeds": [a.shape[0], b.shape[0]], **res})
+                              "seeds": [a.shape[0], b.shape[0]], "flips": flips, **res})
                 if mask is not None and protocol == "history kept":  # the same users' values, cold targets only
-                    res = stats.compare(a[:, mask], b[:, mask], n_boot=cfg.bootstrap, n_perm=cfg.permutations)
+                    res = stats.compare(a[:, mask], b[:, mask], n_boot=cfg.bootstrap, n_perm=flips)
                     cold.append({"model": name, "baseline": base, "protocol": COLD, "metric": metric,
-                                 "seeds": [a.shape[0], b.shape[0]], "users": int(mask.sum()), **res})
+                                 "seeds": [a.shape[0], b.shape[0]], "users": int(mask.sum()), "flips": flips, **res})
         tests += cold
     for t, p in zip(tests, stats.holm([t["p_permutation"] for t in tests])):
         t["p_holm"] = p
@@ -325,7 +336,8 @@ def write(out: Path, rows: list[dict[str, Any]], tests: list[dict[str, Any]], pa
         md += ["## Paired tests", "",
                f"Each row against {', '.join(cfg.baselines)} on the same users: Δ = row − baseline, its 95% CI from a paired "
                "bootstrap over users and seeds, the two-sided sign-flip permutation test on per-user differences of seed means "
-               f"({cfg.permutations:,} flips), Holm-corrected over all {len(tests)} tests. \"better\"/\"worse\" only where the "
+               f"({tests[0].get('flips', cfg.permutations):,} flips), Holm-corrected over all {len(tests)} tests. "
+               "\"better\"/\"worse\" only where the "
                "corrected p < 0.05 and the CI excludes 0.", "", tests_markdown(tests), ""]
     md += [f"Hardware (detected): {artifacts.describe_hardware(hw)}; threads per cell: {cfg.threads or 'model default'}, "
            f"{cfg.jobs} cell(s) side by side. Code: git {', '.join(c[:10] for c in commits)}"
