@@ -173,16 +173,19 @@ class RunFolder:
         manifest = artifacts.load_manifest(self.data) or {}
         return str(manifest.get("config", {}).get("dataset") or self.root.name)
 
-    def split_protocol(self) -> str | None:
+    def _split_stats(self) -> dict[str, Any]:
+        """The ``split`` block of ``data/stats.json`` (empty before ``prepare``)."""
         stats = self.data / "stats.json"
-        return artifacts.read_json(stats).get("split", {}).get("protocol") if stats.is_file() else None
+        return artifacts.read_json(stats).get("split", {}) if stats.is_file() else {}
+
+    def split_protocol(self) -> str | None:
+        return self._split_stats().get("protocol")
 
     def cold_start_split(self) -> bool:
         """Whether the split was made for cold start: items held out of training (``holdout_items_share``)
         or a global temporal split. A leave-one-out split also has a few targets no training row holds
         (an item whose every event is some user's last), but not by design."""
-        stats = self.data / "stats.json"
-        split = artifacts.read_json(stats).get("split", {}) if stats.is_file() else {}
+        split = self._split_stats()
         return bool(split.get("held_out_items")) or str(split.get("protocol", "")).startswith("global temporal")
 
     def inputs(self, files: Mapping[str, Path]) -> dict[str, str]:

@@ -150,12 +150,12 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
         rank_s = time.perf_counter() - t0
     # cold-start mode: a generative ranker caps its own candidates; a list of every item is capped here.
     # The history-removed list is the list minus the history, capped again, so the cap holds in it too
-    capped = ranked if cap is None or spec.needs_ids else cap.cap(ranked, np.zeros(ranked.shape), ranked.shape[1])[0]
+    capped = ranked if cap is None or spec.needs_ids else cap.cap(ranked, None, ranked.shape[1])[0]
     items = _width(capped[:, :cfg.top_k], cfg.top_k)
     invalid = None if invalid is None else _width(invalid[:, :cfg.top_k], cfg.top_k, False)
     removed = remove_history(ranked, histories, ranked.shape[1])
     if cap is not None:
-        removed = cap.cap(removed, np.zeros(removed.shape), cfg.top_k)[0]
+        removed = cap.cap(removed, None, cfg.top_k)[0]
     removed = _width(removed[:, :cfg.top_k], cfg.top_k)
     targets = df["target"].to_numpy()
     result = score(items, targets, n_items, cfg.ks, invalid, cfg.bootstrap, cfg.seed)

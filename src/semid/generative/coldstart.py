@@ -59,10 +59,12 @@ class ColdCap:
         """The first 1-based position ``p`` with ``floor(eps·p) >= j`` (inf when eps is 0)."""
         return math.ceil(j / self.eps - 1e-9) if self.eps > 0 else math.inf
 
-    def cap(self, items: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def cap(self, items: np.ndarray, scores: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The first ``k`` positions of each ranked row with at most ``floor(eps·p)`` unseen items in
-        every top ``p`` (see the module's docstring) → ``[U, k]`` items (-1 empty) and scores."""
-        items, scores = np.asarray(items), np.asarray(scores, dtype=np.float64)
+        every top ``p`` (see the module's docstring) → ``[U, k]`` items (-1 empty) and scores
+        (``scores`` None: a list ranked without scores, zeros)."""
+        items = np.asarray(items)
+        scores = np.zeros(items.shape) if scores is None else np.asarray(scores, dtype=np.float64)
         got = np.full((len(items), k), -1, dtype=np.int64)
         val = np.full((len(items), k), NEG_INF, dtype=np.float64)
         width = min(k, items.shape[1]) if items.ndim == 2 else 0
