@@ -286,6 +286,22 @@ def test_cold_start_candidates_add_the_unseen_items_sharing_a_generated_prefix()
     assert got.tolist() == [[3, 4, 0, 1, 2]] and s.tolist() == [[-1.0, -1.0, -2.0, -2.0, -2.0]]
 
 
+def test_cold_start_codes_widen_the_match_deepest_mates_first():
+    codes = np.array([[0, 1, 0], [0, 1, 1], [0, 2, 0], [1, 0, 0], [0, 3, 0], [0, 2, 1]])
+    cold = np.array([False, True, True, False, True, True])
+    assert ColdStart(codes, cold, eps=0.5).mates(0).tolist() == [1]  # all L = 2 codes: TIGER's rule
+    assert ColdStart(codes, cold, eps=0.5, shared=2).mates(0).tolist() == [1]
+    wide = ColdStart(codes, cold, eps=0.5, shared=1)
+    # both codes shared first (1), then the first code only (2, 4, 5 in item order), each once
+    assert wide.mates(0).tolist() == [1, 2, 4, 5] and wide.mates(2).tolist() == [2, 5, 1, 4]
+    assert wide.mates(3).tolist() == []
+    got, _ = wide.candidates(np.array([[3, 0, -1]]), np.array([[-1.0, -2.0, -np.inf]]))
+    assert got.tolist() == [[3, 0, 1, 2, 4, 5]]
+    for bad in (0, 3):
+        with pytest.raises(ValueError, match=r"cold_start_codes must lie in 1\.\.2"):
+            ColdStart(codes, cold, eps=0.5, shared=bad)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.booleans(), min_size=1, max_size=30), st.sampled_from([0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 1.0]),
        st.integers(1, 25))

@@ -19,7 +19,7 @@ from semid.core.run import RunFolder
 from semid.embed import encode
 from semid.evaluate import stage as ev_stage
 from semid.experiments import experiment, experiment_table
-from semid.experiments.compare import Cell
+from semid.experiments.compare import Cell, CompareConfig
 from semid.generative import coldstart
 from semid.ids import train as ids_train
 from semid.models import registry
@@ -355,6 +355,13 @@ def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
     metrics.write_text(json.dumps(rec | {"protocol": rec["protocol"] | {"cold_start_rule": "an older rule"}}))
     ev_stage.run(ev_stage.EvaluateConfig(**rec["config"]), r["run_dir"])
     assert json.loads(metrics.read_text())["protocol"]["cold_start_rule"] == coldstart.RULE
+    # cold_start_codes=1: a generative model's match widens to the first code, into a file of its own
+    r = rows[("sid-gru", "cold_start_eps=0.5")]
+    metrics = Path(r["per_seed"][0]["metrics_file"])
+    wide = ev_stage.run(ev_stage.EvaluateConfig(**json.loads(metrics.read_text())["config"] | {"cold_start_codes": 1}),
+                        r["run_dir"])
+    assert wide.name == "metrics-cold0.5-codes1.json" and wide != metrics
+    assert json.loads(wide.read_text())["protocol"]["cold_start_codes"] == 1
     width, height = struct.unpack(">II", (out / "experiment.png").read_bytes()[16:24])  # the PNG's IHDR
     assert width > 2 * height  # a second panel: Recall@10 on the cold targets
     md = (out / "experiment.md").read_text()
@@ -363,6 +370,19 @@ def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
     bad.write_text(yaml.safe_dump(data | {"experiment": data["experiment"] | {"baseline_model": ["sasrec"]}}))
     res = CliRunner().invoke(app, ["experiment", str(bad), "--out", str(out), "--runs", str(out), "--list"])
     assert res.exit_code != 0 and "baseline_model" in res.output and "sasrec" in res.output
+
+
+def test_a_metrics_file_older_than_an_option_stays_up_to_date_at_its_default():
+    new = ev_stage.EvaluateConfig(cold_start_eps=0.1).model_dump(mode="json")
+    old = {k: v for k, v in new.items() if k != "cold_start_codes"}  # written before the option existed
+    assert ev_stage.same_config(old, new)
+    assert not ev_stage.same_config(old, new | {"cold_start_codes": 2})
+    assert not ev_stage.same_config(old | {"beam_size": 50}, new)
+    assert not ev_stage.same_config(old | {"retired_key": 1}, new) and not ev_stage.same_config(None, new)
+    with pytest.raises(ValueError, match="set cold_start_eps too"):
+        ev_stage.EvaluateConfig(cold_start_codes=2)
+    with pytest.raises(ValueError, match="set cold_start_eps too"):
+        CompareConfig(models=["knn"], cold_start_codes=2)
 
 
 def test_the_study_recipes_are_shipped():

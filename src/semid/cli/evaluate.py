@@ -26,7 +26,8 @@ def evaluate_cmd(
 ) -> None:
     """Rank the full catalogue for each user of a split; Recall/NDCG@5,10,20, MRR, coverage, CIs (→ metrics.json).
 
-    Overrides: model=tiger split=test|val beam_size=20 constrained=false cold_start_eps=0.1 …
+    Overrides: model=tiger split=test|val beam_size=20 constrained=false cold_start_eps=0.1
+    cold_start_codes=2 (cold start: match an unseen item on a generated ID's first 2 codes) …
     """
     from semid.evaluate import results, stage
     from semid.evaluate.stage import EvaluateConfig

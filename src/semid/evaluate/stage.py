@@ -22,7 +22,8 @@ every top ``p`` of every model's list: a generative model adds the unseen items 
 prefix and caps them (:mod:`semid.generative.coldstart`); a model that scores every item has its list capped
 here, so an uncapped KNN is ``cold_start_eps`` unset. The history-removed list is capped again after the
 history items leave it. The record names the rule (``protocol.cold_start_rule``), and a file scored by
-another rule is scored again.
+another rule is scored again. ``cold_start_codes=m`` (with ``cold_start_eps``) widens the generative
+models' match from the full prefix of L codes to its first ``m``, deepest matches first.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from semid.core import artifacts, trainlog
 from semid.core.config import StageConfig
@@ -57,6 +58,8 @@ class EvaluateConfig(StageConfig):
     constrained: bool = Field(True, description="generative models: constrain decoding to valid IDs (trie)")
     cold_start_eps: float | None = Field(None, ge=0, le=1, description="cold-start mode: max share of items unseen in training "
                                                                                   "in every top K of every model's list")
+    cold_start_codes: int | None = Field(None, ge=1, description="cold-start mode, generative models: leading codes an unseen "
+                                         "item must share with a generated ID to join the list (unset: all L, TIGER's rule)")
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples of users for 95% CIs (0 = none)")
     max_users: int | None = Field(None, ge=1, description="score a random sample of this many users (unset = all)")
     batch_users: int = Field(256, ge=1, description="users per decoding batch")
@@ -64,6 +67,12 @@ class EvaluateConfig(StageConfig):
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (unset = the model's training setting)")
     tag: str | None = Field(None, description="suffix of the metrics file (unset: derived from the settings)")
     seed: int = Field(0, description="seed of the user sample and the bootstrap")
+
+    @model_validator(mode="after")
+    def _codes_need_eps(self) -> EvaluateConfig:
+        if self.cold_start_codes is not None and self.cold_start_eps is None:
+            raise ValueError("cold_start_codes applies in cold-start mode only: set cold_start_eps too")
+        return self
 
 
 def metrics_name(cfg: EvaluateConfig) -> str:
@@ -74,10 +83,21 @@ def metrics_name(cfg: EvaluateConfig) -> str:
         parts.append("free")
     if cfg.cold_start_eps is not None:
         parts.append(f"cold{cfg.cold_start_eps:g}")
+        if cfg.cold_start_codes is not None:
+            parts.append(f"codes{cfg.cold_start_codes}")
     if cfg.max_users:
         parts.append(f"users{cfg.max_users}")
     tag = cfg.tag or "-".join(parts)
     return f"metrics-{tag}.json" if tag else "metrics.json"
+
+
+def same_config(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether a metrics file's recorded config is ``new``; a key the file predates counts as its
+    default, so a new option (at its default) does not make every finished file stale."""
+    if old is None or set(old) - set(new):
+        return False
+    defaults = EvaluateConfig().model_dump(mode="json")
+    return all(old.get(k, defaults.get(k)) == v for k, v in new.items())
 
 
 def ranks_name(metrics_file: str | Path) -> str:
@@ -115,7 +135,7 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
     if not force and out.is_file() and ranks_file.is_file():
         old = artifacts.read_json(out)
         rule = old.get("protocol", {}).get("cold_start_rule")
-        if old.get("config") == config and old.get("inputs") == inputs and "metrics_history_removed" in old \
+        if same_config(old.get("config"), config) and old.get("inputs") == inputs and "metrics_history_removed" in old \
                 and rule == (coldstart.RULE if cfg.cold_start_eps is not None else None):
             log.info("evaluate: %s is up to date (reused; --force to redo)", out)
             return out
@@ -137,12 +157,13 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
     margin = cfg.top_k if cap is not None and not spec.needs_ids else 0
     with threads(cfg.threads or model_cfg.get("threads")):
         opts = RankOptions(top_k=cfg.top_k + longest + margin, beam_size=cfg.beam_size, constrained=cfg.constrained, cold_items=~seen,
-                           cold_start_eps=cfg.cold_start_eps, batch_users=cfg.batch_users, device=device)
+                           cold_start_eps=cfg.cold_start_eps, cold_start_codes=cfg.cold_start_codes, batch_users=cfg.batch_users, device=device)
         rank, info = spec.ranker(folder, spec.config, opts)
         info = {"kind": spec.kind, "params": meta.get("params", 0), "seed": model_cfg.get("seed"),
                 "preset": model_cfg.get("preset"), "training": meta.get("training"), **info}
         if spec.needs_ids:
-            info |= {"beam_size": cfg.beam_size, "constrained": cfg.constrained, "cold_start_eps": cfg.cold_start_eps}
+            info |= {"beam_size": cfg.beam_size, "constrained": cfg.constrained, "cold_start_eps": cfg.cold_start_eps,
+                     "cold_start_codes": cfg.cold_start_codes}
         log.info("evaluate: %s on %d %s users (beam %d, %s)", cfg.model, df.height, cfg.split, cfg.beam_size,
                  "constrained" if cfg.constrained else "free")
         t0 = time.perf_counter()
@@ -177,6 +198,7 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
                      "beam_size": cfg.beam_size, "top_k": cfg.top_k, "constrained": cfg.constrained,
                      "cold_start_eps": cfg.cold_start_eps,
                      "cold_start_rule": coldstart.RULE if cfg.cold_start_eps is not None else None,
+                     "cold_start_codes": cfg.cold_start_codes,
                      "mrr": f"MRR@{cfg.top_k} (0 when the target is not in the list)",
                      "bootstrap": f"{cfg.bootstrap} resamples of users, percentile 95% CI",
                      "split": run.split_protocol()},

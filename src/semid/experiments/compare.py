@@ -64,6 +64,8 @@ class CompareConfig(StageConfig):
     cold_start_eps: float | None = Field(None, ge=0, le=1, description="cold-start cap of every model's top k (TIGER §4.4: "
                                          "at most floor(eps·k) items unseen in training; unset: no cap, and "
                                          "generative models add no unseen item)")
+    cold_start_codes: int | None = Field(None, ge=1, description="cold-start mode, generative models: leading codes an "
+                                         "unseen item must share with a generated ID to join the list (unset: all L)")
 
     @field_validator("models")
     @classmethod
@@ -80,6 +82,8 @@ class CompareConfig(StageConfig):
             raise ValueError(f"baselines {missing} are not among models {self.models}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds repeat: {self.seeds}")
+        if self.cold_start_codes is not None and self.cold_start_eps is None:
+            raise ValueError("cold_start_codes applies in cold-start mode only: set cold_start_eps too")
         return self
 
 
@@ -146,7 +150,7 @@ class Cell:
     result: dict[str, Any] = field(default_factory=dict)
     run_dir: str = ""
     ids_dir: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)  # its evaluation's (beam_size, cold_start_eps)
+    settings: dict[str, Any] = field(default_factory=dict)  # its evaluation's (beam_size, cold_start_eps, …)
     origin: str = ""  # the folder name this cell was planned under, when it scores a twin another recipe trained
 
     @property
@@ -156,7 +160,8 @@ class Cell:
 
 def evaluation(cfg: CompareConfig) -> dict[str, Any]:
     """The evaluation settings a comparison (or an experiment's point) scores its cells with."""
-    return {"beam_size": cfg.beam_size, "cold_start_eps": cfg.cold_start_eps}
+    ev = {"beam_size": cfg.beam_size, "cold_start_eps": cfg.cold_start_eps}
+    return ev | ({"cold_start_codes": cfg.cold_start_codes} if cfg.cold_start_codes is not None else {})
 
 
 def _run_cell(kind: str, values: dict[str, Any], run_dir: str, ids_dir: str, ev: dict[str, Any], force: bool,

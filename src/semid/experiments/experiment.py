@@ -17,7 +17,7 @@ points with the same prepare + embed settings share one run folder (``runs/<data
 dataset's default settings, the folder ``semid run`` and ``semid compare`` use, so recipes reuse
 their data, embeddings and IDs; ``runs/<dataset>-<digest>`` otherwise); points with the same ID
 settings share one ID folder; a model folder ``<model>@<recipe>.<point>`` is trained once however
-many evaluation-only points use it (``compare.beam_size``, ``compare.cold_start_eps``), and a recipe
+many evaluation-only points use it (``compare.beam_size``, ``compare.cold_start_eps``, ``compare.cold_start_codes``), and a recipe
 with ``models_from: <other recipe>`` scores the other recipe's model folders (a validation recipe's
 choice, scored on test by a second recipe, is trained once); a cell whose exact model (kind, settings,
 seed, inputs) some other folder of the run already holds scores that folder (recipes that share a
@@ -51,7 +51,7 @@ from semid.experiments.compare import Cell
 from semid.models import stage as model_stage
 from semid.pipeline import Context, RunConfig, run_all
 
-EVAL_ONLY = ("compare.beam_size", "compare.cold_start_eps")  # grid keys that change the evaluation, not the trained model
+EVAL_ONLY = ("compare.beam_size", "compare.cold_start_eps", "compare.cold_start_codes")  # grid keys that change the evaluation, not the trained model
 RECIPES = Path("configs") / "experiments"
 
 

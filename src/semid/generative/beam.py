@@ -118,6 +118,7 @@ StartFn = Callable[[list, np.ndarray], StepFn]
 
 def generative_ranker(start: StartFn, tokenizer: SIDTokenizer, *, max_items: int, beam_size: int, top_k: int,
                       constrained: bool = True, cold_items=None, cold_start_eps: float | None = None,
+                      cold_start_codes: int | None = None,
                       batch_users: int = 256, device: str = "cpu"):
     """``rank(histories, users) -> (items [U, top_k], invalid [U, top_k] | None)`` for any model that
     decodes Semantic IDs: users in length-sorted batches, one beam search per batch. With
@@ -126,10 +127,11 @@ def generative_ranker(start: StartFn, tokenizer: SIDTokenizer, *, max_items: int
     ``constrained=False`` searches freely and flags generated IDs that are no item's;
     ``cold_start_eps`` (with ``cold_items``, bool [N]): TIGER §4.4, items unseen in training that
     share a generated ID's first L codes join the list, at most ``floor(eps * k)`` of them in each
-    top k (:class:`semid.generative.coldstart.ColdStart`).
+    top k (:class:`semid.generative.coldstart.ColdStart`); ``cold_start_codes`` < L lets an unseen item
+    join when it shares only that many leading codes.
     """
     trie = PrefixTrie(tokenizer).to(device) if constrained else None
-    cold = ColdStart(tokenizer.codes, cold_items, cold_start_eps) \
+    cold = ColdStart(tokenizer.codes, cold_items, cold_start_eps, cold_start_codes) \
         if cold_start_eps is not None and cold_items is not None else None
     search_k = max(top_k, beam_size) if cold is not None else top_k
 

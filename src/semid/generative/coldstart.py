@@ -3,7 +3,8 @@
 A model that decodes Semantic IDs never saw an item held out of training as a target, so it
 almost never generates that item's full ID (its dedup code, or its whole prefix, is new to it).
 TIGER instead lets an unseen item whose first L codes (its Semantic ID without the dedup code)
-match a generated ID join the candidates, and caps the share of unseen items in the top K with ε:
+match a generated ID join the candidates, and caps the share of unseen items in the top K with ε
+(``cold_start_codes`` < L widens the match to the first few codes, deepest matches first):
 
 1. :meth:`ColdStart.candidates`: each generated item, then the unseen items that share its first L
    codes, with its score (a tie, listed right after it); each item once.
@@ -30,9 +31,11 @@ import torch
 NEG_INF = float("-inf")
 
 
-def prefix_keys(codes: np.ndarray) -> np.ndarray:
-    """One int64 per item naming its first L codes (``codes``: [N, L+1], the last column the dedup code)."""
+def prefix_keys(codes: np.ndarray, depth: int | None = None) -> np.ndarray:
+    """One int64 per item naming its first ``depth`` codes (default L: ``codes`` is [N, L+1], the last
+    column the dedup code)."""
     prefix = np.asarray(codes, dtype=np.int64)[:, :-1]
+    prefix = prefix[:, :depth] if depth is not None else prefix
     base = int(prefix.max()) + 1 if prefix.size else 1
     if base ** prefix.shape[1] >= 2 ** 62:
         raise ValueError(f"{prefix.shape[1]} levels of {base} codes do not fit one int64 key")
@@ -98,19 +101,37 @@ class ColdCap:
 
 
 class ColdStart(ColdCap):
-    """The unseen items (``cold``: bool [N]) grouped by their first L codes, and the cap ``eps``."""
+    """The unseen items (``cold``: bool [N]) grouped by their first codes, and the cap ``eps``.
 
-    def __init__(self, codes: np.ndarray, cold: np.ndarray, eps: float):
+    ``shared`` (1 to L; unset: L, TIGER's rule) is how many leading codes an unseen item must share
+    with a generated ID to join the list: with fewer than L, the mates sharing all L codes come
+    first, then those sharing L-1, … down to ``shared``."""
+
+    def __init__(self, codes: np.ndarray, cold: np.ndarray, eps: float, shared: int | None = None):
         super().__init__(cold, eps)
-        self.key = prefix_keys(codes)
+        levels = np.asarray(codes).shape[1] - 1
+        shared = levels if shared is None else int(shared)
+        if not 1 <= shared <= levels:
+            raise ValueError(f"cold_start_codes must lie in 1..{levels} (the IDs' levels without the dedup code), got {shared}")
         ids = np.flatnonzero(self.cold)
-        order = np.argsort(self.key[ids], kind="stable")
-        self.cold_ids, self.cold_keys = ids[order], self.key[ids[order]]
+        self.groups = []  # per depth, deepest first: (every item's key, the unseen items sorted by key, their keys)
+        for depth in range(levels, shared - 1, -1):
+            key = prefix_keys(codes, depth)
+            order = np.argsort(key[ids], kind="stable")
+            self.groups.append((key, ids[order], key[ids[order]]))
 
     def mates(self, item: int) -> np.ndarray:
-        """The unseen items whose first L codes are ``item``'s."""
-        k = self.key[item]
-        return self.cold_ids[np.searchsorted(self.cold_keys, k, "left"):np.searchsorted(self.cold_keys, k, "right")]
+        """The unseen items that share at least ``shared`` leading codes with ``item``, those sharing
+        more first (each once)."""
+        found = []
+        for key, cold_ids, cold_keys in self.groups:
+            k = key[item]
+            found.append(cold_ids[np.searchsorted(cold_keys, k, "left"):np.searchsorted(cold_keys, k, "right")])
+        if len(found) == 1:
+            return found[0]
+        out = np.concatenate(found)
+        _, first = np.unique(out, return_index=True)
+        return out[np.sort(first)]
 
     def candidates(self, items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row's generated items (best first; -1 = empty) with, after each, its unseen prefix

@@ -28,6 +28,7 @@ class RankOptions:
     constrained: bool = True
     cold_items: np.ndarray | None = None  # bool [N]: items unseen in training
     cold_start_eps: float | None = None
+    cold_start_codes: int | None = None  # generative models: leading codes an unseen item shares (unset: L)
     batch_users: int = 256
     device: str = "cpu"
 

@@ -31,5 +31,6 @@ def ranker(folder: Path, config: type[SIDRecConfig], opts: RankOptions):
     rank = generative_ranker(lambda hist, users: model.start(history_tokens(hist, item_tokens, flat=False).to(opts.device)),
                              tok, max_items=max_items, beam_size=opts.beam_size, top_k=opts.top_k,
                              constrained=opts.constrained, cold_items=opts.cold_items,
-                             cold_start_eps=opts.cold_start_eps, batch_users=opts.batch_users, device=opts.device)
+                             cold_start_eps=opts.cold_start_eps,
+                             cold_start_codes=opts.cold_start_codes, batch_users=opts.batch_users, device=opts.device)
     return rank, {"loss": "per-level CE", "max_items": max_items, "ids": meta.get("ids")}

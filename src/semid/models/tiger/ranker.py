@@ -35,7 +35,8 @@ def ranker(folder: Path, config: type[TigerConfig], opts: RankOptions):
 
     rank = generative_ranker(start, tok, max_items=max_items, beam_size=opts.beam_size, top_k=opts.top_k,
                              constrained=opts.constrained, cold_items=opts.cold_items,
-                             cold_start_eps=opts.cold_start_eps, batch_users=opts.batch_users, device=opts.device)
+                             cold_start_eps=opts.cold_start_eps,
+                             cold_start_codes=opts.cold_start_codes, batch_users=opts.batch_users, device=opts.device)
     info: dict[str, Any] = {"loss": "next-ID CE", "preset": meta["config"].get("preset"), "max_items": max_items,
                             "ids": meta.get("ids")}
     return rank, info
