@@ -247,14 +247,20 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
     a split has cold targets, a second panel with their Recall@10."""
     plt = pyplot()
     cold = any(r.get(table.COLD) for r in rows)
-    fig, axes = plt.subplots(1, 2 if cold else 1, figsize=(11, 4) if cold else (6.5, 4), squeeze=False)
+    n_lines = len({(r["model"], *(str(r["point"][k]) for k in keys if k != x_key)) for r in rows})
+    ncol = min(n_lines, 4 if cold else 2)
+    legend_rows = -(-n_lines // ncol)
+    height = 4 + 0.16 * legend_rows  # one legend under the panels, so no line hides behind it
+    fig, axes = plt.subplots(1, 2 if cold else 1, figsize=(11 if cold else 6.5, height), squeeze=False)
     splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
     _panel(axes[0][0], rows, x_key, keys, lambda r: r["history kept"], f"{splits} Recall@10 (mean over seeds, 95% CI)")
     if cold:
         users = {r[table.COLD].get("users") for r in rows if r.get(table.COLD)}
         _panel(axes[0][1], [r for r in rows if r.get(table.COLD)], x_key, keys, lambda r: r[table.COLD],
                "Recall@10 on cold targets" + (f" ({users.pop():,} users)" if len(users) == 1 else ""))
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()  # the panels draw the same lines in the same order
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, (0.16 * legend_rows + 0.04) / height, 1, 1))
     save(fig, path, dpi=120)
 
 
@@ -279,7 +285,6 @@ def _panel(ax, rows: list[dict[str, Any]], x_key: str, keys: list[str], stats, y
     ax.set_xticks([pos[v] for v in xs], ["unset" if v is None else str(v) for v in xs])
     ax.set_xlabel(x_key)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
 
 
 def _cells_ran_on(rows: list[dict[str, Any]], prov: dict[str, Any]) -> str:
