@@ -18,9 +18,9 @@ from semid.core.config import ConfigError
 from semid.core.run import RunFolder
 from semid.embed import encode
 from semid.evaluate import stage as ev_stage
-from semid.experiments import experiment, experiment_table
+from semid.experiments import compare, experiment, experiment_table
 from semid.experiments.compare import Cell, CompareConfig
-from semid.generative import coldstart
+from semid.generative import beam, coldstart
 from semid.ids import train as ids_train
 from semid.models import registry
 from semid.models import stage as model_stage
@@ -297,7 +297,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.stem for p in (REPO / "configs" / "experiments").glob("*.yaml"))
 
 
-def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
+def test_cold_start_points_score_and_test_the_cold_targets(tmp_path, monkeypatch):
     """Points scored in cold-start mode (TIGER section 4.4) cap every model's list, report Recall/NDCG@10
     on the users whose target no training row holds, and test each model against every baseline model
     there; the uncapped point (eps unset) reports them too."""
@@ -356,12 +356,20 @@ def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
     ev_stage.run(ev_stage.EvaluateConfig(**rec["config"]), r["run_dir"])
     assert json.loads(metrics.read_text())["protocol"]["cold_start_rule"] == coldstart.RULE
     # cold_start_codes=1: a generative model's match widens to the first code, into a file of its own
+    built = []
+    monkeypatch.setattr(beam, "ColdStart", lambda *a, **k: built.append(a) or coldstart.ColdStart(*a, **k))
     r = rows[("sid-gru", "cold_start_eps=0.5")]
     metrics = Path(r["per_seed"][0]["metrics_file"])
     wide = ev_stage.run(ev_stage.EvaluateConfig(**json.loads(metrics.read_text())["config"] | {"cold_start_codes": 1}),
                         r["run_dir"])
-    assert wide.name == "metrics-cold0.5-codes1.json" and wide != metrics
+    assert wide.name == "metrics-cold0.5-codes1.json"
     assert json.loads(wide.read_text())["protocol"]["cold_start_codes"] == 1
+    assert [a[2:] for a in built] == [(0.5, 1)]  # the ranker matched on 1 code
+    # a model that decodes no IDs has nothing to match: the key changes neither its list nor its file
+    r = rows[("knn", "cold_start_eps=0.5")]
+    metrics = Path(r["per_seed"][0]["metrics_file"])
+    assert ev_stage.run(ev_stage.EvaluateConfig(**json.loads(metrics.read_text())["config"] | {"cold_start_codes": 1}),
+                        r["run_dir"]) == metrics
     width, height = struct.unpack(">II", (out / "experiment.png").read_bytes()[16:24])  # the PNG's IHDR
     assert width > 2 * height  # a second panel: Recall@10 on the cold targets
     md = (out / "experiment.md").read_text()
@@ -370,6 +378,15 @@ def test_cold_start_points_score_and_test_the_cold_targets(tmp_path):
     bad.write_text(yaml.safe_dump(data | {"experiment": data["experiment"] | {"baseline_model": ["sasrec"]}}))
     res = CliRunner().invoke(app, ["experiment", str(bad), "--out", str(out), "--runs", str(out), "--list"])
     assert res.exit_code != 0 and "baseline_model" in res.output and "sasrec" in res.output
+
+
+def test_an_unset_evaluation_key_never_takes_the_first_points_value():
+    """A cell's evaluation settings are merged over the first point's: an unset key must be named too."""
+    first = compare.evaluation(CompareConfig(models=["knn"], beam_size=40, cold_start_eps=0.1, cold_start_codes=1))
+    for cfg in (CompareConfig(models=["knn"]), CompareConfig(models=["knn"], cold_start_eps=0.2)):
+        ev = compare.evaluation(cfg)
+        assert {**first, **ev} == ev and ev["cold_start_codes"] is None
+        assert ev_stage.EvaluateConfig(**ev).model_dump(include=set(ev)) == ev
 
 
 def test_a_metrics_file_older_than_an_option_stays_up_to_date_at_its_default():

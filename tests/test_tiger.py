@@ -17,6 +17,7 @@ from semid.core.log import log
 from semid.core.run import RunFolder
 from semid.core.threads import threads
 from semid.evaluate import results
+from semid.generative import beam, coldstart
 from semid.generative.tokens import SIDTokenizer, history_tokens
 from semid.models import registry
 from semid.models.common import RankOptions
@@ -137,7 +138,7 @@ def rerank(folder, out, **opts) -> tuple[np.ndarray, np.ndarray | None, np.ndarr
     return items, invalid, test["target"].to_numpy()
 
 
-def test_toy_end_to_end(tmp_path):
+def test_toy_end_to_end(tmp_path, monkeypatch):
     """prepare → embed → IDs → TIGER → evaluate on the toy dataset through `semid run`."""
     t0 = time.perf_counter()
     runner = CliRunner()
@@ -178,6 +179,13 @@ def test_toy_end_to_end(tmp_path):
     assert np.array_equal(invalid, items < 0)
     assert free["metrics"]["invalid_rate@10"] == pytest.approx(invalid[:, :10].mean(), abs=1e-12)
     assert free["metrics"]["recall@10"] == pytest.approx((items[:, :10] == targets[:, None]).any(1).mean(), abs=1e-12)
+    # cold-start mode passes its settings to the match (every third item taken as unseen)
+    built = []
+    monkeypatch.setattr(beam, "ColdStart", lambda *a, **k: built.append(a) or coldstart.ColdStart(*a, **k))
+    n_items = RunFolder(out).table("items").height
+    items, _, _ = rerank(model, out, top_k=10, beam_size=10, cold_items=np.arange(n_items) % 3 == 0,
+                         cold_start_eps=0.5, cold_start_codes=1)
+    assert [a[2:] for a in built] == [(0.5, 1)] and items.shape[1] == 10
     # resume continues from last.ckpt: one more epoch, counted on from the checkpoint's step
     first = json.loads((model / "config.json").read_text())["training"]
     ckpt = training.readable_checkpoint(model / "checkpoints" / "last.ckpt")

@@ -126,6 +126,8 @@ def run(cfg: EvaluateConfig, run_dir: Path | RunFolder, *, force: bool = False) 
     folder = run.model_dir(cfg.model)
     meta_file = folder / "config.json"
     spec, meta = model_stage.trained_folder(run, cfg.model)
+    if not spec.needs_ids and cfg.cold_start_codes is not None:  # it matches no codes: its list does not change
+        cfg = cfg.model_copy(update={"cold_start_codes": None})
     out = folder / metrics_name(cfg)
     # the model's settings live in config.json and its weights in *.safetensors: either changing re-scores
     ranks_file = folder / ranks_name(out)

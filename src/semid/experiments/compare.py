@@ -160,8 +160,8 @@ class Cell:
 
 def evaluation(cfg: CompareConfig) -> dict[str, Any]:
     """The evaluation settings a comparison (or an experiment's point) scores its cells with."""
-    ev = {"beam_size": cfg.beam_size, "cold_start_eps": cfg.cold_start_eps}
-    return ev | ({"cold_start_codes": cfg.cold_start_codes} if cfg.cold_start_codes is not None else {})
+    # every key, unset ones too: a cell's settings are merged over the first point's
+    return {"beam_size": cfg.beam_size, "cold_start_eps": cfg.cold_start_eps, "cold_start_codes": cfg.cold_start_codes}
 
 
 def _run_cell(kind: str, values: dict[str, Any], run_dir: str, ids_dir: str, ev: dict[str, Any], force: bool,

@@ -247,31 +247,39 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
     a split has cold targets, a second panel with their Recall@10."""
     plt = pyplot()
     cold = any(r.get(table.COLD) for r in rows)
-    n_lines = len({(r["model"], *(str(r["point"][k]) for k in keys if k != x_key)) for r in rows})
+    names = list(dict.fromkeys(_line(r, x_key, keys) for r in rows))
+    colours = {n: f"C{i % 10}" for i, n in enumerate(names)}  # a line keeps its colour in both panels
+    n_lines = len(names)
     ncol = min(n_lines, 4 if cold else 2)
     legend_rows = -(-n_lines // ncol)
     height = 4 + 0.16 * legend_rows  # one legend under the panels, so no line hides behind it
     fig, axes = plt.subplots(1, 2 if cold else 1, figsize=(11 if cold else 6.5, height), squeeze=False)
     splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
-    _panel(axes[0][0], rows, x_key, keys, lambda r: r["history kept"], f"{splits} Recall@10 (mean over seeds, 95% CI)")
+    _panel(axes[0][0], rows, x_key, keys, colours, lambda r: r["history kept"], f"{splits} Recall@10 (mean over seeds, 95% CI)")
     if cold:
         users = {r[table.COLD].get("users") for r in rows if r.get(table.COLD)}
-        _panel(axes[0][1], [r for r in rows if r.get(table.COLD)], x_key, keys, lambda r: r[table.COLD],
+        _panel(axes[0][1], [r for r in rows if r.get(table.COLD)], x_key, keys, colours, lambda r: r[table.COLD],
                "Recall@10 on cold targets" + (f" ({users.pop():,} users)" if len(users) == 1 else ""))
-    handles, labels = axes[0][0].get_legend_handles_labels()  # the panels draw the same lines in the same order
+    handles, labels = axes[0][0].get_legend_handles_labels()  # the first panel draws every line
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, (0.16 * legend_rows + 0.04) / height, 1, 1))
     save(fig, path, dpi=120)
 
 
-def _panel(ax, rows: list[dict[str, Any]], x_key: str, keys: list[str], stats, ylabel: str) -> None:
+def _line(r: dict[str, Any], x_key: str, keys: list[str]) -> str:
+    """The plot line of a row: its model and the values of the keys other than ``x_key``."""
+    rest = ",".join(f"{k.rsplit('.', 1)[-1]}={r['point'][k]}" for k in keys if k != x_key)
+    return r["model"] + (f" ({rest})" if rest else "")
+
+
+def _panel(ax, rows: list[dict[str, Any]], x_key: str, keys: list[str], colours: dict[str, str], stats,
+           ylabel: str) -> None:
     xs = list(dict.fromkeys(r["point"][x_key] for r in rows))
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs)
     pos = {v: (v if numeric else i) for i, v in enumerate(xs)}
     lines: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        rest = ",".join(f"{k.rsplit('.', 1)[-1]}={r['point'][k]}" for k in keys if k != x_key)
-        lines.setdefault(r["model"] + (f" ({rest})" if rest else ""), []).append(r)
+        lines.setdefault(_line(r, x_key, keys), []).append(r)
     for i, (name, rs) in enumerate(lines.items()):
         rs = sorted(rs, key=lambda r: pos[r["point"][x_key]])
         # categories (datasets, methods) are not a scale: points side by side, no line between them
@@ -280,7 +288,8 @@ def _panel(ax, rows: list[dict[str, Any]], x_key: str, keys: list[str], stats, y
         y = np.array([stats(r)["mean"]["recall@10"] for r in rs])
         ci = [stats(r)["ci95"].get("recall@10") or [v, v] for r, v in zip(rs, y)]
         err = np.clip(np.array([[v - c[0] for v, c in zip(y, ci)], [c[1] - v for v, c in zip(y, ci)]]), 0, None)
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name, linestyle="-" if numeric else "none")
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name, color=colours[name],
+                    linestyle="-" if numeric else "none")
     # the grid's own values, never 1.5 levels; an unset value (None) is what the config leaves unset
     ax.set_xticks([pos[v] for v in xs], ["unset" if v is None else str(v) for v in xs])
     ax.set_xlabel(x_key)
