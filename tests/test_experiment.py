@@ -24,6 +24,7 @@ from semid.generative import beam, coldstart
 from semid.ids import train as ids_train
 from semid.models import registry
 from semid.models import stage as model_stage
+from semid.pipeline import RunConfig
 
 RECIPE = {
     "prepare": {"dataset": "toy"},
@@ -400,6 +401,10 @@ def test_a_metrics_file_older_than_an_option_stays_up_to_date_at_its_default():
         ev_stage.EvaluateConfig(cold_start_codes=2)
     with pytest.raises(ValueError, match="set cold_start_eps too"):
         CompareConfig(models=["knn"], cold_start_codes=2)
+    # more codes than the IDs have levels: refused when the run's config is read, before any training
+    with pytest.raises(ValueError, match=r"compare.cold_start_codes=4 exceeds ids.levels=3"):
+        RunConfig(ids={"levels": 3}, compare={"models": ["tiger"], "cold_start_eps": 0.1, "cold_start_codes": 4})
+    RunConfig(ids={"levels": 3}, compare={"models": ["tiger"], "cold_start_eps": 0.1, "cold_start_codes": 3})
 
 
 def test_the_study_recipes_are_shipped():

@@ -62,6 +62,15 @@ class RunConfig(StageConfig):
                     "tiger": {"preset": "tiny", **(data.get("tiger") or {})}}
         return data
 
+    @model_validator(mode="after")
+    def _codes_within_levels(self) -> RunConfig:
+        """A cold-start match on more codes than the IDs have is refused before anything trains."""
+        for name, section in (("compare", self.compare), ("evaluate", self.evaluate)):
+            if section.cold_start_codes is not None and section.cold_start_codes > self.ids.levels:
+                raise ValueError(f"{name}.cold_start_codes={section.cold_start_codes} exceeds ids.levels={self.ids.levels}: "
+                                 "an unseen item can share at most the IDs' levels (the dedup code excluded)")
+        return self
+
 
 @dataclass
 class Context:
