@@ -10,6 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from semid.core.errors import ConfigError
 from semid.generative.beam import BeamResult, beam_search, best_in_order
 from semid.generative.beam_reference import build_dict_trie, model_step_one, reference_beam_search
 from semid.generative.coldstart import ColdCap, ColdStart
@@ -298,7 +299,7 @@ def test_cold_start_codes_widen_the_match_deepest_mates_first():
     got, _ = wide.candidates(np.array([[3, 0, -1]]), np.array([[-1.0, -2.0, -np.inf]]))
     assert got.tolist() == [[3, 0, 1, 2, 4, 5]]
     for bad in (0, 3):
-        with pytest.raises(ValueError, match=r"cold_start_codes must lie in 1\.\.2"):
+        with pytest.raises(ConfigError, match=r"cold_start_codes must lie in 1\.\.2"):
             ColdStart(codes, cold, eps=0.5, shared=bad)
 
 

@@ -28,6 +28,8 @@ import math
 import numpy as np
 import torch
 
+from semid.core.errors import ConfigError
+
 NEG_INF = float("-inf")
 
 
@@ -112,7 +114,7 @@ class ColdStart(ColdCap):
         levels = np.asarray(codes).shape[1] - 1
         shared = levels if shared is None else int(shared)
         if not 1 <= shared <= levels:
-            raise ValueError(f"cold_start_codes must lie in 1..{levels} (the IDs' levels without the dedup code), got {shared}")
+            raise ConfigError(f"cold_start_codes must lie in 1..{levels} (the IDs' levels without the dedup code), got {shared}")
         ids = np.flatnonzero(self.cold)
         self.groups = []  # per depth, deepest first: (every item's key, the unseen items sorted by key, their keys)
         for depth in range(levels, shared - 1, -1):
