@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -15,7 +16,7 @@ from semid.core.config import ConfigError
 from semid.core.errors import DataError
 from semid.evaluate import results, stats
 from semid.evaluate import stage as ev_stage
-from semid.experiments import compare
+from semid.experiments import compare, table
 from semid.models.seqrec.config import SASRecConfig
 
 TOY = ["--dataset", "toy", "ids.method=rqkmeans", "ids.codebook_size=16", "ids.tsne_sample=0", "tiger.preset=tiny",
@@ -215,3 +216,23 @@ def test_cold_targets_are_reported_only_where_the_split_was_made_for_cold_start(
     table._cold_users.cache_clear()
     users = table._cold_users(str(tmp_path), "test")
     assert (users.to_list() if users is not None else None) == ([1] if reported else None)
+
+
+def test_a_paired_test_refuses_two_rows_that_scored_different_users(tmp_path):
+    """As many users is not the same users: the rows are compared user by user, so a row scored on
+    users 0-99 and one scored on users 100-199 is an error, not a test of unrelated pairs."""
+    def cell(name: str, users: range) -> compare.Cell:
+        folder = tmp_path / name
+        folder.mkdir()
+        ranks = [1 if u % 3 == 0 else None for u in users]
+        pl.DataFrame({"user_id": list(users), "target": [0] * len(users), "rank": ranks, "rank_history_removed": ranks},
+                     schema_overrides={"rank": pl.Int32, "rank_history_removed": pl.Int32}).write_parquet(folder / "ranks.parquet")
+        cfg = SASRecConfig(name=name)
+        return compare.Cell(name, "sasrec", cfg, "test", result={"metrics_file": str(folder / "metrics.json")})
+
+    cfg = compare.CompareConfig(models=["sasrec-ce"], bootstrap=0, permutations=100)
+    a, b, c = cell("a", range(100)), cell("b", range(100)), cell("c", range(100, 200))
+    tests = table.paired_tests([a, b], cfg, pairs=[("a", "b")])
+    assert len(tests) == 4 and all(t["delta"] == 0 for t in tests)  # the same users: compared (and equal)
+    with pytest.raises(ValueError, match="scored different users"):
+        table.paired_tests([a, c], cfg, pairs=[("a", "c")])

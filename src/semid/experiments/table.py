@@ -76,6 +76,15 @@ def per_user(cells: list[Cell], column: str, metric: str) -> np.ndarray:
     return np.stack(out)
 
 
+def same_users(cells: list[Cell], baseline: list[Cell]) -> None:
+    """A paired test compares user by user: both rows must have scored the same users (per_user sorts
+    them by id), never two splits or two samples that merely have as many users."""
+    ours, theirs = (_ranks(c[0].result["metrics_file"])["user_id"] for c in (cells, baseline))
+    if not ours.equals(theirs):
+        raise ValueError(f"{cells[0].name} and {baseline[0].name} scored different users ({len(ours):,} vs "
+                         f"{len(theirs):,}; different split or user sample): they cannot be compared user by user")
+
+
 @functools.cache
 def _cold_users(run_dir: str, split: str) -> pl.Series | None:
     """The users of a run folder's split whose target no training row holds (the split's ``cold``
@@ -229,6 +238,7 @@ def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, s
                              cfg.permutations)
     tests = []
     for name, base, mask in plan:
+        same_users(by_row[name], by_row[base])
         cold: list[dict[str, Any]] = []
         for protocol, (_, column) in PROTOCOLS.items():
             for metric in TESTED:
