@@ -1,4 +1,8 @@
-"""Paired statistics on hand-computed inputs (semid.evaluate.stats)."""
+"""Paired statistics on hand-computed inputs (semid.evaluate.stats), and the seed-spread audit of the records."""
+
+import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +79,39 @@ def test_permutation_count_leaves_room_for_holm():
     for n in (1, 50, 250, 251, 600, 5_000):
         flips = permutations_for(n, 10_000)
         assert flips >= 10_000 and n / (flips + 1) <= 0.025
+
+
+
+def _audit_script():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "audit_seed_spread.py"
+    spec = importlib.util.spec_from_file_location("audit_seed_spread", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+def test_the_seed_spread_audit_reads_a_normal_p_from_the_interval():
+    """benchmarks/audit_seed_spread.py: a CI whose lower end touches 0 gives p = 0.05."""
+    audit = _audit_script()
+    z = audit.Z95
+    assert audit.seed_aware_p({"delta": 1.0, "ci95": [0.0, 2.0]}) == pytest.approx(0.05)
+    assert audit.seed_aware_p({"delta": 3 * z, "ci95": [2 * z, 4 * z]}) < 1e-8
+    assert audit.seed_aware_p({"delta": 0.1, "ci95": None}) is None
+
+
+def test_the_seed_spread_audit_counts_lost_verdicts(tmp_path):
+    """A verdict with a wide interval is lost, a narrow one kept, and a pair of rows that scored the
+    same model folders is counted apart, not audited."""
+    audit = _audit_script()
+    rows = [{"row": "a", "model": "m", "per_seed": [{"folder": "A0"}, {"folder": "A1"}]},
+            {"row": "b", "model": "m", "per_seed": [{"folder": "B0"}, {"folder": "B1"}]},
+            {"row": "a2", "model": "m", "per_seed": [{"folder": "A0"}, {"folder": "A1"}]}]
+    tests = [{"model": "a", "baseline": "b", "protocol": "p", "metric": "r", "delta": 0.01, "ci95": [0.001, 0.019],
+              "p_holm": 0.01, "verdict": "better"},  # wide interval: lost once the seeds count
+             {"model": "a", "baseline": "b", "protocol": "p", "metric": "n", "delta": 0.01, "ci95": [0.008, 0.012],
+              "p_holm": 0.01, "verdict": "better"},  # narrow: kept
+             {"model": "a2", "baseline": "a", "protocol": "p", "metric": "r", "delta": 0.01, "ci95": [0.0, 0.02],
+              "p_holm": 0.01, "verdict": "better"}]  # the same folders: not audited
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "experiment.json").write_text(json.dumps({"rows": rows, "tests": tests}))
+    got = audit.audit(tmp_path / "x" / "experiment.json")
+    assert (got["table"], got["tests"], got["verdicts"], got["lost"], got["same_networks"]) == ("x", 3, 3, 1, 1)
