@@ -234,5 +234,9 @@ def test_a_paired_test_refuses_two_rows_that_scored_different_users(tmp_path):
     a, b, c = cell("a", range(100)), cell("b", range(100)), cell("c", range(100, 200))
     tests = table.paired_tests([a, b], cfg, pairs=[("a", "b")])
     assert len(tests) == 4 and all(t["delta"] == 0 for t in tests)  # the same users: compared (and equal)
+    assert not any(t["seeds_paired"] for t in tests)  # two trained models: their seeds are drawn apart
+    # a row that scored a's very folder (another evaluation setting of one model): seeds paired
+    again = compare.Cell("a-again", "sasrec", SASRecConfig(name="a"), "test", result=dict(a.result))
+    assert all(t["seeds_paired"] for t in table.paired_tests([a, again], cfg, pairs=[("a-again", "a")]))
     with pytest.raises(ValueError, match="scored different users"):
         table.paired_tests([a, c], cfg, pairs=[("a", "c")])

@@ -115,3 +115,40 @@ def test_the_seed_spread_audit_counts_lost_verdicts(tmp_path):
     (tmp_path / "x" / "experiment.json").write_text(json.dumps({"rows": rows, "tests": tests}))
     got = audit.audit(tmp_path / "x" / "experiment.json")
     assert (got["table"], got["tests"], got["verdicts"], got["lost"], got["same_networks"]) == ("x", 3, 3, 1, 1)
+
+
+def _seeded(offsets, users: np.ndarray, shift: float = 0.0) -> np.ndarray:
+    """[seeds, users]: the same per-user values, each seed moved by its own offset (a training-seed effect)."""
+    return np.stack([users + o + shift for o in offsets])
+
+
+def test_the_seed_aware_p_counts_how_much_training_seeds_differ():
+    """Two rows from one recipe whose seeds happen to land apart: every user moves by the seed-mean
+    gap, so the permutation test (networks given) finds it, while the seed-aware p does not, and the
+    p that Holm corrects is the larger one."""
+    rng = np.random.default_rng(0)
+    users = rng.normal(0.5, 0.3, size=3000)
+    noise = rng.normal(0, 0.05, size=(3, 3000))
+    a = _seeded([0.03, -0.01, 0.02], users) + noise
+    b = _seeded([-0.02, 0.01, -0.03], users) + noise[::-1]
+    res = stats.compare(a, b, n_boot=400, n_perm=2000)
+    assert res["p_permutation"] < 0.001 and res["p_seeds"] > 0.05
+    assert res["p_test"] == max(res["p_permutation"], res["p_seeds"])
+    assert res["se"] > 0.01  # the seed offsets' spread, not the users' (about 0.001)
+
+
+def test_paired_seeds_cancel_the_seed_effect_of_one_network_scored_two_ways():
+    """The same three networks at two evaluation settings: each seed's offset is in both rows, so
+    pairing the seeds leaves only the setting's effect; drawing them apart would not."""
+    rng = np.random.default_rng(1)
+    users = rng.normal(0.5, 0.3, size=3000)
+    offsets = [0.04, -0.03, 0.01]
+    a = _seeded(offsets, users, shift=0.003) + rng.normal(0, 0.01, size=(3, 3000))
+    b = _seeded(offsets, users)
+    paired = stats.compare(a, b, n_boot=400, n_perm=2000, paired_seeds=True)
+    apart = stats.compare(a, b, n_boot=400, n_perm=2000)
+    assert paired["p_seeds"] < 1e-6 and apart["p_seeds"] > 0.5
+    assert paired["p_test"] < 0.001 and paired["ci95"][0] > 0
+    with pytest.raises(ValueError, match="as many seeds"):
+        stats.paired_bootstrap(a, b[:2], paired_seeds=True)
+    assert stats.compare(a, b, n_boot=0, n_perm=200)["p_test"] == stats.compare(a, b, n_boot=0, n_perm=200)["p_permutation"]

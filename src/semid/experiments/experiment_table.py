@@ -203,9 +203,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
         md += ["## Paired tests", "",
                (_against(exp, pts) if exp.grid else "")
                + (f"; each model against {' and '.join(exp.baseline_models)} within its point" if exp.baseline_models else "")
-               + f". Paired bootstrap over users and seeds + sign-flip permutation test ({tests[0].get('flips', cfg.permutations):,} "
-               f"flips), Holm-corrected over all {len(tests)} "
-               "tests of the recipe; \"better\"/\"worse\" only where the corrected p < 0.05 and the CI excludes 0.", "",
+               + ". " + table.rule(tests, tests[0].get("flips", cfg.permutations)) + ".", "",
                table.tests_markdown(tests), ""]
     if skipped:
         md += ["Not tested: " + "; ".join(skipped) + ".", ""]

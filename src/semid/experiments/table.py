@@ -3,9 +3,10 @@
 Each row's seeds give mean ± std of every metric; the 95% CI of Recall@10 and NDCG@10 resamples
 users and seeds. Every row is tested against each baseline on the same users
 (:func:`semid.evaluate.stats.compare`: paired bootstrap over users and seeds + sign-flip
-permutation test), under both protocols, and the permutation p-values of the whole comparison
-are Holm-corrected together. A "better" / "worse" verdict needs the corrected test and the
-bootstrap CI to agree.
+permutation test), under both protocols, and the tests' p-values (each the larger of the
+permutation p and the bootstrap's seed-aware p) are Holm-corrected together. A "better" /
+"worse" verdict needs the corrected p and the bootstrap CI to agree. Two rows that scored the
+same trained networks (evaluation settings of one model) have their seeds paired.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ def same_users(cells: list[Cell], baseline: list[Cell]) -> None:
     if not ours.equals(theirs):
         raise ValueError(f"{cells[0].name} and {baseline[0].name} scored different users ({len(ours):,} vs "
                          f"{len(theirs):,}; different split or user sample): they cannot be compared user by user")
+
+
+def same_networks(cells: list[Cell], baseline: list[Cell]) -> bool:
+    """Whether two rows scored the very same model folders, seed by seed (one model at two
+    evaluation settings): then their seeds are paired, not drawn apart."""
+    def folders(cs: list[Cell]) -> list[str]:
+        return [str(Path(c.result["metrics_file"]).parent) for c in cs]
+    return folders(cells) == folders(baseline)
 
 
 @functools.cache
@@ -239,19 +248,21 @@ def paired_tests(final: list[Cell], cfg: CompareConfig, pairs: list[tuple[str, s
     tests = []
     for name, base, mask in plan:
         same_users(by_row[name], by_row[base])
+        paired = same_networks(by_row[name], by_row[base])
         cold: list[dict[str, Any]] = []
         for protocol, (_, column) in PROTOCOLS.items():
             for metric in TESTED:
                 a, b = per_user(by_row[name], column, metric), per_user(by_row[base], column, metric)
-                res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=flips)
+                res = stats.compare(a, b, n_boot=cfg.bootstrap, n_perm=flips, paired_seeds=paired)
                 tests.append({"model": name, "baseline": base, "protocol": protocol, "metric": metric,
-                              "seeds": [a.shape[0], b.shape[0]], "flips": flips, **res})
+                              "seeds": [a.shape[0], b.shape[0]], "seeds_paired": paired, "flips": flips, **res})
                 if mask is not None and protocol == "history kept":  # the same users' values, cold targets only
-                    res = stats.compare(a[:, mask], b[:, mask], n_boot=cfg.bootstrap, n_perm=flips)
+                    res = stats.compare(a[:, mask], b[:, mask], n_boot=cfg.bootstrap, n_perm=flips, paired_seeds=paired)
                     cold.append({"model": name, "baseline": base, "protocol": COLD, "metric": metric,
-                                 "seeds": [a.shape[0], b.shape[0]], "users": int(mask.sum()), "flips": flips, **res})
+                                 "seeds": [a.shape[0], b.shape[0]], "seeds_paired": paired, "users": int(mask.sum()),
+                                 "flips": flips, **res})
         tests += cold
-    for t, p in zip(tests, stats.holm([t["p_permutation"] for t in tests])):
+    for t, p in zip(tests, stats.holm([t["p_test"] for t in tests])):
         t["p_holm"] = p
         t["verdict"] = stats.verdict(t["delta"], t["ci95"], p)
     return tests
@@ -315,12 +326,32 @@ def cold_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def tests_markdown(tests: list[dict[str, Any]]) -> str:
-    lines = ["| protocol | model | vs | metric | Δ [95% CI] | p (permutation) | p (Holm) | verdict |",
-             "|---|---|---|---|---:|---:|---:|---|"]
+    """The tests as a table; records from before the seed-aware p (no ``p_seeds``) keep their columns."""
+    seeds = any("p_seeds" in t for t in tests)
+    lines = ["| protocol | model | vs | metric | Δ [95% CI] | p (permutation) |" + (" p (seeds) |" if seeds else "")
+             + " p (Holm) | verdict |", "|---|---|---|---|---:|---:|" + ("---:|" if seeds else "") + "---:|---|"]
     for t in tests:
+        p_seeds = f" {_p(t.get('p_seeds'))}{' (paired)' if t.get('seeds_paired') else ''} |" if seeds else ""
         lines.append(f"| {t['protocol']} | {t['model']} | {t['baseline']} | {t['metric']} | {t['delta']:+.4f}{_ci(t['ci95'])} | "
-                     f"{t['p_permutation']:.4g} | {t['p_holm']:.4g} | {t['verdict']} |")
+                     f"{t['p_permutation']:.4g} |{p_seeds} {t['p_holm']:.4g} | {t['verdict']} |")
     return "\n".join(lines)
+
+
+def _p(p: float | None) -> str:
+    return "–" if p is None else f"{p:.4g}"
+
+
+def rule(tests: list[dict[str, Any]], flips: int) -> str:
+    """How the tests were made and corrected, as the tests themselves were recorded."""
+    if any("p_seeds" in t for t in tests):
+        return ("Δ with its 95% CI from a paired bootstrap over users and seeds (seeds paired where both rows scored the "
+                "same networks); each test's p is the larger of the two-sided sign-flip permutation test on per-user "
+                f"differences of seed means ({flips:,} flips) and the bootstrap's normal p, which also counts the spread "
+                f"between training seeds; Holm-corrected over all {len(tests)} tests; \"better\"/\"worse\" only where the "
+                "corrected p < 0.05 and the CI excludes 0")
+    return ("Δ with its 95% CI from a paired bootstrap over users and seeds; the two-sided sign-flip permutation test on "
+            f"per-user differences of seed means ({flips:,} flips), Holm-corrected over all {len(tests)} tests; "
+            "\"better\"/\"worse\" only where the corrected p < 0.05 and the CI excludes 0")
 
 
 def write(out: Path, rows: list[dict[str, Any]], tests: list[dict[str, Any]], paper: list[dict[str, Any]],
@@ -344,11 +375,8 @@ def write(out: Path, rows: list[dict[str, Any]], tests: list[dict[str, Any]], pa
         md += ["## Cold targets (users whose target no training row holds; history kept)", "", cold_markdown(rows), ""]
     if tests:
         md += ["## Paired tests", "",
-               f"Each row against {', '.join(cfg.baselines)} on the same users: Δ = row − baseline, its 95% CI from a paired "
-               "bootstrap over users and seeds, the two-sided sign-flip permutation test on per-user differences of seed means "
-               f"({tests[0].get('flips', cfg.permutations):,} flips), Holm-corrected over all {len(tests)} tests. "
-               "\"better\"/\"worse\" only where the "
-               "corrected p < 0.05 and the CI excludes 0.", "", tests_markdown(tests), ""]
+               f"Each row against {', '.join(cfg.baselines)} on the same users, Δ = row − baseline: "
+               + rule(tests, tests[0].get("flips", cfg.permutations)) + ".", "", tests_markdown(tests), ""]
     md += [f"Hardware (detected): {artifacts.describe_hardware(hw)}; threads per cell: {cfg.threads or 'model default'}, "
            f"{cfg.jobs} cell(s) side by side. Code: git {', '.join(c[:10] for c in commits)}"
            f"{' (uncommitted changes)' if any(r['dirty'] for r in rows) else ''}. Wall time of this command {wall_s:.0f} s "

@@ -49,9 +49,8 @@ def comparison(inp: Input, folder: Path, ctx: Context) -> list[Part]:
     parts.append(figure(folder / "recall10.png", "Recall@10 by model under both protocols (95% CI); dashed: the papers",
                         f"{inp.label}-{folder.name}-recall10"))
     if tests:
-        parts += [f"Paired tests against {', '.join(cfg.get('baselines') or [])} on the same users (paired bootstrap over users "
-                  f"and seeds, sign-flip permutation test, Holm over all {len(tests)} tests; \"better\"/\"worse\" only where the "
-                  "corrected p < 0.05 and the CI excludes 0):", comparison_table.tests_markdown(tests)]
+        parts += [f"Paired tests against {', '.join(cfg.get('baselines') or [])} on the same users ("
+                  + comparison_table.rule(tests, tests[0].get("flips", 10_000)) + "):", comparison_table.tests_markdown(tests)]
     parts.append(cost_line(comp, rows))
     return [p for p in parts if p]
 
