@@ -115,6 +115,10 @@ def test_the_seed_spread_audit_counts_lost_verdicts(tmp_path):
     (tmp_path / "x" / "experiment.json").write_text(json.dumps({"rows": rows, "tests": tests}))
     got = audit.audit(tmp_path / "x" / "experiment.json")
     assert (got["table"], got["tests"], got["verdicts"], got["lost"], got["same_networks"]) == ("x", 3, 3, 1, 1)
+    # a table recorded under the seed-aware rule is listed, not audited again
+    (tmp_path / "x" / "experiment.json").write_text(json.dumps({"rows": rows, "tests": [t | {"p_seeds": 0.5} for t in tests]}))
+    got = audit.audit(tmp_path / "x" / "experiment.json")
+    assert got["seed_aware"] and (got["verdicts"], got["lost"]) == (3, 0)
 
 
 def _seeded(offsets, users: np.ndarray, shift: float = 0.0) -> np.ndarray:
