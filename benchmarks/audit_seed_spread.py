@@ -34,10 +34,7 @@ def seed_aware_p(test: dict) -> float | None:
     ci = test.get("ci95")
     if not ci:
         return None
-    se = (ci[1] - ci[0]) / (2 * Z95)
-    if se <= 0:
-        return 1.0 if test["delta"] == 0 else 0.0
-    return 2 * (1 - NormalDist().cdf(abs(test["delta"]) / se))
+    return stats.normal_p(test["delta"], (ci[1] - ci[0]) / (2 * Z95))
 
 
 def audit(record: Path) -> dict:

@@ -70,8 +70,7 @@ class EvaluateConfig(StageConfig):
 
     @model_validator(mode="after")
     def _codes_need_eps(self) -> EvaluateConfig:
-        if self.cold_start_codes is not None and self.cold_start_eps is None:
-            raise ValueError("cold_start_codes applies in cold-start mode only: set cold_start_eps too")
+        coldstart.check_codes(self.cold_start_eps, self.cold_start_codes)
         return self
 
 

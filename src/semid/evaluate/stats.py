@@ -72,8 +72,13 @@ def paired_bootstrap(a: Any, b: Any, *, n_boot: int = 2000, seed: int = 0, level
     low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
     p = min(1.0, 2 * min(float((reps <= 0).mean()), float((reps >= 0).mean())))
     se = float(reps.std(ddof=1)) if n_boot > 1 else 0.0
-    p_seeds = 2 * (1 - NormalDist().cdf(abs(delta) / se)) if se > 0 else float(delta == 0)
+    p_seeds = normal_p(delta, se)
     return {"delta": delta, "ci95": [float(low), float(high)], "p_bootstrap": p, "se": se, "p_seeds": p_seeds}
+
+
+def normal_p(delta: float, se: float) -> float:
+    """Two-sided normal p of ``delta`` with standard error ``se`` (``se`` 0: 1 for no difference, else 0)."""
+    return 2 * (1 - NormalDist().cdf(abs(delta) / se)) if se > 0 else float(delta == 0)
 
 
 def paired_permutation(a: Any, b: Any, *, n_perm: int = 10000, seed: int = 0, exact_up_to: int = 16) -> float:
@@ -132,4 +137,4 @@ def verdict(delta: float, ci95: Sequence[float] | None, p_adjusted: float | None
     return "no significant difference"
 
 
-__all__ = ["paired_bootstrap", "paired_permutation", "holm", "compare", "verdict"]
+__all__ = ["paired_bootstrap", "paired_permutation", "normal_p", "holm", "compare", "verdict"]

@@ -40,6 +40,7 @@ from semid.core.run import RunFolder
 from semid.core.workers import worker_pool
 from semid.evaluate import stage as ev_stage
 from semid.experiments import table
+from semid.generative.coldstart import check_codes
 from semid.ids import train as ids_train
 from semid.ids.config import IdsConfig
 from semid.models import registry
@@ -82,8 +83,7 @@ class CompareConfig(StageConfig):
             raise ValueError(f"baselines {missing} are not among models {self.models}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds repeat: {self.seeds}")
-        if self.cold_start_codes is not None and self.cold_start_eps is None:
-            raise ValueError("cold_start_codes applies in cold-start mode only: set cold_start_eps too")
+        check_codes(self.cold_start_eps, self.cold_start_codes)
         return self
 
 

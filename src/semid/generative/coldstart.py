@@ -49,6 +49,12 @@ RULE = ("TIGER 4.4: unseen items sharing a generated ID's first L codes join at 
         "unseen in every top p of every model's list, history kept and history removed (v2)")
 
 
+def check_codes(eps: float | None, codes: int | None) -> None:
+    """``cold_start_codes`` only means something in cold-start mode (a config validator's check)."""
+    if codes is not None and eps is None:
+        raise ValueError("cold_start_codes applies in cold-start mode only: set cold_start_eps too")
+
+
 class ColdCap:
     """The cap alone: at most ``floor(eps·p)`` of the unseen items (``cold``: bool [N]) in every top
     ``p`` of a ranked list. What cold-start mode applies to a model that scores every item itself
@@ -164,4 +170,4 @@ class ColdStart(ColdCap):
                 torch.from_numpy(val).to(device=scores.device, dtype=scores.dtype))
 
 
-__all__ = ["RULE", "ColdCap", "ColdStart", "prefix_keys"]
+__all__ = ["RULE", "ColdCap", "ColdStart", "check_codes", "prefix_keys"]
