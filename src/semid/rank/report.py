@@ -8,18 +8,21 @@ paired) reports
 - ``ci95``, ``p_bootstrap``: :func:`semid.evaluate.stats.paired_bootstrap`, each replicate drawing
   the events once for both models and each model's seeds with replacement (seed variance counts);
 - ``p_permutation``: :func:`semid.evaluate.stats.paired_permutation`, the sign-flip test on the
-  per-event differences of the seed means;
+  per-event differences of the seed means (it treats the trained networks as given);
+- ``p_seeds``: the normal p of Δ over the bootstrap's standard error, which counts the seed spread;
+  ``p_test``, the larger of the two, is the p that Holm corrects (:func:`semid.evaluate.stats.compare`);
 - ``p_ttest_seeds``: an extra column, the paired t-test over seeds of the per-seed means (3 seeds:
   little power; not used by any verdict).
 
-Claims: the paper's three findings. Every comparison listed under any claim of one study (the
-ones that decide a verdict and the "context" ones) forms one family whose permutation p-values are
-Holm-adjusted (``p_holm``); each comparison's verdict is :func:`semid.evaluate.stats.verdict`
-(better / worse only when the adjusted p < α and the bootstrap CI excludes 0), and a claim is
-*supported* when all its comparisons are better, *partly supported* when some are and none is
-worse, *contradicted* when any is worse, *not supported* when none differs. How many of the
-better / worse verdicts the seed-level t-test (p < α, unadjusted) also backs is counted
-(``seed_t_test``): with 3 seeds the bootstrap's seed resampling is coarse.
+Claims: the paper's three findings. Every comparison listed under any claim of one study (the ones
+that decide a verdict and the "context" ones) forms one family whose ``p_test`` values are
+Holm-adjusted (``p_holm``; a record written before ``p_test`` existed used the permutation p); each
+comparison's verdict is :func:`semid.evaluate.stats.verdict` (better / worse only when the adjusted
+p < α and the bootstrap CI excludes 0), and a claim is *supported* when all its comparisons are
+better, *partly supported* when some are and none is worse, *contradicted* when any is worse, *not
+supported* when none differs. How many of the better / worse verdicts the seed-level t-test (p < α,
+unadjusted) also backs is counted (``seed_t_test``): with 3 seeds the bootstrap's seed resampling is
+coarse.
 
 The collision check (``unigram_dedup`` − ``unigram``, a family of its own) reads off the effect of
 SID collisions.
@@ -89,7 +92,8 @@ def paired(a: Any, b: Any, seeds_a: Sequence[int] | None = None, seeds_b: Sequen
     d = np.array([a[seeds_a.index(s)].mean() - b[seeds_b.index(s)].mean() for s in common])
     p_t = float(sps.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and d.std() > 0 else None
     return {"delta": res["delta"], "ci95": res["ci95"], "p_bootstrap": res["p_bootstrap"],
-            "p_permutation": res["p_permutation"], "p_ttest_seeds": p_t, "delta_by_seed": [float(x) for x in d],
+            "p_permutation": res["p_permutation"], "p_seeds": res["p_seeds"], "p_test": res["p_test"],
+            "p_ttest_seeds": p_t, "delta_by_seed": [float(x) for x in d],
             "n_seeds": [len(a), len(b)], "n_events": int(a.shape[1]), "n_boot": n_boot, "n_perm": n_perm}
 
 
@@ -156,7 +160,7 @@ def summarize(records: list[dict], cmp: Comparisons) -> list[dict[str, Any]]:
 
 
 def significance(c: dict[str, Any] | None, alpha: float = 0.05) -> str:
-    """One comparison's verdict from its Holm-adjusted permutation p and bootstrap CI:
+    """One comparison's verdict from its Holm-adjusted p and bootstrap CI:
     "better", "worse", "no significant difference" or "not tested"."""
     if c is None:
         return "not tested"
@@ -191,14 +195,14 @@ def _fmt(e: dict[str, Any]) -> str:
         return f"{e['a']} − {e['b']} ({e['slice']}): not tested"
     lo, hi = e["ci95"] or (float("nan"), float("nan"))
     return (f"{e['a']} − {e['b']} ({e['slice']}): Δ {e['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}], "
-            f"p_perm {_p(e['p_permutation'])}, p_Holm {_p(e['p_holm'])}, seed t-test p {_p(e['p_ttest_seeds'])}"
+            f"p_perm {_p(e['p_permutation'])}, p_seeds {_p(e.get('p_seeds'))}, p_Holm {_p(e['p_holm'])}, seed t-test p {_p(e['p_ttest_seeds'])}"
             f" → {e['verdict']}")
 
 
 def _tested(cmp: Comparisons, specs: list[tuple], alpha: float) -> list[dict[str, Any]]:
     """Comparisons of ``specs`` [(group, role, a, b, slice)], Holm-adjusted as one family."""
     comps = [cmp(a, b, sl) for _, _, a, b, sl in specs]
-    adjusted = stats.holm([None if c is None else c["p_permutation"] for c in comps])
+    adjusted = stats.holm([None if c is None else c["p_test"] for c in comps])
     out = []
     for (group, role, a, b, sl), c, p in zip(specs, comps, adjusted, strict=True):
         e = {"group": group, "role": role, "a": _label(a), "b": _label(b), "slice": sl, "history": a[2],
@@ -288,6 +292,7 @@ def table_rows(summary: list[dict]) -> list[dict[str, Any]]:
                      "delta_auc_user": "" if c is None else round(c["delta"], 4),
                      "delta_ci95": "" if c is None or c["ci95"] is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]",
                      "p_permutation": "" if c is None else _p(c["p_permutation"]),
+                     "p_seeds": "" if c is None else _p(c.get("p_seeds")),
                      "p_bootstrap": "" if c is None else _p(c["p_bootstrap"], c["n_boot"]),
                      "p_ttest_seeds": "" if c is None else _p(c["p_ttest_seeds"])})
     return rows

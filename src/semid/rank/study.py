@@ -39,7 +39,9 @@ STATISTICS = ("95% CI of each mean: t interval over seeds. Every Δ and test is 
               "per seed and test event: Δ = mean over seeds × events of A minus that of B; 95% CI and p_bootstrap "
               "from a paired bootstrap ({boot} resamples: test events drawn once for both models, each model's seeds "
               "drawn with replacement); p_permutation: sign-flip test on the per-event differences of seed means "
-              "({perm} random sign patterns); p_holm: Holm over every comparison listed in the claims of this study "
+              "({perm} random sign patterns; it treats the trained networks as given); p_seeds: normal p of Δ over "
+              "the bootstrap's standard error (it counts the seed spread); p_holm: Holm, over every comparison "
+              "listed in the claims of this study, of the larger of p_permutation and p_seeds "
               "(the collision check is a family of its own); verdict 'better'/'worse' when p_holm < {alpha} and the "
               "CI excludes 0 (semid.evaluate.stats.verdict); p_ttest_seeds: paired t-test over seeds of the per-seed "
               "means, an extra column used by no verdict")
