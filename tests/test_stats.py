@@ -89,6 +89,15 @@ def _audit_script():
     spec.loader.exec_module(module)
     return module
 
+def test_normal_p_keeps_small_p_values():
+    """Two-sided normal p: 0.05 at z = 1.96, and far in the tail a tiny positive number, not 0
+    (1 - cdf rounds anything below about 1e-16 to 0, which a table would print as p = 0)."""
+    assert stats.normal_p(1.959963984540054, 1.0) == pytest.approx(0.05)
+    assert stats.normal_p(-1.0, 1.0) == pytest.approx(0.3173105078629141)
+    assert 1e-200 < stats.normal_p(30.0, 1.0) < 1e-195  # erfc(30 / sqrt 2) ≈ 4.9e-198
+    assert (stats.normal_p(0.0, 0.0), stats.normal_p(0.1, 0.0)) == (1.0, 0.0)
+
+
 def test_the_seed_spread_audit_reads_a_normal_p_from_the_interval():
     """benchmarks/audit_seed_spread.py: a CI whose lower end touches 0 gives p = 0.05."""
     audit = _audit_script()

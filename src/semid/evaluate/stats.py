@@ -22,8 +22,8 @@ gains, per-list AUC, …); two models are compared on the same users, column by 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -77,8 +77,9 @@ def paired_bootstrap(a: Any, b: Any, *, n_boot: int = 2000, seed: int = 0, level
 
 
 def normal_p(delta: float, se: float) -> float:
-    """Two-sided normal p of ``delta`` with standard error ``se`` (``se`` 0: 1 for no difference, else 0)."""
-    return 2 * (1 - NormalDist().cdf(abs(delta) / se)) if se > 0 else float(delta == 0)
+    """Two-sided normal p of ``delta`` with standard error ``se`` (``se`` 0: 1 for no difference, else 0);
+    ``erfc`` keeps small p-values (``1 - cdf`` rounds everything below about 1e-16 to 0)."""
+    return math.erfc(abs(delta) / se / math.sqrt(2)) if se > 0 else float(delta == 0)
 
 
 def paired_permutation(a: Any, b: Any, *, n_perm: int = 10000, seed: int = 0, exact_up_to: int = 16) -> float:
