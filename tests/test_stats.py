@@ -96,6 +96,11 @@ def test_normal_p_keeps_small_p_values():
     assert stats.normal_p(-1.0, 1.0) == pytest.approx(0.3173105078629141)
     assert 1e-200 < stats.normal_p(30.0, 1.0) < 1e-195  # erfc(30 / sqrt 2) ≈ 4.9e-198
     assert (stats.normal_p(0.0, 0.0), stats.normal_p(0.1, 0.0)) == (1.0, 0.0)
+    from semid.experiments import table
+    from semid.rank import report
+    assert stats.normal_p(80.0, 1.0) == 0.0  # beyond the smallest float: shown as a bound, never as p = 0
+    assert (table._p(0.0), report._p(0.0), report._p(0.0, 1000)) == ("<1e-300", "<1e-300", "<0.001")
+    assert (table._p(0.01234), report._p(0.01234)) == ("0.01234", "0.012")
 
 
 def test_the_seed_spread_audit_reads_a_normal_p_from_the_interval():
