@@ -82,6 +82,16 @@ def normal_p(delta: float, se: float) -> float:
     return math.erfc(abs(delta) / se / math.sqrt(2)) if se > 0 else float(delta == 0)
 
 
+def format_p(p: float | None, digits: int = 4, resamples: int | None = None) -> str:
+    """A p-value for a table: "–" when absent; a p of 0 is a bound, never "0": below 1 / ``resamples``
+    for a bootstrap p, below 1e-300 for a normal p that underflowed (z beyond about 38)."""
+    if p is None:
+        return "–"
+    if p == 0:
+        return f"<{1 / resamples:.2g}" if resamples else "<1e-300"
+    return f"{p:.{digits}g}"
+
+
 def paired_permutation(a: Any, b: Any, *, n_perm: int = 10000, seed: int = 0, exact_up_to: int = 16) -> float:
     """Two-sided p-value of the sign-flip test on per-user differences of seed means."""
     a, b = _pair(a, b)
@@ -138,4 +148,4 @@ def verdict(delta: float, ci95: Sequence[float] | None, p_adjusted: float | None
     return "no significant difference"
 
 
-__all__ = ["paired_bootstrap", "paired_permutation", "normal_p", "holm", "compare", "verdict"]
+__all__ = ["paired_bootstrap", "paired_permutation", "normal_p", "format_p", "holm", "compare", "verdict"]

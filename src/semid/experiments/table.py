@@ -338,8 +338,7 @@ def tests_markdown(tests: list[dict[str, Any]]) -> str:
 
 
 def _p(p: float | None) -> str:
-    """A p-value; one that underflows to 0 (a normal p beyond z ≈ 38) is shown as below 1e-300."""
-    return "–" if p is None else "<1e-300" if p == 0 else f"{p:.4g}"
+    return stats.format_p(p)
 
 
 def rule(tests: list[dict[str, Any]], flips: int) -> str:

@@ -184,13 +184,8 @@ def _label(k: Key) -> str:
 
 
 def _p(p: float | None, n: int | None = None) -> str:
-    """A p-value; a bootstrap p of 0 from ``n`` resamples is shown as below 1/n, and a normal p that
-    underflows to 0 as below the smallest float it could be."""
-    if p is None:
-        return "–"
-    if p == 0:
-        return f"<{1 / n:.2g}" if n else "<1e-300"
-    return f"{p:.2g}"
+    """A p-value at 2 digits (``n``: the bootstrap resamples behind it)."""
+    return stats.format_p(p, 2, n)
 
 
 def _fmt(e: dict[str, Any]) -> str:
