@@ -102,3 +102,7 @@ def test_rqvae_cf_needs_sequences_and_trains_on_a_toy_run(tmp_path):
     manifest = artifacts.read_json(folder / "manifest.json")
     assert "train" in manifest["inputs"]  # retrained when the training split changes
     assert artifacts.read_json(folder / "config.json")["extra"]["method"] == "rqvae_cf"
+    # the quality report (and the tables built from it) names the method the IDs were trained as
+    res = runner.invoke(app, ["ids", "analyze", "--out", str(out), "name=rqvae_cf-3x16", "tsne_sample=0"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert artifacts.read_json(folder / "ids_report.json")["method"] == "rqvae_cf"

@@ -147,7 +147,7 @@ class RQVAECodec(Codec):
     @classmethod
     def of(cls, model: RQVAE) -> RQVAECodec:
         c = model.config
-        codec = cls("rqvae", c.input_dim, c.levels, c.codebook_size, int(c.extra.get("seed", 0)),
+        codec = cls(str(c.extra.get("method", "rqvae")), c.input_dim, c.levels, c.codebook_size, int(c.extra.get("seed", 0)),
                     model.quantizer.codebooks.detach().numpy().copy())
         codec.model = model
         return codec
