@@ -455,3 +455,30 @@ def test_the_plot_marks_each_grid_value_and_nothing_between(xs, tmp_path, monkey
     assert list(ax.get_xticks()) == (xs if numeric else list(range(len(xs))))
     data = [line for line in ax.get_lines() if line.get_marker() == "o"]  # not the error bars' caps
     assert data and all((line.get_linestyle() == "-") == numeric for line in data)  # categories: no line between
+
+
+def test_a_list_of_levers_is_plotted_by_what_each_point_changes(tmp_path, monkeypatch):
+    """Points that change one lever at a time (the first key constant): one row per point, named by
+    the keys it changes from the baseline, the baseline's mean drawn as a dashed line."""
+    shown = {}
+    monkeypatch.setattr(experiment_table, "save", lambda fig, path, **kw: shown.update(fig=fig))
+    keys = ["compare.settings.tiger.max_epochs", "compare.settings.tiger.d_model", "compare.settings.tiger.dropout"]
+    base = {keys[0]: 26, keys[1]: 64, keys[2]: 0.1}
+    points = [base, base | {keys[1]: 128}, base | {keys[2]: 0.2}]
+    means = [0.080, 0.088, 0.072]
+    rows = [{"point": p, "model": "tiger", "split": "val",
+             "history kept": {"mean": {"recall@10": m}, "ci95": {"recall@10": [m - 0.003, m + 0.004]}}}
+            for p, m in zip(points, means)]
+    experiment_table.plot_levers(tmp_path / "p.png", rows, keys, base)
+    ax = shown["fig"].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["tiger: baseline", "tiger: d_model=128", "tiger: dropout=0.2"]
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [(float(d.get_xdata()[0]), float(d.get_ydata()[0])) for d in dots] == list(zip(means, [0.0, 1.0, 2.0]))
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and float(dashed[0].get_xdata()[0]) == 0.080  # the baseline's mean
+    assert ax.yaxis_inverted() and "val Recall@10" in ax.get_xlabel()
+    # without a baseline, a row is named by the keys that vary at all
+    experiment_table.plot_levers(tmp_path / "p.png", rows, keys, {})
+    names = [t.get_text() for t in shown["fig"].axes[0].get_yticklabels()]
+    assert names[1] == "tiger: d_model=128, dropout=0.1" and not [ln for ln in shown["fig"].axes[0].get_lines()
+                                                                  if ln.get_linestyle() == "--"]

@@ -235,7 +235,11 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
                                                    "reused": [{"folder": n, "cell": o} for n, o in twins],
                                                    "wall_time_s": round(wall_s, 1), **prov})
     if rows and keys:
-        plot(out / "experiment.png", rows, exp.plot or keys[0], keys)
+        x_key = exp.plot or keys[0]
+        if exp.points and len(exp.grid.get(x_key, [])) < 2:  # a list of levers, not a sweep: no x axis to draw
+            plot_levers(out / "experiment.png", rows, keys, exp.baseline)
+        else:
+            plot(out / "experiment.png", rows, x_key, keys)
     log.info("experiment %s: %d rows, %d paired tests → %s", recipe.stem, len(rows), len(tests), out / "experiment.md")
     return out
 
@@ -262,6 +266,53 @@ def plot(path: Path, rows: list[dict[str, Any]], x_key: str, keys: list[str]) ->
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, (0.16 * legend_rows + 0.04) / height, 1, 1))
     save(fig, path, dpi=120)
+
+
+def plot_levers(path: Path, rows: list[dict[str, Any]], keys: list[str], baseline: dict[str, Any]) -> None:
+    """Recall@10 (95% CI) of each row of a recipe whose points change one lever at a time: one row per
+    point and model, named by what it changes from the baseline point, the baseline's mean dashed."""
+    plt = pyplot()
+    cold = any(r.get(table.COLD) for r in rows)
+    names = [_lever(r, keys, baseline, rows) for r in rows]
+    fig, axes = plt.subplots(1, 2 if cold else 1, figsize=(12 if cold else 8, 1.4 + 0.32 * len(rows)),
+                             squeeze=False, sharey=True)
+    splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
+    _lever_panel(axes[0][0], rows, lambda r: r["history kept"], f"{splits} Recall@10 (mean over seeds, 95% CI)", baseline)
+    if cold:
+        _lever_panel(axes[0][1], rows, lambda r: r.get(table.COLD), "Recall@10 on cold targets", baseline)
+    axes[0][0].set_yticks(range(len(rows)), names, fontsize=8)
+    axes[0][0].invert_yaxis()  # the recipe's order, top to bottom
+    fig.tight_layout()
+    save(fig, path, dpi=120)
+
+
+def _lever(r: dict[str, Any], keys: list[str], baseline: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """A row's name in the lever plot: its model and the keys whose values differ from the baseline
+    point (without a baseline: the keys that vary at all)."""
+    point = r["point"]
+    if baseline:
+        changed = [k for k in keys if k in baseline and point.get(k) != baseline[k]]
+    else:
+        changed = [k for k in keys if len({str(o["point"].get(k)) for o in rows}) > 1]
+    text = ", ".join(f"{k.rsplit('.', 1)[-1]}={point.get(k)}" for k in changed)
+    return f"{r['model']}: {text or 'baseline'}"
+
+
+def _lever_panel(ax, rows: list[dict[str, Any]], stats, xlabel: str, baseline: dict[str, Any]) -> None:
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    for i, r in enumerate(rows):
+        st = stats(r)
+        if not st:
+            continue
+        y = st["mean"]["recall@10"]
+        lo, hi = st["ci95"].get("recall@10") or [y, y]
+        colour = f"C{models.index(r['model']) % 10}"
+        ax.errorbar([y], [i], xerr=[[max(y - lo, 0)], [max(hi - y, 0)]], marker="o", capsize=3, color=colour,
+                    linestyle="none")
+        if baseline and all(r["point"].get(k) == v for k, v in baseline.items()):
+            ax.axvline(y, color=colour, linestyle="--", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
 
 
 def _line(r: dict[str, Any], x_key: str, keys: list[str]) -> str:
