@@ -237,7 +237,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     if rows and keys:
         x_key = exp.plot or keys[0]
         if exp.points and len(exp.grid.get(x_key, [])) < 2:  # a list of levers, not a sweep: no x axis to draw
-            plot_levers(out / "experiment.png", rows, keys, exp.baseline)
+            plot_levers(out / "experiment.png", rows, keys, exp.baseline or pts[0].values)  # as the tests pair them
         else:
             plot(out / "experiment.png", rows, x_key, keys)
     log.info("experiment %s: %d rows, %d paired tests → %s", recipe.stem, len(rows), len(tests), out / "experiment.md")
@@ -273,7 +273,8 @@ def plot_levers(path: Path, rows: list[dict[str, Any]], keys: list[str], baselin
     point and model, named by what it changes from the baseline point, the baseline's mean dashed."""
     plt = pyplot()
     cold = any(r.get(table.COLD) for r in rows)
-    names = [_lever(r, keys, baseline, rows) for r in rows]
+    changed = keys if baseline else [k for k in keys if len({str(r["point"].get(k)) for r in rows}) > 1]
+    names = [_lever(r, changed, baseline) for r in rows]
     fig, axes = plt.subplots(1, 2 if cold else 1, figsize=(12 if cold else 8, 1.4 + 0.32 * len(rows)),
                              squeeze=False, sharey=True)
     splits = "/".join(sorted({str(r.get("split", "test")) for r in rows}))
@@ -286,15 +287,12 @@ def plot_levers(path: Path, rows: list[dict[str, Any]], keys: list[str], baselin
     save(fig, path, dpi=120)
 
 
-def _lever(r: dict[str, Any], keys: list[str], baseline: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """A row's name in the lever plot: its model and the keys whose values differ from the baseline
-    point (without a baseline: the keys that vary at all)."""
+def _lever(r: dict[str, Any], keys: list[str], baseline: dict[str, Any]) -> str:
+    """A row's name in the lever plot: its model and those of ``keys`` whose values differ from the
+    baseline point (without a baseline, ``keys`` are the keys that vary at all)."""
     point = r["point"]
-    if baseline:
-        changed = [k for k in keys if k in baseline and point.get(k) != baseline[k]]
-    else:
-        changed = [k for k in keys if len({str(o["point"].get(k)) for o in rows}) > 1]
-    text = ", ".join(f"{k.rsplit('.', 1)[-1]}={point.get(k)}" for k in changed)
+    shown = [k for k in keys if not baseline or (k in baseline and point.get(k) != baseline[k])]
+    text = ", ".join(f"{k.rsplit('.', 1)[-1]}={point.get(k)}" for k in shown)
     return f"{r['model']}: {text or 'baseline'}"
 
 
