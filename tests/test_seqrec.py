@@ -225,3 +225,21 @@ def test_bad_config_key_is_a_clear_error(tmp_path):
         cfgmod.load(C.SASRecConfig, None, ["loss=hinge"])
     res = CliRunner().invoke(app, ["train", "gru4rec", "--out", str(tmp_path), "hidden=8"])
     assert res.exit_code == 2 and "unknown config key 'hidden'" in res.output
+
+
+def test_training_on_a_crowded_cpu_warns_with_the_thread_count_that_fits(toy_run, monkeypatch, caplog):
+    from semid.core import threads
+
+    out, _ = toy_run
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda window=0.25: 1.2)
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    cfg = registry.get("gru4rec").config(**{**TINY, "threads": 2, "max_epochs": 1}, name="gru4rec-crowded")
+    with caplog.at_level("WARNING", logger="semid"):
+        model_stage.train("gru4rec", cfg, out)
+    assert any("keep 1.2 of 2 CPU cores busy" in r.getMessage() and "threads=1 " in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    cfg = registry.get("gru4rec").config(**{**TINY, "threads": 1, "max_epochs": 1}, name="gru4rec-alone")
+    with caplog.at_level("WARNING", logger="semid"):
+        model_stage.train("gru4rec", cfg, out)
+    assert not any("CPU cores busy" in r.getMessage() for r in caplog.records)

@@ -22,7 +22,7 @@ from semid.core.errors import DataError
 from semid.core.log import log
 from semid.core.run import MODEL_CONFIG as CONFIG
 from semid.core.run import SEMANTIC_IDS, WEIGHTS, RunFolder, check_folder, reuse, stale_inputs
-from semid.core.threads import threads
+from semid.core.threads import oversubscribed, threads
 from semid.generative.folder import CODES, resolve_ids
 from semid.models import registry
 
@@ -56,7 +56,9 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
     if unfinished and not resume and not force:
         raise DataError(f"{out / 'checkpoints'} holds an unfinished training run: continue it with --resume, or start "
                         "over with --force (which deletes its checkpoints)")
-    with threads(cfg.threads), artifacts.StageRun(spec.kind, out, config, inputs, seed=cfg.seed) as stage:
+    with threads(cfg.threads) as n, artifacts.StageRun(spec.kind, out, config, inputs, seed=cfg.seed) as stage:
+        if spec.trained and (crowded := oversubscribed(n)):
+            log.warning("%s: %s", spec.kind, crowded)
         artifacts.write_json(out / PENDING, {"config": config, "inputs": inputs})
         started = artifacts.now()
         meta = spec.train(cfg, run, out, resume=resume, ids=ids_folder)

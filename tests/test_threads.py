@@ -1,0 +1,63 @@
+"""CPU threads: a stage's count is restored afterwards, and a crowded CPU is measured and named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+
+from semid.core import threads as T
+
+
+def test_the_thread_count_is_restored_after_the_block():
+    before = torch.get_num_threads()
+    with T.threads(1) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n,busy,ncores,free", [
+    (2, 1.0, 2, 1),     # the measured 36x case: a 2-thread job beside a 1-thread one on 2 cores
+    (2, 2.0, 2, 1),     # nothing is free: still suggest one thread
+    (8, 10.0, 16, 6),   # 6 cores are left
+])
+def test_threads_beyond_the_free_cores_are_named_with_the_count_that_fits(n, busy, ncores, free):
+    warning = T.oversubscribed(n, busy=busy, ncores=ncores)
+    assert warning is not None and f"threads={free} " in warning and f"{busy:.1f} of {ncores}" in warning
+
+
+@pytest.mark.parametrize("n,busy,ncores", [
+    (1, 2.0, 2),        # one thread cannot spin-wait on itself
+    (2, 0.3, 2),        # others are almost idle
+    (4, 3.0, 16),       # room enough
+    (2, 0.9, 4),
+])
+def test_threads_that_fit_give_no_warning(n, busy, ncores):
+    assert T.oversubscribed(n, busy=busy, ncores=ncores) is None
+
+
+def test_a_busy_process_elsewhere_is_measured():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert T.busy_elsewhere(0.5) >= 0.6
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_this_process_own_work_is_not_counted_as_elsewhere():
+    quiet = T.busy_elsewhere(0.5)
+    stop = threading.Event()
+    spin = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)], daemon=True)
+    spin.start()
+    try:
+        time.sleep(0.2)
+        assert T.busy_elsewhere(0.5) < quiet + 0.5
+    finally:
+        stop.set()
+        spin.join()
