@@ -482,3 +482,24 @@ def test_a_list_of_levers_is_plotted_by_what_each_point_changes(tmp_path, monkey
     names = [t.get_text() for t in shown["fig"].axes[0].get_yticklabels()]
     assert names[1] == "tiger: d_model=128, dropout=0.1" and not [ln for ln in shown["fig"].axes[0].get_lines()
                                                                   if ln.get_linestyle() == "--"]
+
+
+def test_a_lever_recipes_paired_tests_name_what_each_row_changes(tmp_path):
+    """A recipe of points that change one lever at a time names its tested rows by the changed keys in
+    experiment.md and keeps the folder tags in experiment.json."""
+    data = json.loads(json.dumps(RECIPE))
+    data["compare"] |= {"models": ["sid-gru"], "seeds": [0]}
+    base = {"compare.settings.sid-gru.max_epochs": 1, "compare.settings.sid-gru.d_model": 16}
+    data["experiment"] = {"description": "toy levers", "points": [base, base | {"compare.settings.sid-gru.d_model": 32}],
+                          "baseline": base}
+    recipe = tmp_path / "toy-levers.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["experiment", str(recipe), "--out", str(out), "--runs", str(out), "--allow-dirty"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    tests = json.loads((out / "experiment.json").read_text())["tests"]
+    assert len(tests) == 4 and {t["model"] for t in tests} == {"sid-gru@max_epochs=1,d_model=32"}
+    assert {(t["label"], t["baseline_label"]) for t in tests} == {("sid-gru: d_model=32", "sid-gru: baseline")}
+    md = (out / "experiment.md").read_text()
+    assert "| history kept | sid-gru: d_model=32 | sid-gru: baseline | recall@10 |" in md
+    assert "| sid-gru@max_epochs=1,d_model=32 |" not in md.split("## Paired tests")[1]

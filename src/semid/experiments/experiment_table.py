@@ -188,6 +188,13 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     skipped += same
     tests = table.paired_tests(cells, cfg, pairs=pairs)
     keys = list(exp.grid)
+    x_key = exp.plot or (keys[0] if keys else "")
+    levers = bool(exp.points) and len(exp.grid.get(x_key, [])) < 2  # a list of levers, not a sweep: no x axis
+    base = exp.baseline or (pts[0].values if pts else {})  # as the tests pair them
+    if levers and rows:  # name each tested row by what it changes, not by every key of its folder tag
+        names = {r["row"]: _lever(r, keys, base) for r in rows}
+        for t in tests:
+            t["label"], t["baseline_label"] = names.get(t["model"], t["model"]), names.get(t["baseline"], t["baseline"])
     cost = {"cells_s": round(sum(r["cell_wall_s"] for r in rows), 1), "shared_stages_s": shared_seconds(pts)}
     cost["total_s"] = round(cost["cells_s"] + cost["shared_stages_s"], 1)
     prov = artifacts.provenance({"recipe": str(recipe), "experiment": exp.model_dump(mode="json")})
@@ -235,9 +242,8 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
                                                    "reused": [{"folder": n, "cell": o} for n, o in twins],
                                                    "wall_time_s": round(wall_s, 1), **prov})
     if rows and keys:
-        x_key = exp.plot or keys[0]
-        if exp.points and len(exp.grid.get(x_key, [])) < 2:  # a list of levers, not a sweep: no x axis to draw
-            plot_levers(out / "experiment.png", rows, keys, exp.baseline or pts[0].values)  # as the tests pair them
+        if levers:
+            plot_levers(out / "experiment.png", rows, keys, base)
         else:
             plot(out / "experiment.png", rows, x_key, keys)
     log.info("experiment %s: %d rows, %d paired tests → %s", recipe.stem, len(rows), len(tests), out / "experiment.md")

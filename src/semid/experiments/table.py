@@ -326,13 +326,15 @@ def cold_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def tests_markdown(tests: list[dict[str, Any]]) -> str:
-    """The tests as a table; records from before the seed-aware p (no ``p_seeds``) keep their columns."""
+    """The tests as a table; records from before the seed-aware p (no ``p_seeds``) keep their columns. A test's
+    ``label`` and ``baseline_label`` (a lever recipe's "tiger: d_model=128") name its rows where given."""
     seeds = any("p_seeds" in t for t in tests)
     lines = ["| protocol | model | vs | metric | Δ [95% CI] | p (permutation) |" + (" p (seeds) |" if seeds else "")
              + " p (Holm) | verdict |", "|---|---|---|---|---:|---:|" + ("---:|" if seeds else "") + "---:|---|"]
     for t in tests:
         p_seeds = f" {_p(t.get('p_seeds'))}{' (paired)' if t.get('seeds_paired') else ''} |" if seeds else ""
-        lines.append(f"| {t['protocol']} | {t['model']} | {t['baseline']} | {t['metric']} | {t['delta']:+.4f}{_ci(t['ci95'])} | "
+        rows = f"{t.get('label', t['model'])} | {t.get('baseline_label', t['baseline'])}"
+        lines.append(f"| {t['protocol']} | {rows} | {t['metric']} | {t['delta']:+.4f}{_ci(t['ci95'])} | "
                      f"{t['p_permutation']:.4g} |{p_seeds} {t['p_holm']:.4g} | {t['verdict']} |")
     return "\n".join(lines)
 
