@@ -61,3 +61,39 @@ def test_this_process_own_work_is_not_counted_as_elsewhere():
     finally:
         stop.set()
         spin.join()
+
+
+@pytest.mark.parametrize("jobs,n,ncores,fix", [
+    (2, 2, 2, "compare.threads=1"),                      # two cells at torch's default on 2 cores
+    (3, 1, 2, "compare.threads=1 and compare.jobs=2"),   # more cells than cores
+    (4, 4, 8, "compare.threads=2"),
+])
+def test_side_by_side_cells_beyond_the_cores_are_named_with_settings_that_fit(jobs, n, ncores, fix):
+    warning = T.side_by_side(jobs, n, ncores=ncores)
+    assert warning is not None and warning.endswith(fix) and f"need {jobs * n} of {ncores}" in warning
+
+
+@pytest.mark.parametrize("jobs,n,ncores", [(1, 8, 2), (2, 1, 2), (4, 4, 16)])
+def test_side_by_side_cells_that_fit_give_no_warning(jobs, n, ncores):
+    assert T.side_by_side(jobs, n, ncores=ncores) is None
+
+
+def test_an_experiment_warns_before_its_cells_start_when_they_would_not_fit(monkeypatch, caplog):
+    from semid.experiments import compare
+    from semid.models.sidrec.config import SIDRecConfig
+
+    class Started(Exception):
+        pass
+
+    def pool(jobs):
+        raise Started
+
+    monkeypatch.setattr(T, "cores", lambda: 2)
+    monkeypatch.setattr(compare, "worker_pool", pool)
+    cells = [compare.Cell("sid-gru", "sid-gru", SIDRecConfig(seed=s), "test") for s in (0, 1)]
+    for threads, warned in ((None, True), (2, True), (1, False)):
+        caplog.clear()
+        cfg = compare.CompareConfig(models=["sid-gru"], jobs=2, threads=threads)
+        with caplog.at_level("WARNING", logger="semid"), pytest.raises(Started), T.threads(2):
+            compare.execute(cells, cfg, force=False)
+        assert any("cells side by side × 2 threads" in r.getMessage() for r in caplog.records) == warned

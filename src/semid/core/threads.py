@@ -70,3 +70,14 @@ def oversubscribed(n: int, *, busy: float | None = None, ncores: int | None = No
     return (f"other processes keep {busy:.1f} of {ncores} CPU cores busy, and this job uses {n} threads: waiting "
             f"threads spin on busy cores, which has slowed training many-fold (36× measured on 2 cores). Set the "
             f"model's threads={free} (or compare.threads={free}), or wait for the other jobs")
+
+
+def side_by_side(jobs: int, n: int, *, ncores: int | None = None) -> str | None:
+    """A warning when ``jobs`` processes of ``n`` threads each would not fit the cores; ``None`` when they fit."""
+    ncores = ncores or cores()
+    if jobs <= 1 or jobs * n <= ncores:
+        return None
+    fit = max(1, ncores // jobs)
+    return (f"{jobs} cells side by side × {n} threads each need {jobs * n} of {ncores} CPU cores: waiting threads spin "
+            f"on busy cores, which has slowed training many-fold. Set compare.threads={fit}"
+            + ("" if ncores >= jobs else f" and compare.jobs={ncores}"))

@@ -31,12 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import Field, field_validator, model_validator
 
 from semid.core.config import ConfigError, ModelConfig, StageConfig
 from semid.core.log import log
 from semid.core.log import setup as log_setup
 from semid.core.run import RunFolder
+from semid.core.threads import side_by_side
 from semid.core.workers import worker_pool
 from semid.evaluate import stage as ev_stage
 from semid.experiments import table
@@ -195,6 +197,8 @@ def execute(cells: list[Cell], cfg: CompareConfig, *, force: bool) -> None:
         return
     verbose = log.getEffectiveLevel() <= 10
     log.info("── %d cells, %d side by side", len(cells), cfg.jobs)
+    if crowded := side_by_side(min(cfg.jobs, len(cells)), cfg.threads or torch.get_num_threads()):
+        log.warning("%s", crowded)
     with worker_pool(cfg.jobs) as pool:
         futures = [pool.submit(_run_cell, *a, verbose) for a in args]
         for cell, fut in zip(cells, futures):
