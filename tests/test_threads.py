@@ -97,3 +97,12 @@ def test_an_experiment_warns_before_its_cells_start_when_they_would_not_fit(monk
         with caplog.at_level("WARNING", logger="semid"), pytest.raises(Started), T.threads(2):
             compare.execute(cells, cfg, force=False)
         assert any("cells side by side × 2 threads" in r.getMessage() for r in caplog.records) == warned
+
+
+def test_only_the_cpus_this_process_may_use_are_counted(monkeypatch):
+    """In a container pinned to CPUs 0 and 2 of a 4-CPU host, load on CPUs 1 and 3 is not ours to wait on."""
+    monkeypatch.setattr(T, "_allowed", lambda: {0, 2})
+    monkeypatch.setattr(T.psutil, "cpu_percent", lambda window=None, percpu=False: [50.0, 100.0, 30.0, 100.0])
+    monkeypatch.setattr(T.psutil.Process, "cpu_percent", lambda self, interval=None: 20.0)
+    assert T.cores() == 2
+    assert T.busy_elsewhere(0.0) == pytest.approx(0.5 + 0.3 - 0.2)

@@ -42,20 +42,29 @@ def threads(n: int | None) -> Iterator[int]:
         set_count(before)
 
 
+def _allowed() -> set[int] | None:
+    """The CPUs this process may run on (``None`` where the OS does not say)."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+
+
 def cores() -> int:
     """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    allowed = _allowed()
+    return len(allowed) if allowed else os.cpu_count() or 1
 
 
 def busy_elsewhere(window: float = 0.25) -> float:
-    """Cores kept busy by other processes over the next ``window`` seconds (this process excluded)."""
+    """Cores kept busy by other processes over the next ``window`` seconds, on the CPUs this process may
+    use (a container's share of a larger host), this process excluded."""
     me = psutil.Process()
     me.cpu_percent(None)  # starts this process's count
-    machine = psutil.cpu_percent(window) / 100 * (psutil.cpu_count() or 1)  # blocks for the window
-    return max(0.0, machine - me.cpu_percent(None) / 100)
+    per_cpu = psutil.cpu_percent(window, percpu=True)  # blocks for the window
+    allowed = _allowed()
+    busy = sum(p for i, p in enumerate(per_cpu) if allowed is None or i in allowed) / 100
+    return max(0.0, busy - me.cpu_percent(None) / 100)
 
 
 def oversubscribed(n: int, *, busy: float | None = None, ncores: int | None = None) -> str | None:
