@@ -236,7 +236,7 @@ def test_training_on_a_crowded_cpu_warns_with_the_thread_count_that_fits(toy_run
     cfg = registry.get("gru4rec").config(**{**TINY, "threads": 2, "max_epochs": 1}, name="gru4rec-crowded")
     with caplog.at_level("WARNING", logger="semid"):
         model_stage.train("gru4rec", cfg, out)
-    assert any("keep 1.2 of 2 CPU cores busy" in r.getMessage() and "threads=1 " in r.getMessage()
+    assert any("keep 1.2 of 2 CPU cores busy" in r.getMessage() and "threads=1 in `semid train`" in r.getMessage()
                for r in caplog.records)
     caplog.clear()
     cfg = registry.get("gru4rec").config(**{**TINY, "threads": 1, "max_epochs": 1}, name="gru4rec-alone")

@@ -68,7 +68,8 @@ def busy_elsewhere(window: float = 0.25) -> float:
 
 
 def oversubscribed(n: int, *, busy: float | None = None, ncores: int | None = None) -> str | None:
-    """A warning when ``n`` threads beside the cores others keep busy exceed the CPU; ``None`` when they fit."""
+    """A warning when ``n`` threads beside the cores others keep busy exceed the CPU; ``None`` when they fit.
+    It names the key that sets the thread count in each command that trains."""
     if n <= 1:
         return None
     ncores = ncores or cores()
@@ -77,8 +78,9 @@ def oversubscribed(n: int, *, busy: float | None = None, ncores: int | None = No
         return None
     free = max(1, int(ncores - busy + 0.5))
     return (f"other processes keep {busy:.1f} of {ncores} CPU cores busy, and this job uses {n} threads: waiting "
-            f"threads spin on busy cores, which has slowed training many-fold (36× measured on 2 cores). Set the "
-            f"model's threads={free} (or compare.threads={free}), or wait for the other jobs")
+            f"threads spin on busy cores, which has slowed training many-fold (36× measured on 2 cores). Set "
+            f"threads={free} in `semid train` (tiger.threads={free} in `semid run`, compare.threads={free} in `semid "
+            f"compare` and `semid experiment`), or wait for the other jobs")
 
 
 def side_by_side(jobs: int, n: int, *, ncores: int | None = None) -> str | None:
