@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from semid.cli import app
@@ -124,3 +125,22 @@ def test_a_step_budget_run_resumed_at_an_epoch_end_trains_the_next_epoch(toy):
     assert both["steps-cut"]["steps"] == 2 * one["steps"] == both["steps-straight"]["steps"]
     assert both["steps-cut"]["epochs"] == 2
     assert metrics(out, "steps-cut") == metrics(out, "steps-straight")
+
+
+def test_last_checkpoint_is_the_last_finished_epoch_even_when_it_is_not_the_best(toy):
+    """A kill loses at most the epoch in progress. Lightning's save_last rewrote last.ckpt only when
+    best.ckpt improved, so a 60-epoch TIGER killed at epoch 58 resumed from its best, epoch 42. Here
+    the learning rate is too small to change a prediction: validation never beats its first epoch."""
+    out, _ = toy
+    done = subprocess.run(train(out, "plateau", "max_epochs=3", "val_every=1", "lr=1e-12"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = out / "models" / "plateau"
+    steps = json.loads((folder / "config.json").read_text())["training"]["steps"]
+    saved = {k: torch.load(folder / "checkpoints" / f"{k}.ckpt", map_location="cpu", weights_only=False)
+             for k in ("best", "last")}
+    assert saved["best"]["global_step"] == steps // 3  # the first epoch's, never beaten
+    assert saved["last"]["global_step"] == steps and saved["last"]["epoch"] == 2
+    # it carries the best score so far, so that a resumed run still compares against it
+    best = [v for k, v in saved["last"]["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'val/recall@10'")]
+    assert len(best) == 1 and best[0]["best_model_path"].endswith("best.ckpt")

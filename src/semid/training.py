@@ -266,7 +266,12 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
                           "by $CXX): install one (e.g. apt install g++) or leave compile off")
     ckpt_dir = out / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
+                                 save_top_k=1, enable_version_counter=False)
+    # last.ckpt after every finished epoch, validated or not: Lightning's save_last copies it only
+    # when best.ckpt improves, so a run killed after its best epoch lost every epoch since (a 60-epoch
+    # TIGER killed at epoch 58 went back to 42); listed after `checkpoint`, so it carries the best score
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                             save_on_train_epoch_end=True, enable_version_counter=False)
     # not strict: a run that stops (max_steps, max_time_min) before its first validation ends with
     # its last weights and a warning, instead of Lightning's error about the missing metric
     stopper = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience, strict=False)
@@ -278,7 +283,7 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
             num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=precision(cfg), max_epochs=cfg.max_epochs,
             max_steps=cfg.max_steps, max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
             gradient_clip_val=cfg.grad_clip or None, check_val_every_n_epoch=cfg.val_every, num_sanity_val_steps=0,
-            logger=loggers(cfg, out, name, version), callbacks=[checkpoint, stopper],
+            logger=loggers(cfg, out, name, version), callbacks=[checkpoint, stopper, latest],
             enable_progress_bar=progress_enabled(), enable_model_summary=False, default_root_dir=out,
             deterministic=False)
         environment = getattr(trainer.strategy, "cluster_environment", None)
