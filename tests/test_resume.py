@@ -44,14 +44,22 @@ def toy(tmp_path_factory) -> tuple[Path, dict]:
     return out, metrics(out, "full")
 
 
-def stop_midway(cmd: list[str], last: Path, sig: int) -> subprocess.CompletedProcess:
-    """Start training, wait until an epoch has been checkpointed, then send ``sig``."""
+def saved_epoch(last: Path) -> int:
+    """The epoch (from 0) ``last`` holds; -1 while it is missing or half written."""
+    try:
+        return int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+    except (OSError, RuntimeError, EOFError, KeyError):
+        return -1
+
+
+def stop_midway(cmd: list[str], last: Path, sig: int, after_epoch: int = 0) -> subprocess.CompletedProcess:
+    """Start training, wait until epoch ``after_epoch`` (from 0) has been checkpointed, then send ``sig``."""
     # as in a terminal: a shell's background job (CI's, say) starts children with SIGINT ignored
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=os.environ | {"SEMID_PROGRESS": "0"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
-    while not last.is_file():
+    while saved_epoch(last) < after_epoch:
         assert proc.poll() is None, "training finished before it could be stopped"
         assert time.time() - t0 < 300
         time.sleep(0.05)
@@ -86,6 +94,24 @@ def test_stopped_training_resumes_to_the_same_metrics(toy, sig):
                         *sorted((out / "models" / name / "logs").glob("resume-*/metrics.csv"))]]
     assert len(logged) == 2 and logged[1] and min(logged[1]) > training["resumed_at_s"]  # counted on, not from 0
     assert trainlog.train_seconds(out / "models" / name, training) == (training["train_wall_s"], "measured")
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_a_validated_epoch_resumes_to_the_same_metrics(toy):
+    """Validation every 2 epochs, as the experiment recipes run, killed once epoch 2 (which is
+    validated) is saved. last.ckpt used to be written at validation's end, and a run resumed from
+    there drew other random numbers than an uninterrupted one (test Recall@10 0.228 against 0.235
+    here); it is now written at the epoch's end, after validation, and resumes exactly."""
+    out, _ = toy
+    every = ["val_every=2", "max_epochs=4"]
+    done = subprocess.run(train(out, "every2", *every), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = out / "models" / "every2-cut" / "checkpoints" / "last.ckpt"
+    stopped = stop_midway(train(out, "every2-cut", *every), last, signal.SIGKILL, after_epoch=1)
+    assert stopped.returncode == -signal.SIGKILL
+    resumed = subprocess.run(train(out, "every2-cut", *every, "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert metrics(out, "every2-cut") == metrics(out, "every2")
 
 
 def test_the_paper_preset_runs_unchanged_on_cpu_for_a_few_steps_and_resumes(toy):

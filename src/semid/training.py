@@ -267,9 +267,10 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
     ckpt_dir = out / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
                                  save_top_k=1, enable_version_counter=False)
-    # last.ckpt after every finished epoch, validated or not: Lightning's save_last copies it only
-    # when best.ckpt improves, so a run killed after its best epoch lost every epoch since (a 60-epoch
-    # TIGER killed at epoch 58 went back to 42); listed after `checkpoint`, so it carries the best score
+    # last.ckpt at the end of every epoch, validated or not. Lightning's save_last copied it only when
+    # best.ckpt improved, so a kill lost every epoch since the best (a 60-epoch TIGER killed at epoch
+    # 58 went back to 42), and a copy written at validation's end resumed with other random draws than
+    # an uninterrupted run. Listed after `checkpoint`, so it carries the best score so far.
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
                              save_on_train_epoch_end=True, enable_version_counter=False)
     # not strict: a run that stops (max_steps, max_time_min) before its first validation ends with
