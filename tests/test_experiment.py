@@ -484,22 +484,25 @@ def test_a_list_of_levers_is_plotted_by_what_each_point_changes(tmp_path, monkey
                                                                   if ln.get_linestyle() == "--"]
 
 
-def test_a_lever_recipes_paired_tests_name_what_each_row_changes(tmp_path):
-    """A recipe of points that change one lever at a time names its tested rows by the changed keys in
-    experiment.md and keeps the folder tags in experiment.json."""
+@pytest.mark.parametrize("epochs", [1, 2], ids=["levers", "sweep"])
+def test_a_lever_recipes_paired_tests_name_what_each_row_changes(tmp_path, epochs):
+    """A recipe of points names its tested rows by the keys that differ from the baseline point in
+    experiment.md, and keeps the folder tags in experiment.json: points that change one lever at a
+    time, and points that sweep the first key (the plot's x axis) while changing others."""
     data = json.loads(json.dumps(RECIPE))
     data["compare"] |= {"models": ["sid-gru"], "seeds": [0]}
     base = {"compare.settings.sid-gru.max_epochs": 1, "compare.settings.sid-gru.d_model": 16}
-    data["experiment"] = {"description": "toy levers", "points": [base, base | {"compare.settings.sid-gru.d_model": 32}],
-                          "baseline": base}
+    other = {"compare.settings.sid-gru.max_epochs": epochs, "compare.settings.sid-gru.d_model": 32}
+    data["experiment"] = {"description": "toy levers", "points": [base, other], "baseline": base}
     recipe = tmp_path / "toy-levers.yaml"
     recipe.write_text(yaml.safe_dump(data, sort_keys=False))
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["experiment", str(recipe), "--out", str(out), "--runs", str(out), "--allow-dirty"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     tests = json.loads((out / "experiment.json").read_text())["tests"]
-    assert len(tests) == 4 and {t["model"] for t in tests} == {"sid-gru@max_epochs=1,d_model=32"}
-    assert {(t["label"], t["baseline_label"]) for t in tests} == {("sid-gru: d_model=32", "sid-gru: baseline")}
+    changed = "d_model=32" if epochs == 1 else "max_epochs=2, d_model=32"
+    assert len(tests) == 4 and {t["model"] for t in tests} == {f"sid-gru@max_epochs={epochs},d_model=32"}
+    assert {(t["label"], t["baseline_label"]) for t in tests} == {(f"sid-gru: {changed}", "sid-gru: baseline")}
     md = (out / "experiment.md").read_text()
-    assert "| history kept | sid-gru: d_model=32 | sid-gru: baseline | recall@10 |" in md
-    assert "| sid-gru@max_epochs=1,d_model=32 |" not in md.split("## Paired tests")[1]
+    assert f"| history kept | sid-gru: {changed} | sid-gru: baseline | recall@10 |" in md
+    assert f"| sid-gru@max_epochs={epochs},d_model=32 |" not in md.split("## Paired tests")[1]

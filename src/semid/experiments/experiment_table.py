@@ -191,7 +191,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     x_key = exp.plot or (keys[0] if keys else "")
     levers = bool(exp.points) and len(exp.grid.get(x_key, [])) < 2  # a list of levers, not a sweep: no x axis
     base = exp.baseline or (pts[0].values if pts else {})  # as the tests pair them
-    if levers and rows:  # name each tested row by what it changes, not by every key of its folder tag
+    if exp.points and rows:  # name each tested row by what it changes, not by every key of its folder tag
         names = {r["row"]: _lever(r, keys, base) for r in rows}
         for t in tests:
             t["label"], t["baseline_label"] = names.get(t["model"], t["model"]), names.get(t["baseline"], t["baseline"])
