@@ -411,6 +411,17 @@ def test_the_study_recipes_are_shipped():
     assert {"ids-vs-random", "codebooks", "levels", "history", "beam", "cold-start", "categories"} <= set(SHIPPED)
 
 
+def test_make_experiments_runs_every_shipped_recipe_after_the_one_whose_models_it_scores():
+    """`make experiments` (the Makefile's RECIPES) regenerates every recipe of configs/experiments,
+    and a recipe with ``models_from`` only after that recipe has trained them."""
+    line = next(x for x in (REPO / "Makefile").read_text().splitlines() if x.startswith("RECIPES ?="))
+    order = line.split("=", 1)[1].split()
+    assert sorted(order) == SHIPPED, f"missing from RECIPES: {sorted(set(SHIPPED) - set(order))}"
+    for recipe in order:
+        source = experiment.read_recipe(REPO / "configs" / "experiments" / f"{recipe}.yaml")[2].models_from
+        assert source is None or order.index(source) < order.index(recipe), f"{recipe} runs before {source}"
+
+
 @pytest.mark.parametrize("recipe", SHIPPED)
 def test_every_shipped_recipe_lists_valid_points(recipe, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)  # recipes are found by name under configs/experiments
