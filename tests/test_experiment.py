@@ -517,3 +517,21 @@ def test_a_lever_recipes_paired_tests_name_what_each_row_changes(tmp_path, epoch
     md = (out / "experiment.md").read_text()
     assert f"| history kept | sid-gru: {changed} | sid-gru: baseline | recall@10 |" in md
     assert f"| sid-gru@max_epochs={epochs},d_model=32 |" not in md.split("## Paired tests")[1]
+
+
+def test_paired_tests_recorded_without_names_are_named_by_what_each_row_changes():
+    """Records written before tests carried names (tiger-long's) get them where they are shown: the
+    keys that differ from the baseline point; a name already recorded is kept, and a grid recipe's
+    short tags are left as they are."""
+    keys = ["compare.settings.tiger.max_epochs", "compare.settings.tiger.d_model"]
+    rows = [{"row": f"tiger@max_epochs={e},d_model={d}", "model": "tiger", "point": dict(zip(keys, (e, d)))}
+            for e, d in [(80, 64), (60, 128)]]
+    recipe = {"grid": {k: [] for k in keys}, "points": [r["point"] for r in rows], "baseline": rows[0]["point"]}
+    tests = [{"model": rows[1]["row"], "baseline": rows[0]["row"]},
+             {"model": rows[1]["row"], "baseline": rows[0]["row"], "label": "kept", "baseline_label": "kept too"}]
+    experiment_table.name_tests(tests, rows, recipe)
+    assert (tests[0]["label"], tests[0]["baseline_label"]) == ("tiger: max_epochs=60, d_model=128", "tiger: baseline")
+    assert (tests[1]["label"], tests[1]["baseline_label"]) == ("kept", "kept too")
+    grid = [{"model": rows[1]["row"], "baseline": rows[0]["row"]}]
+    assert experiment_table.name_tests(grid, rows, {"grid": recipe["grid"], "points": []}) == [
+        {"model": rows[1]["row"], "baseline": rows[0]["row"]}]

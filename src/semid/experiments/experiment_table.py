@@ -191,10 +191,7 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     x_key = exp.plot or (keys[0] if keys else "")
     levers = bool(exp.points) and len(exp.grid.get(x_key, [])) < 2  # a list of levers, not a sweep: no x axis
     base = exp.baseline or (pts[0].values if pts else {})  # as the tests pair them
-    if exp.points and rows:  # name each tested row by what it changes, not by every key of its folder tag
-        names = {r["row"]: _lever(r, keys, base) for r in rows}
-        for t in tests:
-            t["label"], t["baseline_label"] = names.get(t["model"], t["model"]), names.get(t["baseline"], t["baseline"])
+    name_tests(tests, rows, exp.model_dump(mode="json"))
     cost = {"cells_s": round(sum(r["cell_wall_s"] for r in rows), 1), "shared_stages_s": shared_seconds(pts)}
     cost["total_s"] = round(cost["cells_s"] + cost["shared_stages_s"], 1)
     prov = artifacts.provenance({"recipe": str(recipe), "experiment": exp.model_dump(mode="json")})
@@ -293,6 +290,21 @@ def plot_levers(path: Path, rows: list[dict[str, Any]], keys: list[str], baselin
     save(fig, path, dpi=120)
 
 
+def name_tests(tests: list[dict[str, Any]], rows: list[dict[str, Any]], recipe: dict[str, Any]) -> list[dict[str, Any]]:
+    """Name each paired test's rows (``label``, ``baseline_label``, where not named yet) by the keys
+    in which their point differs from the recipe's baseline point (its first point without one),
+    not by every key of their folder tags; only for a recipe of explicit ``points``, whose tags are
+    long. ``recipe`` is the ``experiment`` section (as in experiment.json); returns ``tests``."""
+    if not recipe.get("points") or not rows:
+        return tests
+    keys, base = list(recipe.get("grid") or {}), recipe.get("baseline") or rows[0]["point"]
+    names = {r["row"]: _lever(r, keys, base) for r in rows}
+    for t in tests:
+        t.setdefault("label", names.get(t["model"], t["model"]))
+        t.setdefault("baseline_label", names.get(t["baseline"], t["baseline"]))
+    return tests
+
+
 def _lever(r: dict[str, Any], keys: list[str], baseline: dict[str, Any]) -> str:
     """A row's name in the lever plot: its model and those of ``keys`` whose values differ from the
     baseline point (without a baseline, ``keys`` are the keys that vary at all)."""
@@ -357,4 +369,4 @@ def _cells_ran_on(rows: list[dict[str, Any]], prov: dict[str, Any]) -> str:
     return f" (the cells ran on: {'; '.join(seen)})" if seen else ""
 
 
-__all__ = ["write", "rows_of", "pairs_of", "identical", "markdown", "ids_quality", "OUTPUTS"]
+__all__ = ["write", "name_tests", "rows_of", "pairs_of", "identical", "markdown", "ids_quality", "OUTPUTS"]

@@ -69,7 +69,8 @@ def experiment(inp: Input, folder: Path, ctx: Context, level: int = 2) -> list[S
     exp = ctx.json(inp, path)
     recipe = Path(str(exp.get("recipe", folder.name))).stem
     grid = (exp.get("experiment") or {}).get("grid") or {}
-    keys, rows, tests = list(grid), exp.get("rows") or [], exp.get("tests") or []
+    keys, rows = list(grid), exp.get("rows") or []
+    tests = experiment_table.name_tests(exp.get("tests") or [], rows, exp.get("experiment") or {})  # records before labels too
     sec = Section(f"Experiment {code(recipe)}" + (f" ({code(inp.label)})" if level == 2 else ""), level)
     before = ctx.first("experiment:" + artifacts.fingerprint_value(rows), str(path))
     if before:
