@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 from semid import training
@@ -25,6 +27,8 @@ from semid.models.tiger import data
 from semid.models.tiger.config import PRESETS, TigerConfig
 from semid.models.tiger.model import ModelArgs, Tiger
 from semid.sequences import chunks, windows
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _tok(n_items=30, k=5, seed=0) -> SIDTokenizer:
@@ -120,6 +124,13 @@ def test_presets_fill_unset_fields_only():
     # cpu-long is the cpu network run 80 epochs to the end of its schedule, nothing else changed
     long, short = TigerConfig(preset="cpu-long").model_dump(), TigerConfig(preset="cpu").model_dump()
     assert {k: long[k] for k in long if long[k] != short[k]} == {"preset": "cpu-long", "max_epochs": 80, "patience": 50}
+    # cpu-wide is the point tiger-long-test scored: the cpu network at width 128 for 60 epochs
+    wide = TigerConfig(preset="cpu-wide").model_dump()
+    assert {k: wide[k] for k in wide if wide[k] != short[k]} == {
+        "preset": "cpu-wide", "d_model": 128, "head_dim": 32, "d_ff": 512, "max_epochs": 60, "patience": 50}
+    recipe = yaml.safe_load((REPO / "configs" / "experiments" / "tiger-long-test.yaml").read_text())
+    point = {k.rsplit(".", 1)[-1]: v for k, v in recipe["experiment"]["points"][0].items()}
+    assert point == {k: wide[k] for k in point} and recipe["compare"]["budget"]["val_users"] == wide["val_users"]
     with pytest.raises(ValueError, match="nonsense"):
         TigerConfig(nonsense=1)
 

@@ -100,7 +100,7 @@ REGISTRY: dict[str, ModelSpec] = {spec.kind: spec for spec in [
               "BERT4Rec (cloze). Overrides: mask_prob=…, d_model=…, layers=…, n_heads=…, lr=…, max_epochs=…, threads=…",
               {"bert4rec": Row(paper="BERT4Rec")}),
     ModelSpec("tiger", *family("semid.models.tiger", "TigerConfig"),
-              "TIGER generative retrieval. Overrides: preset=cpu|cpu-long|paper|tiny, ids=<folder>, lr=…, max_epochs=…",
+              "TIGER generative retrieval. Overrides: preset=cpu|cpu-long|cpu-wide|paper|tiny, ids=<folder>, lr=…, max_epochs=…",
               {"tiger": Row(ids="semantic", paper="TIGER"), "tiger-random": Row(ids="random", paper="TIGER, random IDs")},
               needs_ids=True),
     ModelSpec("sid-gru", *family(SIDREC, "SIDGRUConfig"),
