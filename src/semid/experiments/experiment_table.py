@@ -191,12 +191,13 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
     x_key = exp.plot or (keys[0] if keys else "")
     levers = bool(exp.points) and len(exp.grid.get(x_key, [])) < 2  # a list of levers, not a sweep: no x axis
     base = exp.baseline or (pts[0].values if pts else {})  # as the tests pair them
-    name_tests(tests, rows, exp.model_dump(mode="json"))
+    spec = exp.model_dump(mode="json")
+    name_tests(tests, rows, spec)
     cost = {"cells_s": round(sum(r["cell_wall_s"] for r in rows), 1), "shared_stages_s": shared_seconds(pts)}
     cost["total_s"] = round(cost["cells_s"] + cost["shared_stages_s"], 1)
-    prov = artifacts.provenance({"recipe": str(recipe), "experiment": exp.model_dump(mode="json")})
+    prov = artifacts.provenance({"recipe": str(recipe), "experiment": spec})
     md = [f"# Experiment `{recipe.stem}`", "", exp.description.strip(), "",
-          f"Recipe `{recipe}` (`semid experiment {recipe.stem}`): {design(exp.model_dump(mode='json'))} × models {cfg.models} × seeds "
+          f"Recipe `{recipe}` (`semid experiment {recipe.stem}`): {design(spec)} × models {cfg.models} × seeds "
           f"{cfg.seeds}; budget {cfg.budget or 'each model’s own'}; "
           + (f"tuned on validation over {cfg.tune} (select {cfg.select}); " if cfg.tune else "no tuning grid; ")
           + f"scored on {cfg.split}, full-catalogue ranking. Mean ± std over seeds; 95% CIs resample users and seeds."
