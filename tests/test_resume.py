@@ -11,13 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
+import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from semid.cli import app
 from semid.core import trainlog
 from semid.core.errors import DataError
+from semid.sequences import Batches
 from semid.training import readable_checkpoint
 
 SEMID = [sys.executable, "-c", "from semid.cli import main; main()"]
@@ -152,6 +156,51 @@ def test_a_step_budget_run_resumed_at_an_epoch_end_trains_the_next_epoch(toy):
     assert both["steps-cut"]["steps"] == 2 * one["steps"] == both["steps-straight"]["steps"]
     assert both["steps-cut"]["epochs"] == 2
     assert metrics(out, "steps-cut") == metrics(out, "steps-straight")
+
+
+def test_skipped_batches_are_the_head_of_the_epoch_and_leave_the_generator_where_it_was():
+    """A resumed epoch yields exactly the batches an uninterrupted one yields after the first
+    ``skip``, with the same random draws (the skipped batches are still built)."""
+    lengths = np.random.default_rng(1).integers(1, 9, 53)
+
+    def draw(idx, rng, epoch, i):
+        return i, np.sort(idx), rng.random()
+
+    full = Batches(lengths, np.ones(53, dtype=np.int64), 8, 5, draw)
+    whole = [list(full), list(full)]  # epochs 0 and 1
+    for epoch in (0, 1):
+        part = Batches(lengths, np.ones(53, dtype=np.int64), 8, 5, draw)
+        part.epoch, part.skip = epoch, 3
+        tail = list(part)
+        assert [i for i, *_ in tail] == list(range(3, len(full)))
+        assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2] == b[2] for a, b in zip(tail, whole[epoch][3:]))
+        assert part.skip == 0 and [i for i, *_ in part] == list(range(len(full)))  # the next epoch is whole again
+
+
+def test_a_step_budget_run_stopped_inside_an_epoch_resumes_to_the_same_weights(toy):
+    """A run stopped by its step budget inside an epoch (as ``max_steps`` or ``max_time_min`` stop
+    the GPU recipe), then resumed with a larger budget, ends with the weights of one uninterrupted
+    run: it skips the batches the epoch had trained and draws the same dropout masks. It used to
+    start the epoch again (Lightning's warning: the dataloader is not resumable); a resume with
+    other batches is refused."""
+    out, _ = toy
+    # a constant learning rate and dropout: the weights depend on every batch and random draw, not on the budget
+    steps = ["schedule=constant", "dropout=0.2", "batch_size=8", "max_epochs=100", "val_every=50"]
+    straight = subprocess.run(train(out, "inside-straight", *steps, "max_steps=9"), capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    cut = subprocess.run(train(out, "inside-cut", *steps, "max_steps=4"), capture_output=True, text=True, timeout=600)
+    assert cut.returncode == 0, cut.stderr[-2000:]
+    loop = readable_checkpoint(out / "models" / "inside-cut" / "checkpoints" / "last.ckpt")["loops"]["fit_loop"]
+    batches = loop["epoch_loop.batch_progress"]
+    assert batches["current"]["completed"] == 4 and not batches["is_last_batch"]  # stopped inside the first epoch
+    other = subprocess.run(train(out, "inside-cut", *steps[:2], "batch_size=4", *steps[3:], "max_steps=9", "--resume"),
+                           capture_output=True, text=True, timeout=600)
+    assert other.returncode != 0 and "stopped inside an epoch of" in other.stderr and "batch_size" in other.stderr
+    resumed = subprocess.run(train(out, "inside-cut", *steps, "max_steps=9", "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "not resumable" not in resumed.stderr
+    a, b = (load_file(out / "models" / name / "model.safetensors") for name in ("inside-straight", "inside-cut"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_last_checkpoint_is_the_last_finished_epoch_even_when_it_is_not_the_best(toy):

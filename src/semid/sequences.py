@@ -110,23 +110,27 @@ class Batches(torch.utils.data.IterableDataset):
     """One epoch of ready batches per iteration, reshuffled every epoch from ``(seed, epoch)``.
 
     Rows are grouped by :func:`length_batches`; ``collate`` builds each batch and may draw from the
-    epoch's generator (masks, negatives). ``epoch`` counts iterations; a resumed run sets it
-    (:meth:`semid.training.SemidModule.on_train_start`). ``DataLoader(batch_size=None)`` iterates it.
+    epoch's generator (masks, negatives). ``epoch`` counts iterations; a resumed run sets it, and
+    ``skip``, the batches of that epoch already trained (:meth:`semid.training.SemidModule.on_train_start`).
+    Skipped batches are still built, so their draws leave the generator where an uninterrupted
+    epoch had it. ``DataLoader(batch_size=None)`` iterates it.
     """
 
     def __init__(self, lengths: np.ndarray, weights: np.ndarray, budget: int, seed: int, collate: Collate):
         self.lengths, self.weights, self.budget, self.seed, self.collate = lengths, weights, budget, seed, collate
-        self.epoch = 0
+        self.epoch = self.skip = 0
         self._len = len(length_batches(lengths, weights, budget, np.random.default_rng([seed, 0])))
 
     def __len__(self) -> int:
         return self._len
 
     def __iter__(self):
-        epoch, rng = self.epoch, np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
+        epoch, skip, rng = self.epoch, self.skip, np.random.default_rng([self.seed, self.epoch])
+        self.epoch, self.skip = self.epoch + 1, 0
         for i, idx in enumerate(length_batches(self.lengths, self.weights, self.budget, rng)):
-            yield self.collate(idx, rng, epoch, i)
+            batch = self.collate(idx, rng, epoch, i)
+            if i >= skip:
+                yield batch
 
 
 class EvalBatches(torch.utils.data.IterableDataset):

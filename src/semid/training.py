@@ -126,6 +126,7 @@ class SemidModule(L.LightningModule):
         self._seen, self._t0 = 0, None
         self.trained_before_s, self.fit_t0 = 0.0, None  # seconds of earlier processes (from the checkpoint); fit's start
         self.resumed_untimed = False  # resumed from a checkpoint written before 0.1's time fix
+        self.restored_rng: dict[str, Any] = {}  # the random states of the checkpoint resumed from
         self._val: list[np.ndarray] = []
 
     def step_loss(self, batch) -> tuple[torch.Tensor, int, dict[str, torch.Tensor]]:
@@ -175,22 +176,27 @@ class SemidModule(L.LightningModule):
         finish_epoch(checkpoint, self.cfg.max_steps)
         self.trained_before_s = float(checkpoint.get("train_s") or 0.0)
         self.resumed_untimed = "train_s" not in checkpoint
-        rng = checkpoint.get("rng") or {}
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.restored_rng = checkpoint.get("rng") or {}
+        restore_rng(self.restored_rng)
 
     def on_fit_start(self) -> None:
         if self.cfg.compile:
             self.model.compile()  # in place: the same parameters and state-dict keys, only the forward is traced
 
     def on_train_start(self) -> None:
-        """A resumed run goes on with the next epoch's shuffle; DDP processes draw their own dropout
-        masks and negatives (one seeded stream each, derived from the shared one)."""
+        """A resumed run goes on with its epoch's shuffle, after the batches of that epoch already
+        trained (a run stopped by ``max_steps`` or ``max_time_min`` stops inside an epoch); DDP
+        processes draw their own dropout masks and negatives (one seeded stream each, derived from
+        the shared one)."""
         loader = self.trainer.train_dataloader
         if loader is not None and isinstance(getattr(loader, "dataset", None), Batches):
             loader.dataset.epoch = self.current_epoch
+            done = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+            loader.dataset.skip = done if 0 < done < len(loader.dataset) else 0
+            if loader.dataset.skip:
+                if isinstance(loader, TrainLoader):
+                    loader.check_resumable(self.cfg.name or type(self).__name__)
+                restore_rng(self.restored_rng)  # iter(DataLoader) drew a seed since the restore; the stopped run had not
         if self.trainer.world_size > 1:
             torch.manual_seed(int(torch.randint(0, 2**62, (1,))) + self.global_rank)
 
@@ -224,6 +230,14 @@ class SemidModule(L.LightningModule):
         padded[:len(r)] = torch.as_tensor(r, dtype=torch.int64)
         every = self.all_gather(padded).cpu().numpy()
         return np.concatenate([row[:n] for row, n in zip(every, sizes)])
+
+
+def restore_rng(rng: dict[str, Any]) -> None:
+    """Set torch's random states to those a checkpoint saved (:meth:`SemidModule.on_save_checkpoint`)."""
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 def finish_epoch(checkpoint: dict[str, Any], max_steps: int) -> bool:
@@ -439,10 +453,37 @@ def shard(train_data, val_data, trainer: L.Trainer) -> tuple[Any, Any]:
     return RankBatches(train_data, trainer), RankShare(val_data, trainer)
 
 
+class TrainLoader(torch.utils.data.DataLoader):
+    """The loader of a :class:`~semid.sequences.Batches`, resumable inside an epoch.
+
+    Where it stands is the trainer's to know (the loop's count of batches done, with one batch
+    fetched ahead); :meth:`SemidModule.on_train_start` skips those. The state Lightning saves here
+    is the epoch's batching, so that a run resumed inside an epoch with other batches (another
+    ``batch_size``, seed or process count) is refused instead of skipping the wrong ones.
+    """
+
+    saved: dict[str, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batches_per_epoch": len(self.dataset), "seed": int(self.dataset.seed)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.saved = dict(state)
+
+    def check_resumable(self, name: str) -> None:
+        if self.saved is not None and self.saved != self.state_dict():
+            was, now = (f"{s.get('batches_per_epoch')} training batches an epoch (seed {s.get('seed')})"
+                        for s in (self.saved, self.state_dict()))
+            raise ConfigError(f"{name}: the checkpoint stopped inside an epoch of {was}, and this run makes {now}: "
+                              "resume with the settings the run started with (batch_size, seed, devices), or start "
+                              "again without --resume")
+
+
 def _loader(dataset) -> torch.utils.data.DataLoader:
     """Our datasets yield whole batches and shard themselves (:func:`shard`): Lightning's
     ``DistributedSampler`` applies to map-style datasets only and never touches these."""
-    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0)
+    kind = TrainLoader if isinstance(dataset, Batches) else torch.utils.data.DataLoader
+    return kind(dataset, batch_size=None, num_workers=0)
 
 
 def readable_checkpoint(path: Path) -> dict[str, Any]:
