@@ -208,6 +208,27 @@ def test_a_recorded_time_to_quality_curve_is_reported_from_results_alone(toy, tm
     assert f"{trained}: `{run / 'models' / trained}`, 1 thread(s)" in text  # which model folder each line is
 
 
+def test_the_records_cost_is_one_row_each_with_their_sum(toy, tmp_path):
+    from semid.evaluate import results as records
+
+    results = tmp_path / "results"
+    records.record_comparison(toy["run"] / "compare", root=results, allow_dirty=True)
+    shutil.copytree(toy["exp"], results / "experiments" / "toy-grid")
+    # the toy's cells take under a second: costs of a real size, as their records would state them
+    for path, change in ((results / "toy" / "comparison.json", {"cells_compute_s": 80468.4}),
+                         (results / "experiments" / "toy-grid" / "experiment.json",
+                          {"cost": {"cells_s": 1234.6, "shared_stages_s": 56.2, "total_s": 1290.8}})):
+        path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    out = tmp_path / "out"
+    res = invoke("report", str(results), "--out", str(out), "--format", "md")
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    section = (out / "report.md").read_text().split("### What the records cost")[1].split("\n## ")[0]
+    assert "| toy comparison | 80,468 | – | 22.35 |" in section
+    assert "| experiment toy-grid | 1,235 | 56 | 0.36 |" in section
+    assert "| sum | 81,703 | 56 | 22.71 |" in section
+    assert "counts in each of them" in section  # shared cells: the sum is an upper bound, and says so
+
+
 def test_id_figures_only_for_the_folders_asked_for(toy, tmp_path):
     out = tmp_path / "few"
     res = invoke("report", str(toy["run"]), "--out", str(out), "--format", "md", "--id-figures", "*-3x16")

@@ -194,7 +194,46 @@ def results_sections(inp: Input, ctx: Context) -> list[Section]:
                 ctx.absent(inp, f"{ds.name}: {title}")
     for exp in sorted((root / "experiments").glob(f"*/{EXPERIMENT_JSON}")):
         out += experiment(inp, exp.parent, ctx, level=3)
+    spent = costs(inp, root, ctx)
+    if spent:
+        out.append(Section("What the records cost", 3, spent))
     return out
+
+
+def costs(inp: Input, root: Path, ctx: Context) -> list[Part]:
+    """One row per recorded comparison and experiment: its compute as it recorded it, and the sum."""
+    rows = []
+    for f in sorted(root.glob("*/comparison.json")):
+        doc = ctx.json(inp, f)
+        cells = round(float(doc.get("cells_compute_s") or 0))
+        rows.append([f"{f.parent.name} comparison", cells, None, cells / 3600, _seconds(doc.get("wall_time_s")),
+                     _hardware(doc), str(doc.get("date", "–"))[:10]])
+    for f in sorted((root / "experiments").glob(f"*/{EXPERIMENT_JSON}")):
+        doc = ctx.json(inp, f)
+        cost = doc.get("cost") or {}
+        rows.append([f"experiment {Path(str(doc.get('recipe', f.parent.name))).stem}", round(float(cost.get("cells_s") or 0)),
+                     round(float(cost.get("shared_stages_s") or 0)), float(cost.get("total_s") or 0) / 3600,
+                     _seconds(doc.get("wall_time_s")), _hardware(doc), str(doc.get("date", "–"))[:10]])
+    if not rows:
+        return []
+    cells, shared = sum(r[1] for r in rows), sum(r[2] or 0 for r in rows)
+    rows.append(["sum", cells, shared, (cells + shared) / 3600, None, "", ""])
+    return [f"Compute of each record in {code(inp.label)} as its command measured it: training and evaluation of "
+            "its cells (tuning losers included), and its shared stages (data, embeddings, IDs). A cell that "
+            "several recipes share was trained once and counts in each of them at its original cost, so the sum is "
+            "more than `make results` takes where cells are shared; the wall time is that of the command's last "
+            "invocation, which reused what earlier ones had finished.",
+            table(["record", "cells s", "shared stages s", "total h", "wall s (last invocation)", "hardware (detected)",
+                   "date"], rows, digits=2)]
+
+
+def _seconds(value: Any) -> int | None:
+    return round(float(value)) if isinstance(value, (int, float)) else None
+
+
+def _hardware(doc: dict[str, Any]) -> str:
+    hw = doc.get("hardware")
+    return artifacts.describe_hardware(hw) if isinstance(hw, dict) else "–"
 
 
 __all__ = ["comparison", "experiment", "rank_study", "results_sections", "auc_table"]
