@@ -227,6 +227,7 @@ def test_the_records_cost_is_one_row_each_with_their_sum(toy, tmp_path):
     assert "| experiment toy-grid | 1,235 | 56 | 0.36 |" in section
     assert "| sum | 81,703 | 56 | 22.71 |" in section
     assert "counts in each of them" in section  # shared cells: the sum is an upper bound, and says so
+    assert "|---|---:|---:|---:|---:|---|---|" in section  # the comparison's missing shared stages leave the column numeric
 
 
 def test_id_figures_only_for_the_folders_asked_for(toy, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,30 +178,39 @@ def test_skipped_batches_are_the_head_of_the_epoch_and_leave_the_generator_where
         assert part.skip == 0 and [i for i, *_ in part] == list(range(len(full)))  # the next epoch is whole again
 
 
-def test_a_step_budget_run_stopped_inside_an_epoch_resumes_to_the_same_weights(toy):
-    """A run stopped by its step budget inside an epoch (as ``max_steps`` or ``max_time_min`` stop
-    the GPU recipe), then resumed with a larger budget, ends with the weights of one uninterrupted
-    run: it skips the batches the epoch had trained and draws the same dropout masks. It used to
-    start the epoch again (Lightning's warning: the dataloader is not resumable); a resume with
-    other batches is refused."""
+def test_a_run_stopped_inside_an_epoch_resumes_to_the_same_weights(toy):
+    """A run its step budget stopped inside an epoch (as ``max_steps`` or ``max_time_min`` stop the
+    GPU recipe), resumed with an epoch budget or a larger step budget, ends with the weights, steps
+    and epochs of one uninterrupted two-epoch run: it trains the epoch's other batches, with the
+    same dropout masks, then the second epoch with its validations. Before, the epoch started again
+    (Lightning: the dataloader is not resumable); restored as a finished epoch, an epoch budget
+    then skipped the rest of it, and a step budget counted it twice and stopped an epoch early.
+    A resume inside an epoch with other batches is refused."""
     out, _ = toy
     # a constant learning rate and dropout: the weights depend on every batch and random draw, not on the budget
-    steps = ["schedule=constant", "dropout=0.2", "batch_size=8", "max_epochs=100", "val_every=50"]
-    straight = subprocess.run(train(out, "inside-straight", *steps, "max_steps=9"), capture_output=True, text=True, timeout=600)
+    steps = ["schedule=constant", "dropout=0.2", "batch_size=64", "max_epochs=2", "val_every=1", "val_users=50"]
+    straight = subprocess.run(train(out, "inside-straight", *steps), capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr[-2000:]
     cut = subprocess.run(train(out, "inside-cut", *steps, "max_steps=4"), capture_output=True, text=True, timeout=600)
     assert cut.returncode == 0, cut.stderr[-2000:]
     loop = readable_checkpoint(out / "models" / "inside-cut" / "checkpoints" / "last.ckpt")["loops"]["fit_loop"]
     batches = loop["epoch_loop.batch_progress"]
     assert batches["current"]["completed"] == 4 and not batches["is_last_batch"]  # stopped inside the first epoch
-    other = subprocess.run(train(out, "inside-cut", *steps[:2], "batch_size=4", *steps[3:], "max_steps=9", "--resume"),
+    shutil.copytree(out / "models" / "inside-cut", out / "models" / "inside-cut-steps")
+    other = subprocess.run(train(out, "inside-cut", *steps[:2], "batch_size=32", *steps[3:], "--resume"),
                            capture_output=True, text=True, timeout=600)
     assert other.returncode != 0 and "stopped inside an epoch of" in other.stderr and "batch_size" in other.stderr
-    resumed = subprocess.run(train(out, "inside-cut", *steps, "max_steps=9", "--resume"), capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "not resumable" not in resumed.stderr
-    a, b = (load_file(out / "models" / name / "model.safetensors") for name in ("inside-straight", "inside-cut"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name, budget in (("inside-cut", []), ("inside-cut-steps", ["max_steps=100000"])):
+        resumed = subprocess.run(train(out, name, *steps, *budget, "--resume"), capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert "not resumable" not in resumed.stderr
+    a = load_file(out / "models" / "inside-straight" / "model.safetensors")
+    want = json.loads((out / "models" / "inside-straight" / "config.json").read_text())["training"]
+    for name in ("inside-cut", "inside-cut-steps"):
+        b = load_file(out / "models" / name / "model.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+        got = json.loads((out / "models" / name / "config.json").read_text())["training"]
+        assert (got["steps"], got["epochs"], got["best_val_recall@10"]) == (want["steps"], want["epochs"], want["best_val_recall@10"]), name
 
 
 def test_last_checkpoint_is_the_last_finished_epoch_even_when_it_is_not_the_best(toy):

@@ -173,7 +173,7 @@ class SemidModule(L.LightningModule):
             checkpoint["rng"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        finish_epoch(checkpoint, self.cfg.max_steps)
+        finish_epoch(checkpoint, self.cfg.max_steps) or reopen_epoch(checkpoint)
         self.trained_before_s = float(checkpoint.get("train_s") or 0.0)
         self.resumed_untimed = "train_s" not in checkpoint
         self.restored_rng = checkpoint.get("rng") or {}
@@ -191,11 +191,10 @@ class SemidModule(L.LightningModule):
         loader = self.trainer.train_dataloader
         if loader is not None and isinstance(getattr(loader, "dataset", None), Batches):
             loader.dataset.epoch = self.current_epoch
-            done = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
-            loader.dataset.skip = done if 0 < done < len(loader.dataset) else 0
-            if loader.dataset.skip:
+            if self.trainer.fit_loop.restarted_mid_epoch:  # a checkpoint that reopen_epoch marked
                 if isinstance(loader, TrainLoader):
                     loader.check_resumable(self.cfg.name or type(self).__name__)
+                loader.dataset.skip = self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
                 restore_rng(self.restored_rng)  # iter(DataLoader) drew a seed since the restore; the stopped run had not
         if self.trainer.world_size > 1:
             torch.manual_seed(int(torch.randint(0, 2**62, (1,))) + self.global_rank)
@@ -266,6 +265,29 @@ def finish_epoch(checkpoint: dict[str, Any], max_steps: int) -> bool:
     return True
 
 
+def reopen_epoch(checkpoint: dict[str, Any]) -> bool:
+    """Mark a checkpoint written when a budget (``max_steps``, ``max_time_min``) stopped training
+    inside an epoch as a restart inside that epoch, so that a resumed run trains its other batches.
+
+    Lightning (2.6) counts the stopped epoch as processed before the checkpoint is written, so it
+    restored the checkpoint as an epoch's end: an epoch-budget run went on with the next epoch (the
+    stopped one's other batches never trained), and a step-budget run, restarted inside the epoch,
+    counted it twice (``max_epochs`` then ended training one epoch early, and the next end-of-epoch
+    checkpoint no longer looked like one to :func:`finish_epoch`). Returns whether the checkpoint
+    was changed (in place, before Lightning reads its loops).
+    """
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    epochs, batches = loop.get("epoch_progress"), loop.get("epoch_loop.batch_progress")
+    if not epochs or not batches or batches.get("is_last_batch") or not batches["current"].get("completed"):
+        return False
+    total = epochs["total"]
+    if not total["processed"] == total["started"] == total["completed"] + 1:
+        return False
+    for part in ("total", "current"):
+        epochs[part]["processed"] -= 1
+    return True
+
+
 def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path, *, resume: bool = False,
         name: str = "model", log_every: int = 20) -> dict[str, Any]:
     """Train ``module`` into ``out``; returns the summary (best checkpoint, score, epochs, steps, time).
@@ -289,7 +311,9 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
                              save_on_train_epoch_end=True, enable_version_counter=False)
     # not strict: a run that stops (max_steps, max_time_min) before its first validation ends with
     # its last weights and a warning, instead of Lightning's error about the missing metric
-    stopper = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience, strict=False)
+    # checked when validation ends: at a train epoch's end a budget's stop inside an epoch would count the
+    # previous validation once more against the patience
+    stopper = EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience, strict=False, check_on_train_epoch_end=False)
     # a fresh run rewrites logs/metrics.csv; a resumed one logs beside it
     version = f"resume-{time.strftime('%Y%m%d-%H%M%S')}" if resume else ""
     try:
@@ -465,15 +489,16 @@ class TrainLoader(torch.utils.data.DataLoader):
     saved: dict[str, int] | None = None
 
     def state_dict(self) -> dict[str, int]:
-        return {"batches_per_epoch": len(self.dataset), "seed": int(self.dataset.seed)}
+        return {"batches_per_epoch": len(self.dataset), "budget": int(self.dataset.budget), "seed": int(self.dataset.seed)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.saved = dict(state)
 
     def check_resumable(self, name: str) -> None:
-        if self.saved is not None and self.saved != self.state_dict():
-            was, now = (f"{s.get('batches_per_epoch')} training batches an epoch (seed {s.get('seed')})"
-                        for s in (self.saved, self.state_dict()))
+        now = self.state_dict()
+        if self.saved is not None and self.saved != {key: now.get(key) for key in self.saved}:
+            was, now = (f"{s.get('batches_per_epoch')} training batches an epoch of {s.get('budget', '?')} targets "
+                        f"(seed {s.get('seed')})" for s in (self.saved, now))
             raise ConfigError(f"{name}: the checkpoint stopped inside an epoch of {was}, and this run makes {now}: "
                               "resume with the settings the run started with (batch_size, seed, devices), or start "
                               "again without --resume")

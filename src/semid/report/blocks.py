@@ -69,10 +69,11 @@ def cell(value: Any, digits: int = 4) -> str:
 
 
 def table(head: list[str], rows: list[list[Any]], digits: int = 4) -> str:
-    """A Markdown pipe table; columns whose first value is a number are right-aligned."""
+    """A Markdown pipe table; columns whose first value (None aside) is a number are right-aligned."""
     if not rows:
         return ""
-    numeric = [isinstance(v, (int, float)) and not isinstance(v, bool) for v in rows[0]]
+    first = [next((r[i] for r in rows if r[i] is not None), None) for i in range(len(rows[0]))]
+    numeric = [isinstance(v, (int, float)) and not isinstance(v, bool) for v in first]
     rule = "|" + "".join("---:|" if n else "---|" for n in numeric)
     body = ["| " + " | ".join(cell(v, digits) for v in r) + " |" for r in rows]
     return "\n".join(["| " + " | ".join(head) + " |", rule, *body])

@@ -205,24 +205,27 @@ def costs(inp: Input, root: Path, ctx: Context) -> list[Part]:
     rows = []
     for f in sorted(root.glob("*/comparison.json")):
         doc = ctx.json(inp, f)
-        cells = round(float(doc.get("cells_compute_s") or 0))
-        rows.append([f"{f.parent.name} comparison", cells, None, cells / 3600, _seconds(doc.get("wall_time_s")),
-                     _hardware(doc), str(doc.get("date", "–"))[:10]])
+        cells = _seconds(doc.get("cells_compute_s"))
+        rows.append([f"{f.parent.name} comparison", cells, None, cells / 3600 if cells is not None else None,
+                     _seconds(doc.get("wall_time_s")), _hardware(doc), str(doc.get("date", "–"))[:10]])
     for f in sorted((root / "experiments").glob(f"*/{EXPERIMENT_JSON}")):
         doc = ctx.json(inp, f)
         cost = doc.get("cost") or {}
-        rows.append([f"experiment {Path(str(doc.get('recipe', f.parent.name))).stem}", round(float(cost.get("cells_s") or 0)),
-                     round(float(cost.get("shared_stages_s") or 0)), float(cost.get("total_s") or 0) / 3600,
+        total = cost.get("total_s")
+        rows.append([f"experiment {Path(str(doc.get('recipe', f.parent.name))).stem}", _seconds(cost.get("cells_s")),
+                     _seconds(cost.get("shared_stages_s")), float(total) / 3600 if isinstance(total, (int, float)) else None,
                      _seconds(doc.get("wall_time_s")), _hardware(doc), str(doc.get("date", "–"))[:10]])
     if not rows:
         return []
-    cells, shared = sum(r[1] for r in rows), sum(r[2] or 0 for r in rows)
+    cells, shared = sum(r[1] or 0 for r in rows), sum(r[2] or 0 for r in rows)
+    unknown = [r[0] for r in rows if r[1] is None]
     rows.append(["sum", cells, shared, (cells + shared) / 3600, None, "", ""])
     return [f"Compute of each record in {code(inp.label)} as its command measured it: training and evaluation of "
-            "its cells (tuning losers included), and its shared stages (data, embeddings, IDs). A cell that "
-            "several recipes share was trained once and counts in each of them at its original cost, so the sum is "
-            "more than `make results` takes where cells are shared; the wall time is that of the command's last "
-            "invocation, which reused what earlier ones had finished.",
+            "its cells (tuning losers included), and its shared stages (data, embeddings, IDs; a comparison records "
+            "its cells only). A cell or a shared stage that several recipes share was computed once and counts in "
+            "each of them at its original cost, so the sum is more than `make results` takes; the wall time is that "
+            "of the command's last invocation, which reused what earlier ones had finished."
+            + (f" Not recorded, so not in the sum: {', '.join(unknown)}." if unknown else ""),
             table(["record", "cells s", "shared stages s", "total h", "wall s (last invocation)", "hardware (detected)",
                    "date"], rows, digits=2)]
 
