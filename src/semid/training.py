@@ -480,8 +480,8 @@ def shard(train_data, val_data, trainer: L.Trainer) -> tuple[Any, Any]:
 class TrainLoader(torch.utils.data.DataLoader):
     """The loader of a :class:`~semid.sequences.Batches`, resumable inside an epoch.
 
-    Where it stands is the trainer's to know (the loop's count of batches done, with one batch
-    fetched ahead); :meth:`SemidModule.on_train_start` skips those. The state Lightning saves here
+    Where it stands is the trainer's to know (the loop's count of batches done);
+    :meth:`SemidModule.on_train_start` skips those. The state Lightning saves here
     is the epoch's batching, so that a run resumed inside an epoch with other batches (another
     ``batch_size``, seed or process count) is refused instead of skipping the wrong ones.
     """

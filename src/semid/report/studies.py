@@ -59,9 +59,8 @@ def cost_line(doc: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """Wall time, detected hardware and code of a comparison or an experiment, as they recorded it."""
     commits = sorted({str(c)[:10] for r in rows for c in r.get("git") or []})
     dirty = " (uncommitted changes)" if any(r.get("dirty") for r in rows) else ""
-    hw = doc.get("hardware")
     return (f"Wall time of the command {doc.get('wall_time_s', '–')} s; hardware (detected): "
-            f"{artifacts.describe_hardware(hw) if isinstance(hw, dict) else '–'}; code: git {', '.join(commits) or '–'}{dirty}.")
+            f"{_hardware(doc)}; code: git {', '.join(commits) or '–'}{dirty}.")
 
 
 def experiment(inp: Input, folder: Path, ctx: Context, level: int = 2) -> list[Section]:
