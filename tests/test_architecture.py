@@ -17,7 +17,7 @@ LAYERS = [
     ("semid.core",),
     ("semid.data", "semid.embed", "semid.evaluate.metrics", "semid.evaluate.bootstrap", "semid.evaluate.stats", "semid.sequences"),
     ("semid.ids",),
-    ("semid.generative", "semid.training"),
+    ("semid.generative", "semid.training", "semid.checkpoints", "semid.ddp"),
     ("semid.models",),
     ("semid.evaluate", "semid.rank"),
     ("semid.experiments", "semid.pipeline"),

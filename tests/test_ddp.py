@@ -31,7 +31,7 @@ import polars as pl
 import pytest
 import torch
 
-from semid import training
+from semid import ddp, training
 from semid.core import config as cfgmod
 from semid.core.errors import ConfigError
 from semid.data import prepare
@@ -99,7 +99,7 @@ def test_each_global_batch_is_dealt_out_across_processes():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 9, 101)
     one = Batches(lengths, np.ones(101, dtype=np.int64), 12, 3, lambda idx, *_: np.sort(idx))
-    shares = [training.RankBatches(Batches(lengths, np.ones(101, dtype=np.int64), 4, 3, lambda idx, *_: idx),
+    shares = [ddp.RankBatches(Batches(lengths, np.ones(101, dtype=np.int64), 4, 3, lambda idx, *_: idx),
                                    _fake(rank, 3)) for rank in range(3)]
     assert len({len(s) for s in shares}) == 1 and len(shares[0]) == len(one)  # one step per global batch of 3 × 4
     for _epoch in range(2):  # reshuffled alike in every process
@@ -113,12 +113,12 @@ def test_each_global_batch_is_dealt_out_across_processes():
 def test_validation_users_are_shared_out_batch_by_batch():
     hist = [np.arange(i % 5 + 1) for i in range(10)]
     ev = EvalBatches(hist, np.arange(10), np.arange(10), lambda h: len(h), batch_users=4)  # batches of 4, 4, 2
-    shares = [training.RankShare(ev, _fake(r, 3)) for r in range(3)]
+    shares = [ddp.RankShare(ev, _fake(r, 3)) for r in range(3)]
     assert [len(s) for s in shares] == [3, 3, 2]
     users = [[u for _, _, batch in s for u in batch.tolist()] for s in shares]
     assert sorted(sum(users, [])) == list(range(10)) and len(set(sum(users, []))) == 10
     with pytest.raises(ConfigError, match="cannot be shared out to 12 processes"):
-        training.shard(Batches(np.ones(3), np.ones(3), 1, 0, lambda *a: a), ev, _fake(0, 12))
+        ddp.shard(Batches(np.ones(3), np.ones(3), 1, 0, lambda *a: a), ev, _fake(0, 12))
 
 
 def test_bad_scaling_keys_are_clear_errors(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from semid.checkpoints import save_weights
 from semid.core.config import ModelConfig
 from semid.core.run import RunFolder, read_model_folder
 from semid.data import prepare
@@ -28,7 +29,6 @@ from semid.models import registry
 from semid.models import stage as model_stage
 from semid.models.common import RankOptions, batched_ranker
 from semid.sequences import sequences
-from semid.training import save_weights
 
 
 # ---- the package: a config, train and ranker ------------------------------------------------------

@@ -19,11 +19,11 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from semid.checkpoints import readable_checkpoint
 from semid.cli import app
 from semid.core import trainlog
 from semid.core.errors import DataError
 from semid.sequences import Batches
-from semid.training import readable_checkpoint
 
 SEMID = [sys.executable, "-c", "from semid.cli import main; main()"]
 TRAIN = ["preset=tiny", "max_epochs=5", "patience=100", "val_users=200", "threads=1", "seed=3"]

@@ -13,7 +13,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from semid import training
+from semid import checkpoints
 from semid.cli import app
 from semid.core.log import log
 from semid.core.run import RunFolder
@@ -199,7 +199,7 @@ def test_toy_end_to_end(tmp_path, monkeypatch):
     assert [a[2:] for a in built] == [(0.5, 1)] and items.shape[1] == 10
     # resume continues from last.ckpt: one more epoch, counted on from the checkpoint's step
     first = json.loads((model / "config.json").read_text())["training"]
-    ckpt = training.readable_checkpoint(model / "checkpoints" / "last.ckpt")
+    ckpt = checkpoints.readable_checkpoint(model / "checkpoints" / "last.ckpt")
     per_epoch = first["steps"] // 3
     assert first["epochs"] == 3 and first["steps"] == 3 * per_epoch == ckpt["global_step"] and per_epoch > 0
     res = runner.invoke(app, ["train", "tiger", "--out", str(out), "preset=tiny", "max_epochs=4", "--resume"])

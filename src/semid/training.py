@@ -13,16 +13,16 @@
 
 **Several processes** (``devices``, ``num_nodes``, ``strategy``: Lightning's DDP, docs/scaling.md):
 ``batch_size`` is per process, so a step's *global batch* is ``batch_size × world size``, grouped
-by length like one process's batch of that size and dealt out row by row (:class:`RankBatches`);
+by length like one process's batch of that size and dealt out row by row (:mod:`semid.ddp`);
 the learning rate is the global batch's. Each process scores a share of the validation users and
 the ranks are gathered, so every process sees the same Recall@10 and the same early-stopping
 decision. Rank 0 alone writes checkpoints and logs; the other ranks end after training
-(:class:`WorkerDone`) and leave the model folder to rank 0.
+(:class:`~semid.ddp.WorkerDone`) and leave the model folder to rank 0. Checkpoints and exact
+resumes, inside an epoch too: :mod:`semid.checkpoints`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -38,15 +38,16 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
-from safetensors.torch import save_file
 
+from semid.checkpoints import TrainLoader, finish_epoch, readable_checkpoint, reopen_epoch, restore_rng
 from semid.core import artifacts, trainlog
 from semid.core.config import ModelConfig, TrainerConfig, lead_process
-from semid.core.errors import ConfigError, DataError, Interrupted
+from semid.core.errors import ConfigError, Interrupted
 from semid.core.log import log, progress_enabled
-from semid.core.run import WEIGHTS, RunFolder
+from semid.core.run import RunFolder
+from semid.ddp import WorkerDone, shard
 from semid.evaluate import metrics as M
-from semid.sequences import Batches, EvalBatches
+from semid.sequences import Batches
 
 MONITOR = "val/recall@10"
 
@@ -231,63 +232,6 @@ class SemidModule(L.LightningModule):
         return np.concatenate([row[:n] for row, n in zip(every, sizes)])
 
 
-def restore_rng(rng: dict[str, Any]) -> None:
-    """Set torch's random states to those a checkpoint saved (:meth:`SemidModule.on_save_checkpoint`)."""
-    if "torch" in rng:
-        torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-def finish_epoch(checkpoint: dict[str, Any], max_steps: int) -> bool:
-    """Mark a checkpoint written at an epoch's end (after its last batch and its validation) as a
-    finished epoch, so that a resumed run starts the next epoch at its first batch.
-
-    Lightning (2.6, its issue 19617's family) restores such a checkpoint of a run with a step
-    budget (``max_steps`` set, as the ``paper`` preset's) as a restart inside the epoch whose
-    batches are all done: the next epoch then counts as trained with no step in it, so every
-    resume silently lost one epoch. An epoch-budget run (``max_steps`` of the resumed run ≤ 0)
-    restores it correctly and is left as it is. Returns whether the checkpoint was changed (in
-    place, before Lightning reads its loops).
-    """
-    loop = checkpoint.get("loops", {}).get("fit_loop", {})
-    epochs, batches = loop.get("epoch_progress"), loop.get("epoch_loop.batch_progress")
-    if not epochs or not batches or max_steps <= 0:
-        return False
-    total = epochs["total"]
-    at_end = batches.get("is_last_batch") and total["processed"] == total["started"] == total["completed"] + 1
-    if not at_end:
-        return False
-    for part in ("total", "current"):
-        epochs[part]["completed"] = epochs[part]["processed"]
-    batches["current"] = {key: 0 for key in batches["current"]}
-    batches["is_last_batch"] = False
-    return True
-
-
-def reopen_epoch(checkpoint: dict[str, Any]) -> bool:
-    """Mark a checkpoint written when a budget (``max_steps``, ``max_time_min``) stopped training
-    inside an epoch as a restart inside that epoch, so that a resumed run trains its other batches.
-
-    Lightning (2.6) counts the stopped epoch as processed before the checkpoint is written, so it
-    restored the checkpoint as an epoch's end: an epoch-budget run went on with the next epoch (the
-    stopped one's other batches never trained), and a step-budget run, restarted inside the epoch,
-    counted it twice (``max_epochs`` then ended training one epoch early, and the next end-of-epoch
-    checkpoint no longer looked like one to :func:`finish_epoch`). Returns whether the checkpoint
-    was changed (in place, before Lightning reads its loops).
-    """
-    loop = checkpoint.get("loops", {}).get("fit_loop", {})
-    epochs, batches = loop.get("epoch_progress"), loop.get("epoch_loop.batch_progress")
-    if not epochs or not batches or batches.get("is_last_batch") or not batches["current"].get("completed"):
-        return False
-    total = epochs["total"]
-    if not total["processed"] == total["started"] == total["completed"] + 1:
-        return False
-    for part in ("total", "current"):
-        epochs[part]["processed"] -= 1
-    return True
-
-
 def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path, *, resume: bool = False,
         name: str = "model", log_every: int = 20) -> dict[str, Any]:
     """Train ``module`` into ``out``; returns the summary (best checkpoint, score, epochs, steps, time).
@@ -416,115 +360,11 @@ def loggers(cfg: TrainerConfig, out: Path, name: str, version: str) -> list[Any]
     return chosen
 
 
-class WorkerDone(SystemExit):
-    """Ends a DDP process of rank > 0 once training is over (exit status 0): rank 0 alone writes
-    the weights, ``config.json`` and the manifest."""
-
-
-class RankBatches(Batches):
-    """This process's share of the training batches under DDP: the rows of each global batch
-    (grouped by length to ``batch_size × world size``) are dealt out in turn, so every process
-    takes the same number of steps and one step sees what one process with the global batch would.
-
-    A global batch of fewer rows than processes repeats some (Lightning's ``DistributedSampler``
-    pads the same way). Ranks are read when batches are built, so forked processes get their own.
-    """
-
-    def __init__(self, data: Batches, trainer: L.Trainer):
-        self.inner, self.trainer = data.collate, trainer
-        super().__init__(data.lengths, data.weights, data.budget * trainer.world_size, data.seed, self._share)
-        self.epoch = data.epoch
-
-    def _share(self, idx: np.ndarray, rng: np.random.Generator, epoch: int, i: int) -> Any:
-        rank, world = self.trainer.global_rank, self.trainer.world_size
-        rows = np.resize(idx, max(len(idx), world))[rank::world]
-        # the order of batches comes from the epoch's generator; masks and negatives from one per process
-        return self.inner(rows, np.random.default_rng([self.seed, epoch, i, rank]), epoch, i)
-
-
-class RankShare(torch.utils.data.IterableDataset):
-    """This process's share of the validation users under DDP: every world-size-th user of each
-    batch, so every process scores as many batches; :meth:`SemidModule.on_validation_epoch_end`
-    gathers the ranks. Ranks are read when iterated, as for :class:`RankBatches`."""
-
-    def __init__(self, data: EvalBatches, trainer: L.Trainer):
-        self.data, self.trainer = data, trainer
-
-    def _view(self) -> EvalBatches:
-        rank, world = self.trainer.global_rank, self.trainer.world_size
-        view = copy.copy(self.data)
-        view.parts = [part[rank::world] for part in self.data.parts if len(part) > rank]
-        return view
-
-    def __len__(self) -> int:
-        return len(self._view())
-
-    def __iter__(self):
-        return iter(self._view())
-
-
-def shard(train_data, val_data, trainer: L.Trainer) -> tuple[Any, Any]:
-    """(train, val) as this process sees them: unchanged in one process, split under DDP."""
-    world = trainer.world_size
-    if world == 1:
-        return train_data, val_data
-    if not isinstance(train_data, Batches) or not isinstance(val_data, EvalBatches):
-        raise ConfigError(f"training on {world} processes needs semid.sequences.Batches and EvalBatches, got "
-                          f"{type(train_data).__name__} and {type(val_data).__name__}: train with devices=1 num_nodes=1")
-    if val_data.parts and len(val_data.parts[0]) < world:
-        raise ConfigError(f"{len(val_data.parts[0])} validation users cannot be shared out to {world} processes: "
-                          "raise val_users or use fewer processes")
-    return RankBatches(train_data, trainer), RankShare(val_data, trainer)
-
-
-class TrainLoader(torch.utils.data.DataLoader):
-    """The loader of a :class:`~semid.sequences.Batches`, resumable inside an epoch.
-
-    Where it stands is the trainer's to know (the loop's count of batches done);
-    :meth:`SemidModule.on_train_start` skips those. The state Lightning saves here
-    is the epoch's batching, so that a run resumed inside an epoch with other batches (another
-    ``batch_size``, seed or process count) is refused instead of skipping the wrong ones.
-    """
-
-    saved: dict[str, int] | None = None
-
-    def state_dict(self) -> dict[str, int]:
-        return {"batches_per_epoch": len(self.dataset), "budget": int(self.dataset.budget), "seed": int(self.dataset.seed)}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.saved = dict(state)
-
-    def check_resumable(self, name: str) -> None:
-        now = self.state_dict()
-        if self.saved is not None and self.saved != {key: now.get(key) for key in self.saved}:
-            was, now = (f"{s.get('batches_per_epoch')} training batches an epoch of {s.get('budget', '?')} targets "
-                        f"(seed {s.get('seed')})" for s in (self.saved, now))
-            raise ConfigError(f"{name}: the checkpoint stopped inside an epoch of {was}, and this run makes {now}: "
-                              "resume with the settings the run started with (batch_size, seed, devices), or start "
-                              "again without --resume")
-
-
 def _loader(dataset) -> torch.utils.data.DataLoader:
-    """Our datasets yield whole batches and shard themselves (:func:`shard`): Lightning's
+    """Our datasets yield whole batches and shard themselves (:func:`semid.ddp.shard`): Lightning's
     ``DistributedSampler`` applies to map-style datasets only and never touches these."""
     kind = TrainLoader if isinstance(dataset, Batches) else torch.utils.data.DataLoader
     return kind(dataset, batch_size=None, num_workers=0)
-
-
-def readable_checkpoint(path: Path) -> dict[str, Any]:
-    """A Lightning checkpoint, loaded on CPU without pickles; a corrupt one is a DataError."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a damaged file
-        raise DataError(f"{path} is unreadable ({type(exc).__name__}): it was cut short or damaged; delete it and "
-                        "train without --resume (or with --force)") from None
-
-
-def checkpoint_state(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(hyper-parameters, the ``model.`` sub-module's state dict) of a Lightning checkpoint."""
-    ckpt = readable_checkpoint(path)
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    return ckpt["hyper_parameters"], state
 
 
 def quiet_lightning() -> None:
@@ -539,6 +379,3 @@ def quiet_lightning() -> None:
         warnings.filterwarnings("ignore", message=pattern)
 
 
-def save_weights(state: dict[str, torch.Tensor], out: Path, name: str = WEIGHTS) -> None:
-    """A state dict as ``safetensors`` (no pickles), the weights file of every model folder."""
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out / name))

@@ -50,7 +50,7 @@ def train(kind: str, cfg: ModelConfig, run_dir: Path | RunFolder, *, force: bool
         if spec.trained:
             log.setLevel(logging.WARNING)
             with threads(cfg.threads):
-                spec.train(cfg, run, out, resume=resume, ids=ids_folder)  # ends this process (training.WorkerDone)
+                spec.train(cfg, run, out, resume=resume, ids=ids_folder)  # ends this process (semid.ddp.WorkerDone)
         return out
     unfinished = has_checkpoint(out) and (artifacts.load_manifest(out) or {}).get("status") != "complete"
     if unfinished and not resume and not force:

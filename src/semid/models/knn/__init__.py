@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from semid.checkpoints import save_weights
 from semid.core.config import ModelConfig
 from semid.core.errors import DataError
 from semid.core.run import RunFolder, read_model_folder
 from semid.models.common import RankOptions, batched_ranker
 from semid.models.pop import summary
-from semid.training import save_weights
 
 
 class KNNConfig(ModelConfig):

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from semid.checkpoints import save_weights
 from semid.core.config import ModelConfig
 from semid.core.run import RunFolder, read_model_folder
 from semid.models.common import RankOptions, batched_ranker
 from semid.sequences import sequences
-from semid.training import save_weights
 
 
 class PopConfig(ModelConfig):

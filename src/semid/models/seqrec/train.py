@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semid import training
+from semid import checkpoints, training
 from semid.core.log import log
 from semid.core.run import RunFolder
 from semid.models.seqrec.config import SeqRecConfig
@@ -74,7 +74,7 @@ def train(cfg: SeqRecConfig, run: RunFolder, out: Path, *, resume: bool = False,
              cfg.name, len(train_data.rows), train_data.num_targets, len(train_data), num_params(module.model),
              module.loss, f" (sampled softmax: {cfg.negatives} {cfg.sampler} negatives per batch)" if cfg.negatives else "")
     summary = training.fit(module, train_data, val, cfg, out, resume=resume, name=cfg.name)
-    _, state = training.checkpoint_state(Path(summary["best_checkpoint"]))
-    training.save_weights(state, out)
+    _, state = checkpoints.checkpoint_state(Path(summary["best_checkpoint"]))
+    checkpoints.save_weights(state, out)
     return {"args": args.to_dict(), "loss": cfg.loss_name, "params": num_params(module.model),
             "training": summary | {"val_users": len(pick), "train_targets_per_epoch": train_data.num_targets}}

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from semid import training
+from semid import checkpoints, training
 from semid.core import artifacts, trainlog
 from semid.core.log import log
 from semid.core.run import WEIGHTS, RunFolder
@@ -76,7 +76,7 @@ def train(cfg: SIDRecConfig, run: RunFolder, out: Path, *, resume: bool = False,
     args = model_args(cfg, tok)
     module = SIDRecModule(cfg, args, tok, total_steps=total)
     summary = training.fit(module, train_data, val, cfg, out, resume=resume, name=cfg.name)
-    _, state = training.checkpoint_state(Path(summary["best_checkpoint"]))
+    _, state = checkpoints.checkpoint_state(Path(summary["best_checkpoint"]))
     log.info("%s: best validation Recall@10 %.4f (on %d users) after %d epochs in %.0f s", cfg.name,
              summary["best_val_recall@10"] or 0.0, len(pick), summary["epochs"], summary["train_wall_s"])
     meta = {"args": args.to_dict(), "tokenizer": tok.spec(), "ids": str(ids_folder),

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from semid import training
+from semid import checkpoints, training
 from semid.core.log import log
 from semid.core.run import RunFolder
 from semid.generative.folder import resolve_ids, sid_data, write_folder
@@ -83,7 +83,7 @@ def train(cfg: TigerConfig, run: RunFolder, out: Path, *, resume: bool = False, 
     args = model_args(cfg, tok)
     module = TigerModule(cfg, args, tok, total_steps=total)
     summary = training.fit(module, train_data, val, cfg, out, resume=resume, name="tiger")
-    _, state = training.checkpoint_state(Path(summary["best_checkpoint"]))
+    _, state = checkpoints.checkpoint_state(Path(summary["best_checkpoint"]))
     log.info("tiger: best validation Recall@10 %.4f (on %d users) after %d steps in %.0f s", summary["best_val_recall@10"] or 0.0,
              len(pick), summary["steps"], summary["train_wall_s"])
     meta = {"args": args.to_dict(), "tokenizer": tok.spec(), "ids": str(ids_folder),
