@@ -3,7 +3,12 @@ what `semid results` generates from them now."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +60,84 @@ def test_study_records_have_provenance_and_no_stale_keys():
         assert "rerank" not in doc, f"{path}: the rerank figures belong in rerank.json"
         assert doc["git"]["commit"] and doc["git"]["dirty"] is False, f"{path}: not from a committed tree"
         assert doc["versions"]["torch"] and doc["hardware"]["cpus"] and doc["date"] and doc["command"]
+
+
+# Intervals as the docs quote them: "mean ± std" and "[low, high]" at four decimals.
+FIGURE = re.compile(r"[+-]?\d\.\d{4} ± \d\.\d{4}|\[[+-]?\d\.\d{4}, [+-]?\d\.\d{4}\]")
+# a section (from one heading to the next) that says it is history, not results, is not checked
+HISTORY = ("History, not results", "history, superseded", "not as results")
+CITED = re.compile(r"git show ([0-9a-f]{7,40}):([^\s<>`]+?\.json)")
+
+
+def _plain(text: str) -> str:
+    return text.replace("**", "").replace("\u2212", "-")
+
+
+def _pairs(node: Any, out: list[str]) -> None:
+    """Every two-number list of a JSON record (its CIs) as the docs write it."""
+    if isinstance(node, dict):
+        for value in node.values():
+            _pairs(value, out)
+    elif isinstance(node, list):
+        if len(node) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in node):
+            out.append(f"[{node[0]:.4f}, {node[1]:.4f}]")
+        for value in node:
+            _pairs(value, out)
+
+
+def record_text(texts: dict[str, str]) -> str:
+    """What a quoted figure may be found in: the files' text, plus their JSON CIs at four decimals."""
+    pairs: list[str] = []
+    for name, text in texts.items():
+        if name.endswith(".json"):
+            with contextlib.suppress(ValueError):
+                _pairs(json.loads(text), pairs)
+    return _plain("\n".join([*texts.values(), *pairs]).replace("-0.0000", "0.0000"))
+
+
+def unbacked(doc: str, records: str) -> list[str]:
+    """The intervals ``doc`` quotes that are in no record (a CI restated with its sign flipped, as
+    in "falls by 0.0020 [0.0012, 0.0029]", counts as found), outside sections marked as history."""
+    missing = []
+    for section in re.split(r"(?m)^(?=#)", _plain(doc)):
+        if any(mark in section for mark in HISTORY):
+            continue
+        for m in FIGURE.finditer(section):
+            quoted = m.group()
+            flipped = re.fullmatch(r"\[([+-]?)(\d\.\d{4}), ([+-]?)(\d\.\d{4})\]", quoted)
+            negated = flipped and "[{}{}, {}{}]".format("" if flipped[3] == "-" else "-", flipped[4],
+                                                          "" if flipped[1] == "-" else "-", flipped[2])
+            if quoted not in records and not (negated and negated.replace("-0.0000", "0.0000") in records):
+                missing.append(quoted)
+    return missing
+
+
+def test_unbacked_finds_a_figure_no_record_holds():
+    records = record_text({"a.md": "| 0.0659 ± 0.0019 [0.0627, 0.0697] |", "b.json": '{"ci": [-0.00291, -0.00116]}'})
+    doc = ("# Results\nTIGER **0.0659 ± 0.0019** [0.0627, 0.0697]; it falls by 0.0020 [0.0012, 0.0029].\n"
+           "A typo: 0.0695 ± 0.0019 [0.0627, 0.0679].\n"
+           "## Old runs\n> History, not results.\n0.0431 [0.0405, 0.0456]\n")
+    assert unbacked(doc, records) == ["0.0695 ± 0.0019", "[0.0627, 0.0679]"]
+
+
+def test_every_interval_the_docs_quote_is_in_a_record():
+    """The README's and docs' "mean ± std" and CIs were typed from records: each must be in one
+    (results/, benchmarks/results/, or a record in git history that the same document names)."""
+    files = [p for base in ("results", "benchmarks/results") for p in (ROOT / base).rglob("*")
+             if p.suffix in {".md", ".json", ".csv"} and p.is_file()]
+    texts = {str(p): p.read_text(errors="replace") for p in files}
+    docs = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "results.md")]
+    absent = []
+    for doc in docs:  # the superseded records a document names, where git has them
+        for rev, path in CITED.findall(doc.read_text()):
+            shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True)
+            if shown.returncode == 0:
+                texts[f"{rev}:{path}"] = shown.stdout
+            else:
+                absent.append(f"{rev}:{path}")
+    records = record_text(texts)
+    missing = [f"{doc.relative_to(ROOT)}: {fig}" for doc in docs for fig in unbacked(doc.read_text(), records)]
+    if missing and absent:
+        pytest.skip(f"{len(missing)} quoted figure(s) may be in records of git history this clone lacks "
+                    f"(a shallow clone?): {', '.join(sorted(set(absent)))}")
+    assert not missing, "figures in no record (a typo, or a record that was replaced):\n" + "\n".join(missing)
