@@ -14,7 +14,7 @@ from semid.core.artifacts import load_manifest, read_json
 from semid.core.errors import DataError
 from semid.data import parts, prepare, streaming
 from semid.data.config import PrepareConfig
-from semid.data.readers import amazon
+from semid.data.readers import amazon, amazon_meta
 
 TABLES = ("items", "users", "interactions", "train", "val", "test")
 
@@ -139,7 +139,7 @@ def test_engine_is_not_part_of_the_fingerprint(tmp_path):
 
 
 @pytest.mark.parametrize("block", [64, 1 << 20], ids=["tiny-blocks", "one-block"])
-def test_stream_meta_matches_read_meta(tmp_path, monkeypatch, block):
+def test_stream_meta_matches_read_meta(tmp_path, block):
     """Duplicates (first wins, also across blocks), unwanted ASINs, a bad line of a wanted item,
     a line whose parsed ASIN differs from its key, Python-literal lines."""
     lines = [json.dumps({"asin": "A1", "title": "first"}), json.dumps({"asin": "A9", "title": "unwanted"}),
@@ -150,12 +150,11 @@ def test_stream_meta_matches_read_meta(tmp_path, monkeypatch, block):
              json.dumps({"asin": "A5", "title": "key is A5", "also": {"asin": "A4"}})]
     path = tmp_path / "meta_Toys.json"
     path.write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(amazon, "BLOCK_BYTES", block)
     wanted = {"A1", "A2", "A3", "A4", "A5"}
     layout = amazon.AMAZON2014
     lenient = [amazon.Issues(False), amazon.Issues(False)]
-    items, notes = amazon.read_meta(path, layout, wanted, lenient[0])
-    files, snotes = amazon.stream_meta(path, layout, pl.Series(sorted(wanted)), lenient[1], tmp_path / "w")
+    items, notes = amazon_meta.read_meta(path, layout, wanted, lenient[0], block)
+    files, snotes = amazon_meta.stream_meta(path, layout, pl.Series(sorted(wanted)), lenient[1], tmp_path / "w", block)
     streamed = pl.concat([pl.read_parquet(f) for f in files])
     assert streamed.sort("asin").equals(items.sort("asin"))
     assert snotes.pop("_items_with_meta") == items.height == 4  # A3: its first line is broken
@@ -163,7 +162,7 @@ def test_stream_meta_matches_read_meta(tmp_path, monkeypatch, block):
     assert lenient[0].counts == lenient[1].counts == {"malformed metadata line": 1}
     assert items.filter(pl.col("asin") == "A1")["title"].item() == "first"
     with pytest.raises(DataError, match="malformed metadata line") as err:
-        amazon.stream_meta(path, layout, pl.Series(sorted(wanted)), amazon.Issues(True), tmp_path / "w2")
+        amazon_meta.stream_meta(path, layout, pl.Series(sorted(wanted)), amazon.Issues(True), tmp_path / "w2", block)
     assert err.value.line == 5
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from semid.core.errors import DataError
 from semid.data.config import PrepareConfig
-from semid.data.readers import amazon
+from semid.data.readers import amazon, amazon_meta
 from semid.data.readers.amazon import read_amazon2014, read_amazon2018, read_amazon2023
 from semid.data.text import clean_html
 
@@ -280,19 +280,19 @@ def test_meta_line_parses_as_json_and_literal_eval_do(raw):
         slow = json.loads(text)
     except ValueError:
         slow = ast.literal_eval(text.strip())
-    fast = amazon._parse_meta_line(raw)
+    fast = amazon_meta._parse_meta_line(raw)
     assert repr(fast) == repr(slow)  # repr: NaN != NaN, and surrogates must match too
-    assert amazon._fields_2018(fast) == amazon._fields_2018(slow)
+    assert amazon_meta.fields_2018(fast) == amazon_meta.fields_2018(slow)
 
 
 def test_cached_field_cleaning_hands_out_fresh_lists():
     """Categories and prices are cleaned once per distinct value; a caller changing its list must
     not change what the next item gets."""
-    first = amazon._categories(["Beauty", " Skin &amp; Care ", "Beauty"])
+    first = amazon_meta._categories(["Beauty", " Skin &amp; Care ", "Beauty"])
     assert first == ["Beauty", "Skin & Care"]
     first.append("changed")
-    assert amazon._categories(["Beauty", " Skin &amp; Care ", "Beauty"]) == ["Beauty", "Skin & Care"]
-    assert amazon._categories([["Beauty", "Skin"], ["Beauty"]]) == ["Beauty", "Skin"]  # 2014: lists of lists
-    assert amazon._price("$1,299.00") == amazon._price("$1,299.00") == "$1,299.00"
-    assert amazon._price("call for price") is None and amazon._price(4) == "$4.00"
-    assert amazon._text(["one", "two"]) == "one two" and amazon._text(["one", None, 3]) == "one 3"
+    assert amazon_meta._categories(["Beauty", " Skin &amp; Care ", "Beauty"]) == ["Beauty", "Skin & Care"]
+    assert amazon_meta._categories([["Beauty", "Skin"], ["Beauty"]]) == ["Beauty", "Skin"]  # 2014: lists of lists
+    assert amazon_meta._price("$1,299.00") == amazon_meta._price("$1,299.00") == "$1,299.00"
+    assert amazon_meta._price("call for price") is None and amazon_meta._price(4) == "$4.00"
+    assert amazon_meta._text(["one", "two"]) == "one two" and amazon_meta._text(["one", None, 3]) == "one 3"

@@ -31,8 +31,10 @@ class Issues:
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
 
-    def bad(self, path: Path, line: int, reason: str) -> None:
+    def bad(self, path: Path, line: int, reason: str, detail: str | None = None) -> None:
+        """A skipped line; ``detail`` is added to the strict error only (lenient counts group by reason)."""
         if self.strict:
+            reason = f"{reason}: {detail}" if detail else reason
             raise DataError(f"{reason} (pass strict=false to skip and count such lines)", path=path, line=line)
         self.counts[reason] += 1
         self.examples.setdefault(reason, f"{Path(path).name}:{line}")

@@ -8,22 +8,15 @@ only a block that fails is re-read line by line with ``json.loads``, so that the
 exact line (strict) or the bad lines are skipped and counted while the rest of the block is kept
 (lenient). Either way memory stays at a few blocks plus the four output columns.
 
-Metadata files hold far more items than any review file uses, so only the lines whose ASIN was
-reviewed are parsed; a regex on the raw bytes picks them out. Text fields go through
-:func:`~semid.data.text.clean_html`. Categories: all paths of an item, flattened, duplicates
-dropped, first path first (so a word budget keeps the most general path); the dataset's own
-top-level name is kept. Prices become ``"$12.99"``-like strings; anything else (page debris) is
-dropped. IDs written as JSON numbers are read as their text.
+The metadata files, of which only the reviewed items' lines are parsed, and each release's item
+fields: :mod:`semid.data.readers.amazon_meta`. IDs written as JSON numbers are read as their text.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import functools
 import io
 import json
-import math
 import queue
 import re
 import threading
@@ -32,21 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import orjson
 import polars as pl
 
 from semid.core.errors import DataError
 from semid.core.log import log
 from semid.data.config import PrepareConfig
 from semid.data.lines import Issues, iter_blocks
+from semid.data.readers.amazon_meta import fields_2014, fields_2018, fields_2023, read_meta, stream_meta
 from semid.data.source import ITEM_SCHEMA, SCRATCH, Source, StreamSource, batches
-from semid.data.text import clean_html
 
 # 8 MiB blocks: parsing speed is flat above ~2 MiB, and smaller blocks keep the peak low.
 BLOCK_BYTES = 8 << 20
 WHOLE_FILE_FIRST = True  # try the one-scan fast path before the block path (tests turn it off)
-_SEP = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -116,7 +106,7 @@ def _stream(path: Path, cfg: PrepareConfig, layout: Layout, workdir: Path) -> St
     items: list[Path] = []
     with_meta = 0
     if meta_path is not None:
-        items, meta_notes = stream_meta(meta_path, layout, reviewed, issues, workdir)
+        items, meta_notes = stream_meta(meta_path, layout, reviewed, issues, workdir, BLOCK_BYTES)
         with_meta = meta_notes.pop("_items_with_meta")
         notes.update(meta_notes)
     notes["items_with_meta"] = with_meta
@@ -145,7 +135,7 @@ def _meta(reviews_path: Path, meta_path: Path | None, category: str, layout: Lay
     if meta_path is None:
         items = pl.DataFrame(schema=ITEM_SCHEMA)
     else:
-        items, meta_notes = read_meta(meta_path, layout, reviewed, issues)
+        items, meta_notes = read_meta(meta_path, layout, reviewed, issues, BLOCK_BYTES)
         notes.update(meta_notes)
     notes["items_with_meta"] = items.height
     notes["items_without_meta"] = len(reviewed) - items.height
@@ -330,14 +320,14 @@ def _parse_lines(block: bytes, first_line: int, path: Path, layout: Layout, issu
         try:
             rec = json.loads(raw.decode("utf-8", errors="replace"))
         except ValueError as exc:
-            _bad(issues, path, number, "malformed JSON", str(exc))
+            issues.bad(path, number, "malformed JSON", str(exc))
             continue
         if not isinstance(rec, dict):
-            _bad(issues, path, number, "line is not a JSON object", type(rec).__name__)
+            issues.bad(path, number, "line is not a JSON object", type(rec).__name__)
             continue
         values, problem = _check(rec, layout)
         if problem:
-            _bad(issues, path, number, problem)
+            issues.bad(path, number, problem)
             continue
         for name, value in zip(names, values):
             cols[name].append(value)
@@ -367,11 +357,6 @@ def _check(rec: dict[str, Any], layout: Layout) -> tuple[tuple[Any, ...], str | 
     if rating is not None and (isinstance(rating, bool) or not isinstance(rating, (int, float))):
         return (), f"field {layout.rating!r} is not a number"
     return (ids[0], ids[1], ts, None if rating is None else float(rating)), None
-
-
-def _bad(issues: Issues, path: Path, line: int, reason: str, detail: str | None = None) -> None:
-    # Lenient counts group by reason, so the detail is only added to the strict error.
-    issues.bad(path, line, f"{reason}: {detail}" if detail and issues.strict else reason)
 
 
 def _prefetch(blocks: Iterator[tuple[int, bytes]], depth: int = 2) -> Iterator[tuple[int, bytes]]:
@@ -410,211 +395,23 @@ def _prefetch(blocks: Iterator[tuple[int, bytes]], depth: int = 2) -> Iterator[t
         worker.join()
 
 
-# ---------------------------------------------------------------- metadata
-
-def read_meta(path: Path, layout: Layout, wanted: set[str], issues: Issues) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Items table for the ``wanted`` ASINs; lines for other ASINs are never parsed."""
-    key = re.compile(rb"""["']""" + layout.meta_key.encode() + rb"""["']\s*:\s*["']([^"']+)["']""")
-    wanted_bytes = {a.encode() for a in wanted}
-    picked: set[bytes] = set()
-    rows: dict[str, dict[str, Any]] = {}
-    duplicates = lines = 0
-    for first, block in iter_blocks(path, BLOCK_BYTES):
-        for number, raw in enumerate(block.split(b"\n"), start=first):
-            m = key.search(raw)
-            lines += m is not None or bool(raw.strip())
-            if m is None or m[1] not in wanted_bytes:
-                continue
-            if m[1] in picked:  # a repeated line: the first one wins
-                duplicates += 1
-                continue
-            picked.add(m[1])
-            try:
-                rec = _parse_meta_line(raw)
-            except (ValueError, SyntaxError, RecursionError, MemoryError) as exc:
-                _bad(issues, path, number, "malformed metadata line", f"{type(exc).__name__}: {exc}")
-                continue
-            asin = rec.get(layout.meta_key) if isinstance(rec, dict) else None
-            if isinstance(asin, str) and asin in wanted and asin not in rows:
-                rows[asin] = {"asin": asin, **layout.meta_fields(rec)}
-    return _items_frame(list(rows.values())), {"meta_lines": lines, "meta_duplicates": duplicates}
-
-
-def _items_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    columns = {name: pl.Series(name, [row[name] for row in rows], dtype=pl.String)
-               for name in ("asin", "title", "brand", "price", "description")}
-    # Lists go in joined by \x1f and are split by polars: building a list column from Python
-    # lists is over 10x slower. clean_html leaves no \x1f (str.split() counts it as whitespace).
-    cats = pl.Series("categories", [_SEP.join(row["categories"]) if row["categories"] else None
-                                    for row in rows], dtype=pl.String)
-    items = pl.DataFrame([*columns.values(), cats.str.split(_SEP)])
-    return items.select(n for n in ITEM_SCHEMA if n != "text")
-
-
-def stream_meta(path: Path, layout: Layout, wanted: pl.Series, issues: Issues,
-                workdir: Path) -> tuple[list[Path], dict[str, Any]]:
-    """:func:`read_meta` in memory that does not grow with the file: the items of each block are
-    written to a Parquet file under ``workdir``. Which ASINs are wanted is a binary search in the
-    sorted ``wanted`` column; which were seen or taken, two flags per wanted ASIN. Same rows,
-    counts and errors."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    key = re.compile(rb"""["']""" + layout.meta_key.encode() + rb"""["']\s*:\s*["']([^"']+)["']""")
-    wanted = wanted.cast(pl.String).drop_nulls().unique().sort()
-    picked = np.zeros(wanted.len(), dtype=bool)  # the ASIN's first line was seen (parsed or not)
-    taken = np.zeros(wanted.len(), dtype=bool)  # the ASIN has its row
-
-    def find(values: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
-        """(is wanted, position in ``wanted``) of each value."""
-        col = pl.Series(values, dtype=pl.String)
-        pos = wanted.search_sorted(col).clip(0, max(wanted.len() - 1, 0))
-        hit = (wanted.gather(pos) == col).fill_null(False) if wanted.len() else pl.Series([False] * col.len())
-        return hit.to_numpy(), pos.to_numpy()
-
-    files: list[Path] = []
-    duplicates = lines = 0
-    for k, (first, block) in enumerate(iter_blocks(path, BLOCK_BYTES)):
-        numbers, keys, raws = [], [], []
-        for number, raw in enumerate(block.split(b"\n"), start=first):
-            m = key.search(raw)
-            lines += m is not None or bool(raw.strip())
-            if m is not None:
-                try:
-                    keys.append(m[1].decode("utf-8"))
-                except UnicodeDecodeError:  # never a wanted ASIN
-                    continue
-                numbers.append(number)
-                raws.append(raw)
-        hit, pos = find(keys)
-        rows = []
-        for i in np.flatnonzero(hit):
-            if picked[pos[i]]:  # a repeated line: the first one wins
-                duplicates += 1
-                continue
-            picked[pos[i]] = True
-            try:
-                rec = _parse_meta_line(raws[i])
-            except (ValueError, SyntaxError, RecursionError, MemoryError) as exc:
-                _bad(issues, path, numbers[i], "malformed metadata line", f"{type(exc).__name__}: {exc}")
-                continue
-            asin = rec.get(layout.meta_key) if isinstance(rec, dict) else None
-            if isinstance(asin, str):
-                rows.append({"asin": asin, **layout.meta_fields(rec)})
-        del numbers, keys, raws
-        keep = []
-        if rows:
-            hit, pos = find([row["asin"] for row in rows])
-            for i in np.flatnonzero(hit):
-                if not taken[pos[i]]:
-                    taken[pos[i]] = True
-                    keep.append(rows[i])
-        if keep:
-            files.append(workdir / f"meta-{k:07d}.parquet")
-            _items_frame(keep).write_parquet(files[-1], **SCRATCH)
-    return files, {"meta_lines": lines, "meta_duplicates": duplicates, "_items_with_meta": int(taken.sum())}
-
-
-def _parse_meta_line(raw: bytes) -> Any:
-    try:  # orjson: 2-3x faster than json; what it refuses (bad UTF-8, NaN, lone surrogates, Python
-        return orjson.loads(raw)  # literals) goes the old way. It reads integers past 64 bits as floats.
-    except orjson.JSONDecodeError:
-        pass
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        return json.loads(text)
-    except ValueError:
-        # 2014 metadata is one Python literal a line (single quotes); literal_eval runs no code.
-        return ast.literal_eval(text.strip())
-
-
-# Brands, categories and prices repeat across a catalogue: short values are cleaned once each.
-_SHORT = 80
-_clean_short = functools.lru_cache(maxsize=1 << 16)(clean_html)
-
-
-def _clean(value: str) -> str | None:
-    return _clean_short(value) if len(value) <= _SHORT else clean_html(value)
-
-
-def _text(value: Any, repeats: bool = False) -> str | None:
-    """A field as clean text; ``repeats``: a field whose values repeat across items (a brand)."""
-    if isinstance(value, list):
-        value = " ".join(value) if all(type(v) is str for v in value) else \
-            " ".join(str(v) for v in value if v is not None and not isinstance(v, (list, dict)))
-    if not isinstance(value, str):
-        return None
-    return _clean(value) if repeats else clean_html(value)
-
-
-def _categories(value: Any) -> list[str] | None:
-    """Flatten a list or a list of lists, cleaned, duplicates dropped, order kept."""
-    flat: list[Any] = []
-    for part in value if isinstance(value, list) else [value]:
-        flat.extend(part if isinstance(part, list) else [part])
-    return list(_clean_paths(tuple(c for c in flat if isinstance(c, str)))) or None
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _clean_paths(value: tuple[str, ...]) -> tuple[str, ...]:
-    """Category names cleaned, empty and repeated ones dropped; once per distinct path (paths repeat)."""
-    return tuple(dict.fromkeys(c for c in map(_clean, value) if c))
-
-
-_PRICE = re.compile(r"[$€£]?\s?\d[\d,]*(\.\d+)?(\s?-\s?[$€£]?\s?\d[\d,]*(\.\d+)?)?")
-
-
-def _price(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return f"${value:.2f}" if math.isfinite(value) and value >= 0 else None
-    return _price_text(str(value))
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _price_text(value: str) -> str | None:
-    text = clean_html(value)
-    return text if text and _PRICE.fullmatch(text) else None
-
-
-def _fields_2014(rec: dict[str, Any]) -> dict[str, Any]:
-    return {"title": _text(rec.get("title")), "brand": _text(rec.get("brand"), repeats=True),
-            "categories": _categories(rec.get("categories")), "price": _price(rec.get("price")),
-            "description": _text(rec.get("description"))}
-
-
-def _fields_2018(rec: dict[str, Any]) -> dict[str, Any]:
-    return {"title": _text(rec.get("title")), "brand": _text(rec.get("brand"), repeats=True),
-            "categories": _categories(rec.get("category")), "price": _price(rec.get("price")),
-            "description": _text(rec.get("description"))}
-
-
-def _fields_2023(rec: dict[str, Any]) -> dict[str, Any]:
-    parts: list[Any] = []
-    for key in ("description", "features"):  # features appended: often the only text there is
-        value = rec.get(key)
-        parts.extend(value if isinstance(value, list) else [value])
-    return {"title": _text(rec.get("title")), "brand": _text(rec.get("store"), repeats=True),
-            "categories": _categories(rec.get("categories")) or _categories(rec.get("main_category")),
-            "price": _price(rec.get("price")), "description": _text(parts)}
-
-
 AMAZON2014 = Layout(
     name="amazon2014",
     reviews=("reviews_{cat}_5.json.gz", "reviews_{cat}_5.json", "reviews_{cat}.json.gz", "reviews_{cat}.json"),
     meta=("meta_{cat}.json.gz", "meta_{cat}.json"),
     user="reviewerID", item="asin", time="unixReviewTime", rating="overall", time_divisor=1,
-    meta_key="asin", meta_fields=_fields_2014)
+    meta_key="asin", meta_fields=fields_2014)
 
 AMAZON2018 = Layout(
     name="amazon2018",
     reviews=("{cat}_5.json.gz", "{cat}_5.json", "{cat}.json.gz", "{cat}.json"),
     meta=("meta_{cat}.json.gz", "meta_{cat}.json"),
     user="reviewerID", item="asin", time="unixReviewTime", rating="overall", time_divisor=1,
-    meta_key="asin", meta_fields=_fields_2018)
+    meta_key="asin", meta_fields=fields_2018)
 
 AMAZON2023 = Layout(
     name="amazon2023",
     reviews=("{cat}.jsonl.gz", "{cat}.jsonl"),
     meta=("meta_{cat}.jsonl.gz", "meta_{cat}.jsonl"),
     user="user_id", item="parent_asin", time="timestamp", rating="rating", time_divisor=1000,
-    meta_key="parent_asin", meta_fields=_fields_2023)
+    meta_key="parent_asin", meta_fields=fields_2023)

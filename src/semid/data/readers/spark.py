@@ -17,7 +17,7 @@ from semid.core import artifacts
 from semid.core.errors import ConfigError, DataError
 from semid.data.config import PrepareConfig
 from semid.data.lines import Issues
-from semid.data.readers import amazon
+from semid.data.readers import amazon, amazon_meta
 from semid.data.source import ITEM_SCHEMA, Source
 from semid.data.spark_job import EVENTS_DIR, JOB_FILE, ORDER
 
@@ -67,7 +67,8 @@ def read_spark(path: Path, cfg: PrepareConfig) -> Source:
         if not Path(meta).is_file():
             raise DataError(f"the metadata file the Spark job recorded is not here: {meta}", path=path / JOB_FILE)
         layout = amazon.AMAZON2018 if job["format"] == "amazon2018" else amazon.AMAZON2023
-        items, meta_notes = amazon.read_meta(Path(meta), layout, set(events["item"].unique().to_list()), issues)
+        items, meta_notes = amazon_meta.read_meta(Path(meta), layout, set(events["item"].unique().to_list()), issues,
+                                                  amazon.BLOCK_BYTES)
         notes.update(meta_notes)
     notes["items_with_meta"] = items.height
     skipped = issues.counts
