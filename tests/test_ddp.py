@@ -100,7 +100,7 @@ def test_each_global_batch_is_dealt_out_across_processes():
     lengths = rng.integers(1, 9, 101)
     one = Batches(lengths, np.ones(101, dtype=np.int64), 12, 3, lambda idx, *_: np.sort(idx))
     shares = [ddp.RankBatches(Batches(lengths, np.ones(101, dtype=np.int64), 4, 3, lambda idx, *_: idx),
-                                   _fake(rank, 3)) for rank in range(3)]
+                              _fake(rank, 3)) for rank in range(3)]
     assert len({len(s) for s in shares}) == 1 and len(shares[0]) == len(one)  # one step per global batch of 3 × 4
     for _epoch in range(2):  # reshuffled alike in every process
         for whole, *parts in zip(one, *shares):

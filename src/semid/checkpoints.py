@@ -3,7 +3,7 @@
 - :func:`readable_checkpoint`, :func:`checkpoint_state`: a Lightning checkpoint read without
   pickles (a damaged one is a clear error); :func:`save_weights`: the ``safetensors`` weights file
   of every model folder.
-- :func:`restore_rng`: the random states a checkpoint saved (``SemidModule.on_save_checkpoint``).
+- :func:`restore_rng`: the random states a checkpoint saved (``semid.training.SemidModule.on_save_checkpoint``).
 - :func:`finish_epoch`, :func:`reopen_epoch`: mend Lightning's (2.6) loop counters of a checkpoint
   written at an epoch's end, or by a budget's stop inside one, before Lightning reads them.
 - :class:`TrainLoader`: the training loader, whose saved state is the epoch's batching, so that a
@@ -44,7 +44,7 @@ def save_weights(state: dict[str, torch.Tensor], out: Path, name: str = WEIGHTS)
 
 
 def restore_rng(rng: dict[str, Any]) -> None:
-    """Set torch's random states to those a checkpoint saved (:meth:`SemidModule.on_save_checkpoint`)."""
+    """Set torch's random states to those a checkpoint saved (:meth:`semid.training.SemidModule.on_save_checkpoint`)."""
     if "torch" in rng:
         torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
@@ -104,7 +104,7 @@ class TrainLoader(torch.utils.data.DataLoader):
     """The loader of a :class:`~semid.sequences.Batches`, resumable inside an epoch.
 
     Where it stands is the trainer's to know (the loop's count of batches done);
-    :meth:`SemidModule.on_train_start` skips those. The state Lightning saves here
+    :meth:`semid.training.SemidModule.on_train_start` skips those. The state Lightning saves here
     is the epoch's batching, so that a run resumed inside an epoch with other batches (another
     ``batch_size``, seed or process count) is refused instead of skipping the wrong ones.
     """

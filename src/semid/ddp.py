@@ -42,7 +42,7 @@ class RankBatches(Batches):
 
 class RankShare(torch.utils.data.IterableDataset):
     """This process's share of the validation users under DDP: every world-size-th user of each
-    batch, so every process scores as many batches; :meth:`SemidModule.on_validation_epoch_end`
+    batch, so every process scores as many batches; :meth:`semid.training.SemidModule.on_validation_epoch_end`
     gathers the ranks. Ranks are read when iterated, as for :class:`RankBatches`."""
 
     def __init__(self, data: EvalBatches, trainer: L.Trainer):

@@ -377,5 +377,3 @@ def quiet_lightning() -> None:
                     ".*does not have many workers.*", ".*litlogger.*", ".*on epoch level in distributed setting.*",
                     ".*all_gather is deprecated.*", ".*MLFlow only allows.*"):
         warnings.filterwarnings("ignore", message=pattern)
-
-
