@@ -62,13 +62,8 @@ def finish_epoch(checkpoint: dict[str, Any], max_steps: int) -> bool:
     restores it correctly and is left as it is. Returns whether the checkpoint was changed (in
     place, before Lightning reads its loops).
     """
-    loop = checkpoint.get("loops", {}).get("fit_loop", {})
-    epochs, batches = loop.get("epoch_progress"), loop.get("epoch_loop.batch_progress")
-    if not epochs or not batches or max_steps <= 0:
-        return False
-    total = epochs["total"]
-    at_end = batches.get("is_last_batch") and total["processed"] == total["started"] == total["completed"] + 1
-    if not at_end:
+    epochs, batches = _progress(checkpoint)
+    if not epochs or not batches or max_steps <= 0 or not batches.get("is_last_batch") or not _counted_open(epochs):
         return False
     for part in ("total", "current"):
         epochs[part]["completed"] = epochs[part]["processed"]
@@ -88,16 +83,25 @@ def reopen_epoch(checkpoint: dict[str, Any]) -> bool:
     checkpoint no longer looked like one to :func:`finish_epoch`). Returns whether the checkpoint
     was changed (in place, before Lightning reads its loops).
     """
-    loop = checkpoint.get("loops", {}).get("fit_loop", {})
-    epochs, batches = loop.get("epoch_progress"), loop.get("epoch_loop.batch_progress")
-    if not epochs or not batches or batches.get("is_last_batch") or not batches["current"].get("completed"):
-        return False
-    total = epochs["total"]
-    if not total["processed"] == total["started"] == total["completed"] + 1:
+    epochs, batches = _progress(checkpoint)
+    if not epochs or not batches or batches.get("is_last_batch") or not batches["current"].get("completed") \
+            or not _counted_open(epochs):
         return False
     for part in ("total", "current"):
         epochs[part]["processed"] -= 1
     return True
+
+
+def _progress(checkpoint: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the fit loop's epoch progress, its batch progress) as the checkpoint saved them."""
+    loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    return loop.get("epoch_progress"), loop.get("epoch_loop.batch_progress")
+
+
+def _counted_open(epochs: dict[str, Any]) -> bool:
+    """Lightning counted the last epoch as started and processed but not completed."""
+    total = epochs["total"]
+    return total["processed"] == total["started"] == total["completed"] + 1
 
 
 class TrainLoader(torch.utils.data.DataLoader):

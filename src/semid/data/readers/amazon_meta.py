@@ -38,7 +38,7 @@ def read_meta(path: Path, layout: Layout, wanted: set[str], issues: Issues,
               block_bytes: int) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Items table for the ``wanted`` ASINs, read in blocks of ``block_bytes``; lines for other ASINs
     are never parsed."""
-    key = re.compile(rb"""["']""" + layout.meta_key.encode() + rb"""["']\s*:\s*["']([^"']+)["']""")
+    key = _key_pattern(layout)
     wanted_bytes = {a.encode() for a in wanted}
     picked: set[bytes] = set()
     rows: dict[str, dict[str, Any]] = {}
@@ -64,6 +64,11 @@ def read_meta(path: Path, layout: Layout, wanted: set[str], issues: Issues,
     return _items_frame(list(rows.values())), {"meta_lines": lines, "meta_duplicates": duplicates}
 
 
+def _key_pattern(layout: Layout) -> re.Pattern[bytes]:
+    """The item key of a metadata line, in JSON or Python-literal quotes, read off the raw bytes."""
+    return re.compile(rb"""["']""" + layout.meta_key.encode() + rb"""["']\s*:\s*["']([^"']+)["']""")
+
+
 def _items_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     columns = {name: pl.Series(name, [row[name] for row in rows], dtype=pl.String)
                for name in ("asin", "title", "brand", "price", "description")}
@@ -82,7 +87,7 @@ def stream_meta(path: Path, layout: Layout, wanted: pl.Series, issues: Issues, w
     sorted ``wanted`` column; which were seen or taken, two flags per wanted ASIN. Same rows,
     counts and errors."""
     workdir.mkdir(parents=True, exist_ok=True)
-    key = re.compile(rb"""["']""" + layout.meta_key.encode() + rb"""["']\s*:\s*["']([^"']+)["']""")
+    key = _key_pattern(layout)
     wanted = wanted.cast(pl.String).drop_nulls().unique().sort()
     picked = np.zeros(wanted.len(), dtype=bool)  # the ASIN's first line was seen (parsed or not)
     taken = np.zeros(wanted.len(), dtype=bool)  # the ASIN has its row
