@@ -408,7 +408,8 @@ def test_a_metrics_file_older_than_an_option_stays_up_to_date_at_its_default():
 
 
 def test_the_study_recipes_are_shipped():
-    assert {"ids-vs-random", "codebooks", "levels", "history", "beam", "cold-start", "categories"} <= set(SHIPPED)
+    study = {"ids-vs-random", "codebooks", "levels", "history", "beam", "cold-start"}
+    assert study | {f"categories-{c}" for c in ("beauty", "sports", "office", "scientific")} <= set(SHIPPED)
 
 
 def test_make_experiments_runs_every_shipped_recipe_after_the_one_whose_models_it_scores():
@@ -435,7 +436,7 @@ def test_every_shipped_recipe_lists_valid_points(recipe, tmp_path, monkeypatch):
 
 def test_a_recipe_runs_on_a_users_own_folder_without_its_dataset_grid(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    res = CliRunner().invoke(app, ["experiment", "categories", "--list", "--runs", str(tmp_path / "runs"), "--format", "csv",
+    res = CliRunner().invoke(app, ["experiment", "categories-sports", "--list", "--runs", str(tmp_path / "runs"), "--format", "csv",
                                    "--path", str(tmp_path / "my_shop")])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert res.output.count("→") == 1 and str(tmp_path / "runs" / "my_shop") in res.output
