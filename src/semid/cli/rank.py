@@ -17,6 +17,8 @@ app.add_typer(rank_app, name="rank")
 
 ResultsOpt = Annotated[Path | None, typer.Option(
     "--results", help="also write into <RESULTS>/<dataset>/rank_study.json (e.g. --results results)")]
+RerankResultsOpt = Annotated[Path | None, typer.Option(
+    "--results", help="also write into <RESULTS>/<dataset>/rerank.json (e.g. --results results)")]
 
 
 @rank_app.command("train")
@@ -55,7 +57,7 @@ def study_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, data_dir_
 @rank_app.command("rerank")
 @reports_errors
 def rerank_cmd(overrides: Overrides = None, dataset: DatasetOpt = None, out: OutOpt = None, config: ConfigOpt = None,
-               results: ResultsOpt = None, verbose: VerboseOpt = False) -> None:
+               results: RerankResultsOpt = None, verbose: VerboseOpt = False) -> None:
     """TIGER's top 50 re-ranked by a trained ranker; full-catalogue Recall/NDCG next to TIGER alone.
     Overrides: ranker=rank-unigram-4096 tiger=tiger top_k=50 max_users=2000 …"""
     from semid.rank import rerank

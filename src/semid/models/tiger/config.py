@@ -46,8 +46,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 # cpu-long: the same network and optimiser for 80 epochs, run to the end of the cosine schedule
 # (patience longer than the run): chosen on validation by `semid experiment tiger-epochs` (Recall@10
-# 0.0910 against 0.0844 at 26 epochs, better in a paired test; seed 0), about 75 minutes of
-# training on one thread of this 2-core CPU. `tiger-epochs-test` scores it on test at 3 seeds.
+# 0.0910 against 0.0844 at 26 epochs, better in a paired test; seed 0), about 50 minutes of
+# training on one thread of this 2-core CPU (3,051 s a seed). `tiger-epochs-test` scores it on test at 3 seeds.
 PRESETS["cpu-long"] = {**PRESETS["cpu"], "max_epochs": 80, "patience": 50}
 # cpu-wide: the cpu network at width 128 (4 heads of 32, MLP 512) for 60 epochs, to the end of its
 # schedule: the top point of `semid experiment tiger-long` on validation (0.0913 against cpu-long's
