@@ -469,6 +469,20 @@ def test_the_plot_marks_each_grid_value_and_nothing_between(xs, tmp_path, monkey
     assert data and all((line.get_linestyle() == "-") == numeric for line in data)  # categories: no line between
 
 
+def test_a_recipe_without_a_grid_plots_one_row_per_model(tmp_path, monkeypatch):
+    """One point (the main comparison on one category): the plot lists the models by name."""
+    shown = {}
+    monkeypatch.setattr(experiment_table, "save", lambda fig, path, **kw: shown.update(fig=fig))
+    means = {"sasrec-ce": 0.085, "tiger": 0.091, "pop": 0.001}
+    rows = [{"point": {}, "model": m, "history kept": {"mean": {"recall@10": v}, "ci95": {"recall@10": [v - 0.005, v + 0.005]}}}
+            for m, v in means.items()]
+    experiment_table.plot_levers(tmp_path / "p.png", rows, [], {})
+    ax = shown["fig"].axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(means)
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [float(d.get_xdata()[0]) for d in dots] == list(means.values())
+
+
 def test_a_list_of_levers_is_plotted_by_what_each_point_changes(tmp_path, monkeypatch):
     """Points that change one lever at a time (the first key constant): one row per point, named by
     the keys it changes from the baseline, the baseline's mean drawn as a dashed line."""

@@ -239,8 +239,8 @@ def write(out: Path, recipe: Path, exp: ExperimentConfig, pts: list[Point], fina
                                                    "rows": rows, "tests": tests, "not_tested": skipped, "cost": cost,
                                                    "reused": [{"folder": n, "cell": o} for n, o in twins],
                                                    "wall_time_s": round(wall_s, 1), **prov})
-    if rows and keys:
-        if levers:
+    if rows:
+        if levers or not keys:  # one point (a seeds-only recipe, e.g. one category): one row per model
             plot_levers(out / "experiment.png", rows, keys, base)
         else:
             plot(out / "experiment.png", rows, x_key, keys)
@@ -308,7 +308,9 @@ def name_tests(tests: list[dict[str, Any]], rows: list[dict[str, Any]], recipe: 
 
 def _lever(r: dict[str, Any], keys: list[str], baseline: dict[str, Any]) -> str:
     """A row's name in the lever plot: its model and those of ``keys`` whose values differ from the
-    baseline point (without a baseline, ``keys`` are the keys that vary at all)."""
+    baseline point (without a baseline, ``keys`` are the keys that vary at all); without keys, its model."""
+    if not keys:
+        return r["model"]
     point = r["point"]
     shown = [k for k in keys if not baseline or (k in baseline and point.get(k) != baseline[k])]
     text = ", ".join(f"{k.rsplit('.', 1)[-1]}={point.get(k)}" for k in shown)
