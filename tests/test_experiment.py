@@ -434,12 +434,20 @@ def test_every_shipped_recipe_lists_valid_points(recipe, tmp_path, monkeypatch):
     assert expected > 1 or not (exp.grid or exp.points) and len(base["compare"]["seeds"]) > 1  # one point: seeds are its question
 
 
-def test_a_recipe_runs_on_a_users_own_folder_without_its_dataset_grid(tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe", SHIPPED)
+def test_every_shipped_recipe_runs_on_a_users_own_folder(recipe, tmp_path, monkeypatch):
+    """On one folder of the user's own data (--format/--path) a recipe's dataset axis goes and every
+    other axis stays: ids-categories (dataset × ID method, plotted against the dataset) lists its two
+    ID methods, and its plot takes their axis instead of failing."""
     monkeypatch.chdir(REPO)
-    res = CliRunner().invoke(app, ["experiment", "categories-sports", "--list", "--runs", str(tmp_path / "runs"), "--format", "csv",
+    res = CliRunner().invoke(app, ["experiment", recipe, "--list", "--runs", str(tmp_path / "runs"), "--format", "csv",
                                    "--path", str(tmp_path / "my_shop")])
     assert res.exit_code == 0, res.output + repr(res.exception)
-    assert res.output.count("→") == 1 and str(tmp_path / "runs" / "my_shop") in res.output
+    _, _, exp = experiment.read_recipe(recipe)
+    kept = [k for k in exp.grid if k not in ("prepare.dataset", "prepare.format")]
+    expected = len({tuple(p[k] for k in kept) for p in exp.points}) if exp.points else math.prod(len(exp.grid[k]) for k in kept)
+    assert res.output.count("→") == expected and str(tmp_path / "runs" / "my_shop") in res.output
+    assert recipe != "ids-categories" or expected == 2
 
 
 def test_the_table_names_the_hardware_its_cells_ran_on():

@@ -195,7 +195,9 @@ def own_data(exp: ExperimentConfig) -> ExperimentConfig:
         q = {k: v for k, v in p.items() if k in keep}
         if q not in own:
             own.append(q)
-    return exp.model_copy(update={"grid": keep, "points": own, "baseline": {k: v for k, v in exp.baseline.items() if k in keep}})
+    plot = exp.plot if exp.plot in keep else None  # a dropped dataset axis: the plot takes the first key left
+    return exp.model_copy(update={"grid": keep, "points": own, "plot": plot,
+                                  "baseline": {k: v for k, v in exp.baseline.items() if k in keep}})
 
 
 def _digest(values: Any) -> str:
