@@ -120,12 +120,20 @@ def test_a_run_killed_after_a_validated_epoch_resumes_to_the_same_metrics(toy):
     assert metrics(out, "every2-cut") == metrics(out, "every2")
 
 
-def test_the_paper_preset_runs_unchanged_on_cpu_for_a_few_steps_and_resumes(toy):
+def test_the_paper_preset_runs_unchanged_on_cpu_for_a_few_steps_and_resumes(toy, tmp_path):
     """The GPU recipe (preset=paper: 4 + 4 layers, Adafactor, inverse-sqrt schedule, validation on
-    every user) is the command a GPU user runs; here it trains a few steps on CPU, checkpoints, and
-    --resume carries it on from the checkpoint's step."""
+    every user) is the command a GPU user runs (docs/tiger.md: `semid run ... tiger.preset=paper`, then
+    `semid train tiger ... preset=paper --resume`, accelerator left at auto); here the same commands
+    train a few steps on CPU, checkpoint, and --resume carries on from the checkpoint's step."""
     out, _ = toy
-    base = ["train", "tiger", "--out", str(out), "preset=paper", "name=paper", "threads=1", "accelerator=cpu"]
+    run = tmp_path / "paper-run"
+    res = CliRunner().invoke(app, ["run", "--dataset", "toy", "--out", str(run), "tiger.preset=paper", "tiger.max_steps=3",
+                                   "tiger.threads=1", "ids.tsne_sample=0", "evaluate.bootstrap=0"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    made = json.loads((run / "models" / "tiger" / "config.json").read_text())
+    assert made["config"]["preset"] == "paper" and made["training"]["steps"] == 3
+    assert (run / "models" / "tiger" / "metrics.json").is_file() and (run / "models" / "tiger" / "checkpoints" / "last.ckpt").is_file()
+    base = ["train", "tiger", "--out", str(out), "preset=paper", "name=paper", "threads=1"]
     res = CliRunner().invoke(app, [*base, "max_steps=3"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     folder = out / "models" / "paper"

@@ -176,6 +176,15 @@ def test_toy_end_to_end(tmp_path, monkeypatch):
     assert {"recall@10", "ndcg@10"} <= set(shown)
     assert shown == {h: f"{m['metrics'][h]:.4f}" for h in shown}
     assert "(paper)" not in res.output
+    # its record holds every stage's time from the manifests the stages wrote, all from this one command
+    rec = json.loads(results.record(model / "metrics.json", root=tmp_path / "results", setting="pipeline", allow_dirty=True).read_text())
+    walls = {s: json.loads((out / f).read_text())["wall_time_s"] for s, f in
+             [("prepare", "data/manifest.json"), ("embed", "embed/manifest.json"), ("train", "models/tiger/manifest.json")]}
+    assert walls.items() <= rec["stages_wall_s"].items() and rec["stages_wall_s"]["evaluate"] == m["rank_wall_s"]
+    assert set(rec["stages_wall_s"]) == {"prepare", "embed", "ids", "ids analyze", "train", "evaluate"}
+    assert rec["stages_total_s"] == pytest.approx(sum(rec["stages_wall_s"].values()), abs=0.1)
+    assert rec["stages_total_s"] > walls["train"]
+    assert len(rec["stages_commands"]) == 1  # every stage by the one `semid run` (under pytest: its argv)
     # a dataset with paper numbers lists each of them under this run's row
     papers = [r for r in json.loads(results.reference_path().read_text())["records"] if r["dataset"] == "beauty"]
     beauty = [cells(line) for line in results.run_table(model / "metrics.json", "beauty").splitlines()[2:] if line.startswith("|")]

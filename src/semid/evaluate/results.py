@@ -60,10 +60,36 @@ def record(metrics_file: Path, *, root: Path = Path("results"), setting: str | N
         "train_wall_s": m.get("train_wall_s"), "eval_wall_s": m.get("rank_wall_s"), "trained": m.get("trained"),
         "git": m.get("git"), "dirty": dirty, "versions": m.get("versions"), "hardware": m.get("hardware"),
         "command": m.get("command"), "date": m.get("date"), "source": "measured",
+        **stage_times(Path(metrics_file), m),
     }
     out = Path(root) / str(m["dataset"]) / f"{name}.json"
     artifacts.write_json(out, rec)
     return out
+
+
+def stage_times(metrics_file: Path, m: dict[str, Any]) -> dict[str, Any]:
+    """Each stage's wall time behind one evaluation, from the manifests its run folder's stages wrote
+    (prepare, embed, the IDs' fit and analysis, training; evaluation from the metrics file), their
+    sum, and the distinct commands that ran them: one command (``semid run``) means the sum is that
+    pipeline's time; stages reused from earlier commands are named by theirs. Empty when the model
+    folder is not inside a run folder's ``models/``."""
+    model = metrics_file.parent
+    run = model.parent.parent
+    if model.parent.name != "models" or not (run / "data" / artifacts.MANIFEST).is_file():
+        return {}
+    ids = run / "ids" / Path(str((m.get("model_info") or {}).get("ids") or "-")).name
+    files = {"prepare": run / "data" / artifacts.MANIFEST, "embed": run / "embed" / artifacts.MANIFEST,
+             "ids": ids / artifacts.MANIFEST, "ids analyze": ids / "report.manifest.json", "train": model / artifacts.MANIFEST}
+    stages, commands = {}, []
+    for stage, f in files.items():
+        if f.is_file():
+            doc = artifacts.read_json(f)
+            stages[stage] = doc.get("wall_time_s")
+            commands.append(doc.get("command"))
+    stages["evaluate"] = m.get("rank_wall_s")
+    commands.append(m.get("command"))
+    total = round(sum(v for v in stages.values() if v is not None), 1)
+    return {"stages_wall_s": stages, "stages_total_s": total, "stages_commands": sorted({c for c in commands if c}, key=str)}
 
 
 def record_experiment(folder: Path, *, root: Path = Path("results"), allow_dirty: bool = False) -> list[Path]:
