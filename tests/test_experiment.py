@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -154,6 +159,48 @@ def test_a_killed_grid_continues_where_it_stopped(finished):
     now = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in models.iterdir()}
     assert {n for n in done if now[n] != done[n]} == {victim.name}  # only the killed cell trained again
     assert (victim / "metrics-beam5.json").is_file() and (victim / "metrics-beam10.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_grid_killed_by_sigkill_continues_and_keeps_finished_cells(jobs, tmp_path):
+    """A real `semid experiment` process group (its cell workers too, with jobs=2) is killed with
+    SIGKILL while a SID-GRU cell trains: run again, finished cells are neither trained nor scored
+    again, the killed cell continues or starts over, and the table has every seed."""
+    data = json.loads(json.dumps(RECIPE))
+    data["compare"] |= {"seeds": [0, 1, 2], "jobs": jobs, "budget": {"max_epochs": 12, "val_every": 1, "patience": 100, "val_users": 50}}
+    data["experiment"] = {"description": "toy kill"}
+    recipe = tmp_path / "toy-kill.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "from semid.cli import main; main()", "experiment", str(recipe), "--out", str(out), "--runs", str(out)]
+    models = out / "toy" / "models"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=os.environ | {"SEMID_PROGRESS": "0"})
+    t0 = time.time()
+
+    def state():
+        folders = [p for p in models.glob("sid-gru@*")] if models.is_dir() else []
+        done = [p for p in folders if (p / "metrics.json").is_file()]
+        running = [p for p in folders if (p / model_stage.PENDING).is_file() and (p / "checkpoints" / "last.ckpt").is_file()]
+        return done, running
+
+    while not (state()[0] and state()[1]):
+        assert proc.poll() is None, "the grid finished before it could be killed: " + proc.stderr.read()[-2000:]
+        assert time.time() - t0 < 600
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    done, running = state()
+    before = {p.name: (p / "metrics.json").stat().st_mtime_ns for p in done}
+    assert not (out / "experiment.json").exists()
+    res = CliRunner().invoke(app, ["experiment", str(recipe), "--out", str(out), "--runs", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert {n: (models / n / "metrics.json").stat().st_mtime_ns for n in before} == before  # not scored again
+    assert all(not (models / p.name / model_stage.PENDING).exists() for p in running)
+    table = json.loads((out / "experiment.json").read_text())
+    sid = next(r for r in table["rows"] if r["model"] == "sid-gru")
+    assert sid["seeds"] == [0, 1, 2] and all(Path(s["metrics_file"]).is_file() for s in sid["per_seed"])
 
 
 def test_bad_recipes_name_the_problem(tmp_path):
@@ -448,6 +495,38 @@ def test_every_shipped_recipe_runs_on_a_users_own_folder(recipe, tmp_path, monke
     expected = len({tuple(p[k] for k in kept) for p in exp.points}) if exp.points else math.prod(len(exp.grid[k]) for k in kept)
     assert res.output.count("→") == expected and str(tmp_path / "runs" / "my_shop") in res.output
     assert recipe != "ids-categories" or expected == 2
+
+
+def test_a_recipe_with_a_dataset_grid_trains_and_scores_on_a_users_own_folder(tmp_path):
+    """End to end, not only --list: a recipe gridded over named datasets × ID methods, run on a CSV
+    folder of the user's own data, prepares that folder once, fits both ID tables, trains and scores
+    every model on it, and pairs the points within it."""
+    rng = __import__("numpy").random.default_rng(0)
+    shop = tmp_path / "my_shop"
+    shop.mkdir()
+    rows = [(u, int(i), 1_600_000_000 + 60 * t) for u in range(80) for t, i in enumerate(rng.integers(0, 40, 8))]
+    pl.DataFrame(rows, schema=["user_id", "item_id", "time"], orient="row").write_csv(shop / "train.csv")
+    data = json.loads(json.dumps(RECIPE))
+    data["prepare"] = {"dataset": "toy", "k_core": 2}
+    data["ids"] = {"codebook_size": 4, "tsne_sample": 0}
+    data["compare"] |= {"seeds": [0]}
+    data["experiment"] = {"description": "toy: datasets x ID methods", "grid": {"prepare.dataset": ["toy", "beauty"],
+                                                                               "ids.method": ["rqkmeans", "random"]},
+                          "baseline": {"ids.method": "random"}, "plot": "prepare.dataset"}
+    recipe = tmp_path / "toy-own.yaml"
+    recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    res = CliRunner().invoke(app, ["experiment", str(recipe), "--out", str(out), "--runs", str(runs), "--format", "csv",
+                                   "--path", str(shop)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    folders = list(runs.iterdir())  # one folder (k_core 2 is not the default: my_shop-<digest>) for both points
+    assert len(folders) == 1 and folders[0].name.startswith("my_shop") and RunFolder(folders[0]).dataset() == "my_shop"
+    table = json.loads((out / "experiment.json").read_text())
+    assert sorted((r["model"], r["point_label"]) for r in table["rows"]) == [
+        ("pop", "method=random"), ("pop", "method=rqkmeans"), ("sid-gru", "method=random"), ("sid-gru", "method=rqkmeans")]
+    assert all(json.loads(Path(r["per_seed"][0]["metrics_file"]).read_text())["dataset"] == "my_shop" for r in table["rows"])
+    assert ("sid-gru@method=rqkmeans", "sid-gru@method=random") in {(t["model"], t["baseline"]) for t in table["tests"]}
+    assert (out / "experiment.png").is_file()
 
 
 def test_the_table_names_the_hardware_its_cells_ran_on():
