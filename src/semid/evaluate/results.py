@@ -18,6 +18,7 @@ from typing import Any
 
 from semid.core import artifacts
 from semid.core.errors import DataError
+from semid.core.run import RunFolder
 
 COLUMNS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr", "coverage@10")
 REMOVED = ("recall@10", "ndcg@10")  # the history-removed protocol's columns of the README table
@@ -74,12 +75,13 @@ def stage_times(metrics_file: Path, m: dict[str, Any]) -> dict[str, Any]:
     pipeline's time; stages reused from earlier commands are named by theirs. Empty when the model
     folder is not inside a run folder's ``models/``."""
     model = metrics_file.parent
-    run = model.parent.parent
-    if model.parent.name != "models" or not (run / "data" / artifacts.MANIFEST).is_file():
+    run = RunFolder(model.parent.parent)
+    if model.parent != run.models_root or not (run.data / artifacts.MANIFEST).is_file():
         return {}
-    ids = run / "ids" / Path(str((m.get("model_info") or {}).get("ids") or "-")).name
-    files = {"prepare": run / "data" / artifacts.MANIFEST, "embed": run / "embed" / artifacts.MANIFEST,
-             "ids": ids / artifacts.MANIFEST, "ids analyze": ids / "report.manifest.json", "train": model / artifacts.MANIFEST}
+    ids = run.ids_dir(Path(str((m.get("model_info") or {}).get("ids") or "-")).name)
+    files = {"prepare": run.data / artifacts.MANIFEST, "embed": run.embed / artifacts.MANIFEST,
+             "ids": ids / artifacts.MANIFEST, "ids analyze": ids / "report.manifest.json",  # semid.ids.analyze.MANIFEST
+             "train": model / artifacts.MANIFEST}
     stages, commands = {}, []
     for stage, f in files.items():
         if f.is_file():
