@@ -243,3 +243,24 @@ def test_training_on_a_crowded_cpu_warns_with_the_thread_count_that_fits(toy_run
     with caplog.at_level("WARNING", logger="semid"):
         model_stage.train("gru4rec", cfg, out)
     assert not any("CPU cores busy" in r.getMessage() for r in caplog.records)
+
+
+def test_without_a_progress_bar_each_validation_is_one_log_line(toy_run, monkeypatch, caplog):
+    """A cell trained in a worker process (or logged to a file) shows no bar: each validation logs
+    its epoch, Recall@10 and the best so far, which are the model's own logged numbers."""
+    out, _ = toy_run
+    monkeypatch.setenv("SEMID_PROGRESS", "0")
+    cfg = registry.get("gru4rec").config(**{**TINY, "max_epochs": 4, "val_every": 2, "patience": 10}, name="gru4rec-logged")
+    with caplog.at_level("INFO", logger="semid"):
+        folder = model_stage.train("gru4rec", cfg, out)
+    lines = [r.getMessage() for r in caplog.records if "validation Recall@10" in r.getMessage() and "epoch" in r.getMessage()]
+    assert [line.split(",")[0] for line in lines] == ["gru4rec-logged: epoch 2/4", "gru4rec-logged: epoch 4/4"]
+    assert "min more if it runs to epoch 4" in lines[0] and "min more" not in lines[1]
+    logged = pl.read_csv(folder / "logs" / "metrics.csv").drop_nulls("val/recall@10")["val/recall@10"].to_list()
+    assert [f"Recall@10 {v:.4f}" in line for v, line in zip(logged, lines)] == [True, True]
+    assert f"(best {max(logged):.4f})" in lines[1]
+    monkeypatch.setenv("SEMID_PROGRESS", "1")  # with a bar the bar shows it
+    caplog.clear()
+    with caplog.at_level("INFO", logger="semid"):
+        model_stage.train("gru4rec", cfg.model_copy(update={"name": "gru4rec-bar"}), out)
+    assert not any("validation Recall@10" in r.getMessage() and "epoch" in r.getMessage() for r in caplog.records)

@@ -36,7 +36,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger
 
 from semid.checkpoints import TrainLoader, finish_epoch, readable_checkpoint, reopen_epoch, restore_rng
@@ -232,6 +232,29 @@ class SemidModule(L.LightningModule):
         return np.concatenate([row[:n] for row, n in zip(every, sizes)])
 
 
+class ValidationLog(Callback):
+    """One log line per validation where no progress bar shows it (a log file, a cell trained in a
+    worker process of `semid compare` / `semid experiment`): the epoch, the validation Recall@10,
+    the best so far, the training time, and the time left at this pace if every epoch runs."""
+
+    def __init__(self, name: str, max_epochs: int | None):
+        self.name, self.max_epochs, self.best = name, max_epochs, float("-inf")
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        score = trainer.callback_metrics.get(MONITOR)
+        if score is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        self.best = max(self.best, float(score))
+        done = trainer.current_epoch + 1
+        spent = module.train_seconds() if isinstance(module, SemidModule) else 0.0
+        left = ""
+        if self.max_epochs and self.max_epochs > done and spent > 0:
+            left = f", about {spent / done * (self.max_epochs - done) / 60:.0f} min more if it runs to epoch {self.max_epochs}"
+        of = f"/{self.max_epochs}" if self.max_epochs and self.max_epochs > 0 else ""
+        log.info("%s: epoch %d%s, validation Recall@10 %.4f (best %.4f), %.1f min of training%s",
+                 self.name, done, of, float(score), self.best, spent / 60, left)
+
+
 def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path, *, resume: bool = False,
         name: str = "model", log_every: int = 20) -> dict[str, Any]:
     """Train ``module`` into ``out``; returns the summary (best checkpoint, score, epochs, steps, time).
@@ -266,7 +289,8 @@ def fit(module: SemidModule, train_data, val_data, cfg: TrainerConfig, out: Path
             num_nodes=cfg.num_nodes, strategy=cfg.strategy, precision=precision(cfg), max_epochs=cfg.max_epochs,
             max_steps=cfg.max_steps, max_time={"minutes": cfg.max_time_min} if cfg.max_time_min else None,
             gradient_clip_val=cfg.grad_clip or None, check_val_every_n_epoch=cfg.val_every, num_sanity_val_steps=0,
-            logger=loggers(cfg, out, name, version), callbacks=[checkpoint, stopper, latest],
+            logger=loggers(cfg, out, name, version),
+            callbacks=[checkpoint, stopper, latest, *([] if progress_enabled() else [ValidationLog(name, cfg.max_epochs)])],
             enable_progress_bar=progress_enabled(), enable_model_summary=False, default_root_dir=out,
             deterministic=False)
         environment = getattr(trainer.strategy, "cluster_environment", None)
