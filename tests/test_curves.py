@@ -40,6 +40,21 @@ def test_points_use_logged_seconds_times_threads(tmp_path):
     assert trainlog.train_seconds(folder, {"train_wall_s": 200, "resumed_at_s": 100}) == (200, "measured")
 
 
+@pytest.mark.parametrize("killed", ["", "epoch,st", "epoch,step,train/loss,val/recall@10,val/train_s\r\n2,29,,0.2"])
+def test_a_log_cut_by_a_kill_is_read_up_to_its_last_whole_line(killed, tmp_path):
+    """A process killed before its logger wrote anything (an empty file), inside the header, or
+    inside a row: the continued run's time and curve come from the whole lines, not an error."""
+    header = "epoch,step,train/loss,val/recall@10,val/train_s\r\n"
+    _folder(tmp_path, {"logs/metrics.csv": header + "0,9,,0.10,30\r\n1,19,,0.20,90\r\n",
+                       "logs/resume-x/metrics.csv": killed,
+                       "logs/resume-y/metrics.csv": header + "2,29,,0.25,160\r\n"},
+            {"threads": 1, "train_wall_s": 200, "resumed_at_s": 100, "steps": 30})
+    folder = tmp_path / "run" / "models" / "m"
+    parts = trainlog.log_parts(folder)
+    assert len(parts) == 2 and [p.height for p in parts] == [2, 1]
+    assert [(p["step"], p["recall@10"]) for p in curves.curve(folder)["points"]] == [(9, 0.10), (19, 0.20), (29, 0.25)]
+
+
 def test_older_resumed_logs_are_stitched_not_restarted(tmp_path):
     """Older logs restarted val/elapsed_s at 0 in each process and config.json kept only the last
     process's seconds: the earlier process is counted at its own seconds per step up to the step the

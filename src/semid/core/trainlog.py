@@ -13,6 +13,7 @@ process's seconds per step (``"steps"``).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,18 @@ ELAPSED_S = "val/elapsed_s"  # older logs: this process's seconds since its firs
 
 
 def log_parts(folder: Path) -> list[pl.DataFrame]:
-    """The CSV logs of a model folder, oldest process first."""
+    """The CSV logs of a model folder, oldest process first. A process killed before its logger wrote
+    a row leaves an empty or header-only file (skipped); one killed while writing, a cut last line
+    (dropped)."""
     files = [folder / "logs" / "metrics.csv"] + sorted((folder / "logs").glob("resume-*/metrics.csv"))
-    return [pl.read_csv(f, infer_schema_length=None) for f in files if f.is_file()]
+    parts = []
+    for f in files:
+        text = f.read_text(errors="replace") if f.is_file() else ""
+        whole = text[:text.rfind("\n") + 1]  # up to the last complete line
+        df = pl.read_csv(io.StringIO(whole), infer_schema_length=None) if whole.strip() else None
+        if df is not None and df.height:
+            parts.append(df)
+    return parts
 
 
 def _rows(df: pl.DataFrame, col: str) -> pl.DataFrame:

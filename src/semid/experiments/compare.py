@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Mapping
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,10 +201,11 @@ def execute(cells: list[Cell], cfg: CompareConfig, *, force: bool) -> None:
     if crowded := side_by_side(min(cfg.jobs, len(cells)), cfg.threads or torch.get_num_threads()):
         log.warning("%s", crowded)
     with worker_pool(cfg.jobs) as pool:
-        futures = [pool.submit(_run_cell, *a, verbose) for a in args]
-        for cell, fut in zip(cells, futures):
+        futures = {pool.submit(_run_cell, *a, verbose): cell for cell, a in zip(cells, args)}
+        for done, fut in enumerate(as_completed(futures), 1):  # logged as they finish, not in submission order
+            cell = futures[fut]
             cell.result = fut.result()
-            log.info("── cell %s (seed %d) done", cell.name, cell.config.seed)
+            log.info("── cell %s (seed %d) done: %d of %d", cell.name, cell.config.seed, done, len(cells))
 
 
 def choose(cells: list[Cell], row: str, select: str) -> Cell:
