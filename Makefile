@@ -61,7 +61,9 @@ report: install
 # the report's own run folders, by the commands their manifests name (finished stages are reused;
 # about 1.5 h on a 2-core CPU): every ID method at 3 × 256 with its quality report, each with
 # collisions re-encoded to stay at 3 codes too (runs/beauty-ids), and a run with TIGER and SASRec-CE
-# evaluated and compared user by user (runs/beauty-serve, also what `semid serve` and the load test use)
+# evaluated and compared user by user (runs/beauty-serve, also what `semid serve` and the load test use);
+# one thread per training, as in the comparison: the same numbers on any core count, and no
+# oversubscription beside other jobs (two threads beside two busy cells trained TIGER at 390 examples/s)
 ID_METHODS ?= random rqkmeans rqkmeans_balanced rqvae rqvae_cf
 report-inputs: install
 	$(BIN)/semid prepare --dataset $(DATASET) --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty-ids
@@ -71,7 +73,7 @@ report-inputs: install
 	  [ $$m = random ] || { $(BIN)/semid ids train --out runs/beauty-ids method=$$m collisions=reencode name=$$m-3x256-l && \
 	    $(BIN)/semid ids analyze --out runs/beauty-ids name=$$m-3x256-l tsne_sample=0; } || exit 1; \
 	done
-	$(BIN)/semid run --dataset $(DATASET) --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty-serve
+	$(BIN)/semid run --dataset $(DATASET) --data-dir "$(SEMID_DATA_DIR)" --out runs/beauty-serve tiger.threads=1
 	$(BIN)/semid train sasrec --out runs/beauty-serve max_epochs=8 val_every=2 val_users=2000 threads=1
 	$(BIN)/semid evaluate --out runs/beauty-serve model=sasrec-ce
 	$(BIN)/semid analyze runs/beauty-serve --models tiger,sasrec-ce --users 20 --seed 0
