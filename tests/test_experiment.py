@@ -30,6 +30,7 @@ from semid.ids import train as ids_train
 from semid.models import registry
 from semid.models import stage as model_stage
 from semid.pipeline import RunConfig
+from test_faults import shop as user_folder
 
 RECIPE = {
     "prepare": {"dataset": "toy"},
@@ -180,12 +181,12 @@ def test_a_grid_killed_by_sigkill_continues_and_keeps_finished_cells(jobs, tmp_p
     t0 = time.time()
 
     def state():
-        folders = [p for p in models.glob("sid-gru@*")] if models.is_dir() else []
+        folders = list(models.glob("sid-gru@*")) if models.is_dir() else []
         done = [p for p in folders if (p / "metrics.json").is_file()]
         running = [p for p in folders if (p / model_stage.PENDING).is_file() and (p / "checkpoints" / "last.ckpt").is_file()]
         return done, running
 
-    while not (state()[0] and state()[1]):
+    while not all(state()):
         assert proc.poll() is None, "the grid finished before it could be killed: " + proc.stderr.read()[-2000:]
         assert time.time() - t0 < 600
         time.sleep(0.05)
@@ -501,11 +502,7 @@ def test_a_recipe_with_a_dataset_grid_trains_and_scores_on_a_users_own_folder(tm
     """End to end, not only --list: a recipe gridded over named datasets × ID methods, run on a CSV
     folder of the user's own data, prepares that folder once, fits both ID tables, trains and scores
     every model on it, and pairs the points within it."""
-    rng = __import__("numpy").random.default_rng(0)
-    shop = tmp_path / "my_shop"
-    shop.mkdir()
-    rows = [(u, int(i), 1_600_000_000 + 60 * t) for u in range(80) for t, i in enumerate(rng.integers(0, 40, 8))]
-    pl.DataFrame(rows, schema=["user_id", "item_id", "time"], orient="row").write_csv(shop / "train.csv")
+    shop = user_folder(tmp_path / "my_shop", users=80, items=40)
     data = json.loads(json.dumps(RECIPE))
     data["prepare"] = {"dataset": "toy", "k_core": 2}
     data["ids"] = {"codebook_size": 4, "tsne_sample": 0}

@@ -79,13 +79,12 @@ def stage_times(metrics_file: Path, m: dict[str, Any]) -> dict[str, Any]:
     if model.parent != run.models_root or not (run.data / artifacts.MANIFEST).is_file():
         return {}
     ids = run.ids_dir(Path(str((m.get("model_info") or {}).get("ids") or "-")).name)
-    files = {"prepare": run.data / artifacts.MANIFEST, "embed": run.embed / artifacts.MANIFEST,
-             "ids": ids / artifacts.MANIFEST, "ids analyze": ids / "report.manifest.json",  # semid.ids.analyze.MANIFEST
-             "train": model / artifacts.MANIFEST}
+    manifests = {"prepare": artifacts.load_manifest(run.data), "embed": artifacts.load_manifest(run.embed),
+                 "ids": artifacts.load_manifest(ids), "train": artifacts.load_manifest(model),
+                 "ids analyze": artifacts.load_manifest(ids, "report.manifest.json")}  # semid.ids.analyze.MANIFEST
     stages, commands = {}, []
-    for stage, f in files.items():
-        if f.is_file():
-            doc = artifacts.read_json(f)
+    for stage, doc in manifests.items():
+        if doc is not None:
             stages[stage] = doc.get("wall_time_s")
             commands.append(doc.get("command"))
     stages["evaluate"] = m.get("rank_wall_s")
