@@ -10,6 +10,7 @@ the same run (1 thread, fp32, its default batch size):
 * twice the batch size (``batch_size=2×``: fewer, larger steps);
 * ``torch.compile`` of the network's forward (``compile=true``; its one-off compile falls in the first
   steps, which is why the steady rate below is the one to compare);
+* TIGER only: one encoder position per history item (``encoder_input=items``) instead of one per ID token;
 * SASRec only: a sampled softmax of 1,024 negatives (``negatives=1024``) instead of the full one.
 
 With ``--accelerator gpu`` the settings are a GPU's (figures go to ``train_gpu.json`` / ``.md``):
@@ -46,7 +47,7 @@ SETTINGS = {
                ("sampled softmax, 1,024 negatives", {"negatives": 1024}), ("torch.compile", {"compile": True})],
     "tiger": [("1 thread, fp32 (default)", {}), ("2 threads", {"threads": 2}),
               ("bf16 autocast", {"precision": "bf16-mixed"}), ("batch ×2", {"batch_size": "x2"}),
-              ("torch.compile", {"compile": True})],
+              ("torch.compile", {"compile": True}), ("item vectors as encoder input", {"encoder_input": "items"})],
     "sid-gru": [("1 thread, fp32 (default)", {}), ("2 threads", {"threads": 2}), ("torch.compile", {"compile": True})],
 }
 GPU_SETTINGS = {

@@ -30,13 +30,14 @@ def random_catalogue(rng: np.random.Generator, n_items: int, levels: int, k: int
     return np.concatenate([codes, dedup[:, None]], 1)
 
 
-def tiny_model(tok: SIDTokenizer, seed: int, mask: str = "causal", users: int = 0, recency: bool = False) -> Tiger:
+def tiny_model(tok: SIDTokenizer, seed: int, mask: str = "causal", users: int = 0, recency: bool = False,
+               encoder_input: str = "tokens") -> Tiger:
     torch.manual_seed(seed)
     args = ModelArgs(vocab_size=tok.vocab_size, id_length=tok.id_length,
                      level_ranges=[tok.level_range(lvl) for lvl in range(tok.id_length)],
                      d_model=16, n_heads=2, head_dim=8, d_ff=32, encoder_layers=1, decoder_layers=2,
                      dropout=0.0, attn_dropout=0.0, max_items=5, encoder_mask=mask, user_buckets=users,
-                     recency_bias=recency, positions="relative" if recency else "absolute")
+                     recency_bias=recency, positions="relative" if recency else "absolute", encoder_input=encoder_input)
     model = Tiger(args).double().eval()
     with torch.no_grad():  # larger weights than the init so that log-probs are far from uniform
         for p in model.parameters():
@@ -340,13 +341,13 @@ def test_tokenizer_roundtrip_and_ranges():
         SIDTokenizer.from_codes(np.array([[0, 0], [0, 0]]), codebook_size=2).decode(torch.tensor([3, 5]))
 
 
-@pytest.mark.parametrize("recency", [False, True])
-def test_incremental_decoding_gives_the_full_recomputation(recency):
+@pytest.mark.parametrize("recency,encoder_input", [(False, "tokens"), (True, "tokens"), (True, "items")])
+def test_incremental_decoding_gives_the_full_recomputation(recency, encoder_input):
     """TIGER's cached decoder (one new token per step, beams re-gathered by follow) scores every step
     as the full decoder does; a step wrapped in a function (no follow) falls back to the full pass."""
     rng = np.random.default_rng(3)
     tok = SIDTokenizer.from_codes(random_catalogue(rng, 60, 3, 5), codebook_size=5)
-    model = tiny_model(tok, 3, recency=recency)
+    model = tiny_model(tok, 3, recency=recency, encoder_input=encoder_input)
     hist = histories(tok, rng, 5, 5)
     cached = model.start(pad_batch(hist))
     full = model.start(pad_batch(hist))

@@ -20,8 +20,9 @@ from semid.core.run import RunFolder
 from semid.core.threads import threads
 from semid.evaluate import results
 from semid.generative import beam, coldstart
-from semid.generative.tokens import SIDTokenizer, history_tokens
+from semid.generative.tokens import BOS, SIDTokenizer, history_tokens
 from semid.models import registry
+from semid.models import stage as model_stage
 from semid.models.common import RankOptions
 from semid.models.tiger import data
 from semid.models.tiger.config import PRESETS, TigerConfig
@@ -38,13 +39,13 @@ def _tok(n_items=30, k=5, seed=0) -> SIDTokenizer:
     return SIDTokenizer.from_codes(codes, codebook_size=k)
 
 
-def _model(tok, mask="causal", users=0, recency=False) -> Tiger:
+def _model(tok, mask="causal", users=0, recency=False, encoder_input="tokens") -> Tiger:
     torch.manual_seed(0)
     args = ModelArgs(vocab_size=tok.vocab_size, id_length=tok.id_length,
                      level_ranges=[tok.level_range(i) for i in range(tok.id_length)], d_model=16, n_heads=2,
                      head_dim=8, d_ff=32, encoder_layers=2, decoder_layers=2, dropout=0.0, attn_dropout=0.0,
                      max_items=6, encoder_mask=mask, user_buckets=users, recency_bias=recency,
-                     positions="relative" if recency else "absolute")
+                     positions="relative" if recency else "absolute", encoder_input=encoder_input)
     model = Tiger(args).double().eval()
     if recency:  # learned relative biases: random, so that a wrong distance would change the logits
         with torch.no_grad():
@@ -53,12 +54,13 @@ def _model(tok, mask="causal", users=0, recency=False) -> Tiger:
     return model
 
 
+@pytest.mark.parametrize("encoder_input", ["tokens", "items"])
 @pytest.mark.parametrize("users,recency", [(0, False), (4, False), (0, True), (4, True)])
-def test_one_causal_pass_equals_encoding_each_window_alone(users, recency):
+def test_one_causal_pass_equals_encoding_each_window_alone(users, recency, encoder_input):
     """The design claim: one block-causal encoder pass serves every sliding window exactly (also
-    with the learned recency and item-distance biases)."""
+    with the learned recency and item-distance biases, and with one encoder position per item)."""
     tok = _tok()
-    model = _model(tok, users=users, recency=recency)
+    model = _model(tok, users=users, recency=recency, encoder_input=encoder_input)
     rows = [np.array([3, 7, 1, 9, 2, 5, 11]), np.array([4, 8, 0])]
     u = np.array([1, 3])
     batch = data.collate_causal(rows, u, tok.item_tokens.numpy())
@@ -70,6 +72,31 @@ def test_one_causal_pass_equals_encoding_each_window_alone(users, recency):
                 alone = model(hist, batch.dec_in[b:b + 1, t - 1:t], torch.tensor([[t]]),
                               batch.users[b:b + 1] if users else None)
                 torch.testing.assert_close(logits[b, t - 1], alone[0, 0])
+
+
+@pytest.mark.parametrize("recency", [False, True])
+def test_item_input_encodes_one_position_per_item_from_its_summed_tokens(recency):
+    """encoder_input="items": the memory holds one position per history item, padded items are
+    masked out (a padded history gives the same logits as the unpadded one), and an item's input
+    is the sum of its tokens' embeddings (two items with the same tokens in another order, which
+    a token encoder tells apart, look alike to this one)."""
+    tok = _tok()
+    model = _model(tok, recency=recency, encoder_input="items")
+    item_tokens = tok.item_tokens.numpy()
+    hist = [np.array([3, 7, 1]), np.array([4, 8, 0, 9, 2])]
+    enc = history_tokens(hist, item_tokens)
+    with torch.no_grad():
+        memory, item, pad = model.encode(enc)
+        assert memory.shape[1] == 5 and item[0].tolist() == [0, 1, 2, 3, 4]
+        assert pad.tolist() == [[False] * 3 + [True] * 2, [False] * 5]
+        dec = torch.full((1, 1, 1), BOS)
+        short = model(history_tokens(hist[:1], item_tokens), dec, torch.tensor([[3]]))
+        torch.testing.assert_close(model(enc[:1], dec, torch.tensor([[3]])), short)
+        # permuting the tokens of every history item: the same sums, the same memory
+        swapped = enc.view(2, 5, tok.id_length).flip(-1).reshape(2, -1)
+        torch.testing.assert_close(model.encode(swapped)[0], memory)
+        as_tokens = _model(tok, recency=recency)
+        assert not torch.allclose(as_tokens.encode(swapped)[0], as_tokens.encode(enc)[0])
 
 
 def test_windows_chunks_and_batches():
@@ -221,5 +248,18 @@ def test_toy_end_to_end(tmp_path, monkeypatch):
     # it logs from the checkpoint's last step on (epochs 3 and 4); a run that started over would log from step 19, epoch 1
     assert resumed["step"].min() >= first["steps"] - 1 and resumed["epoch"].min() >= 2 and resumed["epoch"].max() == 3
     assert pl.read_csv(model / "logs" / "metrics.csv")["step"].max() < first["steps"]
+    # the item-vector encoder input trains, is read back from its folder and ranks valid items; the
+    # default input stays out of a model's identity, so folders trained before the option existed stay up to date
+    spec = registry.get("tiger")
+    run = RunFolder(out)
+    assert "encoder_input" not in model_stage._identity(spec, spec.config(preset="tiny"), run, None)[0]
+    assert model_stage._identity(spec, spec.config(preset="tiny", encoder_input="items"), run, None)[0]["encoder_input"] == "items"
+    res = runner.invoke(app, ["train", "tiger", "--out", str(out), "preset=tiny", "encoder_input=items", "name=tiger-items"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    items_folder = out / "models" / "tiger-items"
+    assert json.loads((items_folder / "config.json").read_text())["args"]["encoder_input"] == "items"
+    items, _, targets = rerank(items_folder, out, top_k=10, beam_size=10)
+    assert (items >= 0).all() and (items[:, :, None] != items[:, None, :]).sum((1, 2)).min() == 90  # 10 distinct items each
+    assert (items == targets[:, None]).any(1).mean() > 0.05
     # about 6 s on an idle 2-core CPU; not asserted, as shared CI machines vary tenfold
     log.info("toy end to end: %.1f s", time.perf_counter() - t0)

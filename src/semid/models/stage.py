@@ -27,10 +27,11 @@ from semid.generative.folder import CODES, resolve_ids
 from semid.models import registry
 
 PENDING = "pending.json"  # the config of a training run under way; gone once it finished
-# keys added after folders were trained (several processes, the sampled softmax, compile, label smoothing) are left
-# out of a model's identity at their defaults, so folders trained before they existed stay up to date
+# keys added after folders were trained (several processes, the sampled softmax, compile, label smoothing,
+# TIGER's encoder input) are left out of a model's identity at their defaults, so folders trained before
+# they existed stay up to date
 ADDED_LATER = {"devices": 1, "num_nodes": 1, "strategy": "auto", "negatives": 0, "sampler": "uniform", "compile": False,
-               "label_smoothing": 0.0, "members": 1}
+               "label_smoothing": 0.0, "members": 1, "encoder_input": "tokens"}
 NOT_IDENTITY = {"loggers"}  # where curves are also sent does not change the model
 
 

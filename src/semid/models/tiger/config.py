@@ -75,6 +75,9 @@ class TigerConfig(SIDTrainerConfig):
     positions: Literal["absolute", "relative"] = Field(
         "absolute", description="encoder positions: absolute token embeddings, or relative (T5-like): "
                                 "a learned bias by item distance + an ID-level embedding")
+    encoder_input: Literal["tokens", "items"] = Field(
+        "tokens", description="tokens: the encoder reads every ID token of the history (the paper); items: one vector "
+                              "per history item, the sum of its token embeddings (T times fewer encoder positions)")
     user_buckets: int = Field(0, ge=0, description="hashed user tokens prepended to the history (TIGER: 2000; GRID: 0 is best)")
     # optimisation (the other keys are semid.training.TrainerConfig's)
     batch_size: int = Field(256, ge=1, description="training examples (targets) per batch")

@@ -19,7 +19,12 @@ of its ID level. ``recency_bias`` does the same for the decoder's cross-attentio
 the target). Both biases start ALiBi-like (:func:`alibi`), so some heads favour recent items
 from the first step.
 
-Shapes: ``B`` rows, ``S`` encoder tokens, ``M`` targets per row, ``T`` = ID length (L + 1).
+Encoder input: ``encoder_input="tokens"`` (the paper) reads every ID token of the history, T per
+item; ``"items"`` reads one vector per history item, the sum of its tokens' embeddings (as SID-GRU
+does), so the encoder and the decoder's cross-attention see ``T`` times fewer positions. Either
+way the decoder generates the next item's ID token by token.
+
+Shapes: ``B`` rows, ``S`` encoder tokens (``S / T`` items with ``encoder_input="items"``), ``M`` targets per row, ``T`` = ID length (L + 1).
 This file holds the model only; training lives in :mod:`semid.models.tiger.train`.
 """
 
@@ -55,6 +60,8 @@ class ModelArgs:
     # encoder positions: "absolute" = a learned embedding per token position; "relative" (T5-like) =
     # a learned per-head self-attention bias by item distance, plus an embedding of the token's ID level
     positions: Literal["absolute", "relative"] = "absolute"
+    # "tokens": one encoder position per ID token; "items": one per history item (sum of its token embeddings)
+    encoder_input: Literal["tokens", "items"] = "tokens"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -184,15 +191,23 @@ class Tiger(nn.Module):
         """tokens [B, S] (history items' tokens, item-aligned, PAD after the end) →
         (memory [B, S', d], memory item index [B, S'], key padding [B, S']).
 
-        A token's item index is ``position // T``; a user token (if any) gets index -1 so that
-        every target sees it.
+        A token's item index is ``position // T`` (with ``encoder_input="items"`` the memory holds
+        one position per item, its index); a user token (if any) gets index -1 so that every
+        target sees it.
         """
         a = self.args
         b, s = tokens.shape
-        pos = torch.arange(s, device=tokens.device)
-        x = self.tok(tokens) + self.enc_pos(pos % a.id_length if self.item_bias is not None else pos)[None]
-        item = (pos // a.id_length)[None].expand(b, s)
-        pad = tokens == PAD
+        if a.encoder_input == "items":  # one position per item: the sum of its tokens' embeddings
+            per_item = tokens.view(b, s // a.id_length, a.id_length)
+            pos = torch.arange(per_item.shape[1], device=tokens.device)
+            x = self.tok(per_item).sum(2)
+            if self.item_bias is None:  # relative positions need no embedding: an item has no ID level
+                x = x + self.enc_pos(pos)[None]
+            item, pad = pos[None].expand(b, -1), per_item[..., 0] == PAD
+        else:
+            pos = torch.arange(s, device=tokens.device)
+            x = self.tok(tokens) + self.enc_pos(pos % a.id_length if self.item_bias is not None else pos)[None]
+            item, pad = (pos // a.id_length)[None].expand(b, s), tokens == PAD
         if self.user is not None:
             ux = self.user(users if users is not None else torch.zeros(b, dtype=torch.long, device=tokens.device))
             x = torch.cat([ux[:, None], x], 1)

@@ -30,7 +30,8 @@ def model_args(cfg: TigerConfig, tok: SIDTokenizer) -> ModelArgs:
                      encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers, dropout=cfg.dropout,
                      attn_dropout=cfg.dropout if cfg.attn_dropout is None else cfg.attn_dropout,
                      max_items=cfg.max_items, encoder_mask=cfg.encoder_mask, user_buckets=cfg.user_buckets,
-                     recency_bias=cfg.recency_bias, positions=cfg.positions)
+                     recency_bias=cfg.recency_bias, positions=cfg.positions,
+                     encoder_input=cfg.encoder_input)
 
 
 class TigerModule(SIDModule):
