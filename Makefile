@@ -47,7 +47,7 @@ results: results-compare results-pipeline rank-study
 	$(BIN)/semid results --update-readme README.md
 
 # the study's recipes (configs/experiments/*.yaml) → results/experiments/<recipe>/; finished cells are reused
-RECIPES ?= ids-vs-random id-methods sid-gru-search sid-gru-schedule sid-gru-ndcg sid-gru-cf sid-gru-ensemble sid-gru-ensemble-test ids-categories ids-categories-tiger ids-beauty-tiger tiger-input tiger-cpu-beauty tiger-epochs tiger-epochs-test tiger-levers tiger-width-test tiger-long tiger-long-test tiger-reencode collisions codebooks codebooks-tiger levels history beam beam-tiger cold-start cold-start-codes categories-office categories-scientific categories-sports categories-beauty
+RECIPES ?= ids-vs-random id-methods sid-gru-search sid-gru-schedule sid-gru-ndcg sid-gru-cf sid-gru-ensemble sid-gru-ensemble-test ids-categories ids-categories-tiger ids-beauty-tiger tiger-levers-categories tiger-cpu-beauty tiger-epochs tiger-epochs-test tiger-levers tiger-width-test tiger-long tiger-long-test tiger-reencode collisions codebooks codebooks-tiger levels history beam beam-tiger cold-start cold-start-codes categories-office categories-scientific categories-sports categories-beauty
 experiments: install
 	for r in $(RECIPES); do $(BIN)/semid experiment $$r --data-dir "$(SEMID_DATA_DIR)" --record results || exit 1; done
 
