@@ -97,6 +97,10 @@ def test_item_input_encodes_one_position_per_item_from_its_summed_tokens(recency
         torch.testing.assert_close(model.encode(swapped)[0], memory)
         as_tokens = _model(tok, recency=recency)
         assert not torch.allclose(as_tokens.encode(swapped)[0], as_tokens.encode(enc)[0])
+    # every parameter gets a gradient (DDP refuses a model with parameters that never get one)
+    batch = data.collate_causal(hist, np.array([0, 1]), item_tokens)
+    model(batch.enc, batch.dec_in, batch.limit).logsumexp(-1).mean().backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
 def test_windows_chunks_and_batches():

@@ -157,8 +157,11 @@ class Tiger(nn.Module):
         super().__init__()
         self.args = a = args
         self.tok = nn.Embedding(a.vocab_size, a.d_model, padding_idx=PAD)
-        relative = a.positions == "relative"
-        self.enc_pos = nn.Embedding(a.id_length if relative else a.max_items * a.id_length + 1, a.d_model)
+        relative, per_item = a.positions == "relative", a.encoder_input == "items"
+        # absolute: one embedding per encoder position; relative: one per ID level (none for item inputs,
+        # which have no level: no parameter that gets no gradient, which DDP would refuse)
+        rows = (0 if relative else a.max_items) if per_item else (a.id_length if relative else a.max_items * a.id_length + 1)
+        self.enc_pos = nn.Embedding(rows, a.d_model) if rows else None
         self.dec_pos = nn.Embedding(a.id_length, a.d_model)
         self.user = nn.Embedding(a.user_buckets, a.d_model) if a.user_buckets else None
         # distance 0 = the item just before the target; a.max_items = the user token / farther
@@ -201,7 +204,7 @@ class Tiger(nn.Module):
             per_item = tokens.view(b, s // a.id_length, a.id_length)
             pos = torch.arange(per_item.shape[1], device=tokens.device)
             x = self.tok(per_item).sum(2)
-            if self.item_bias is None:  # relative positions need no embedding: an item has no ID level
+            if self.enc_pos is not None:  # absolute positions (relative ones need none: an item has no ID level)
                 x = x + self.enc_pos(pos)[None]
             item, pad = pos[None].expand(b, -1), per_item[..., 0] == PAD
         else:
