@@ -24,7 +24,8 @@ item; ``"items"`` reads one vector per history item, the sum of its tokens' embe
 does), so the encoder and the decoder's cross-attention see ``T`` times fewer positions. Either
 way the decoder generates the next item's ID token by token.
 
-Shapes: ``B`` rows, ``S`` encoder tokens (``S / T`` items with ``encoder_input="items"``), ``M`` targets per row, ``T`` = ID length (L + 1).
+Shapes: ``B`` rows, ``S`` encoder tokens (``S / T`` items with ``encoder_input="items"``), ``M``
+targets per row, ``T`` = ID length (L + 1).
 This file holds the model only; training lives in :mod:`semid.models.tiger.train`.
 """
 
@@ -157,10 +158,13 @@ class Tiger(nn.Module):
         super().__init__()
         self.args = a = args
         self.tok = nn.Embedding(a.vocab_size, a.d_model, padding_idx=PAD)
-        relative, per_item = a.positions == "relative", a.encoder_input == "items"
-        # absolute: one embedding per encoder position; relative: one per ID level (none for item inputs,
-        # which have no level: no parameter that gets no gradient, which DDP would refuse)
-        rows = (0 if relative else a.max_items) if per_item else (a.id_length if relative else a.max_items * a.id_length + 1)
+        relative = a.positions == "relative"
+        # absolute: one embedding per encoder position; relative: one per ID level, so none for item
+        # inputs, which have no level (a table without gradients would be refused by DDP)
+        if a.encoder_input == "items":
+            rows = 0 if relative else a.max_items
+        else:
+            rows = a.id_length if relative else a.max_items * a.id_length + 1
         self.enc_pos = nn.Embedding(rows, a.d_model) if rows else None
         self.dec_pos = nn.Embedding(a.id_length, a.d_model)
         self.user = nn.Embedding(a.user_buckets, a.d_model) if a.user_buckets else None
